@@ -1,0 +1,467 @@
+//! Authentication: Ed25519-signed JWTs.
+//!
+//! Only svc-user holds a signing key; no shared secret exists. svc-user publishes the public half
+//! of each key (a JWK) in the JetStream key-value bucket [`KEYS_BUCKET`], under its key id. Every
+//! service (svc-user included) runs a [`Verifier`] that watches the bucket, so keys can be added
+//! or rotated without restarts. A token is accepted only if it is EdDSA-signed by a known key and
+//! carries `sub`, `role`, `iat`, `exp`, `iss` = [`ISSUER`] and `aud` = [`AUDIENCE`].
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, RwLock},
+    time::Duration,
+};
+
+use async_nats::jetstream::{self, kv};
+use axum::{extract::FromRef, extract::FromRequestParts, http::request::Parts};
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use ed25519_dalek::pkcs8::{DecodePrivateKey, EncodePrivateKey};
+use futures_util::StreamExt;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::event::Role;
+use crate::http::ApiError;
+
+pub const ISSUER: &str = "msa-shop/svc-user";
+pub const AUDIENCE: &str = "msa-shop";
+/// JetStream KV bucket holding the public verification keys (JWK JSON) by key id.
+pub const KEYS_BUCKET: &str = "auth-keys";
+
+/// What a token says about its bearer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Claims {
+    pub sub: Uuid,
+    pub role: Role,
+    pub iat: i64,
+    pub exp: i64,
+    pub iss: String,
+    pub aud: String,
+}
+
+/// The public half of a signing key, as a JWK (RFC 8037 OKP/Ed25519).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PublicJwk {
+    pub kty: String,
+    pub crv: String,
+    pub alg: String,
+    #[serde(rename = "use")]
+    pub use_: String,
+    pub kid: String,
+    /// The 32-byte public key, base64url without padding.
+    pub x: String,
+}
+
+/// svc-user's private signing key. Its `Debug` never prints key material.
+pub struct SigningKey {
+    kid: String,
+    key: ed25519_dalek::SigningKey,
+    encoding: EncodingKey,
+}
+
+impl std::fmt::Debug for SigningKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SigningKey").field("kid", &self.kid).finish_non_exhaustive()
+    }
+}
+
+impl SigningKey {
+    /// A fresh random key with a fresh key id.
+    pub fn generate() -> Self {
+        let key = ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng);
+        Self::from_dalek(Uuid::now_v7().to_string(), key)
+    }
+
+    /// Restores a key persisted with [`SigningKey::to_pkcs8_der`].
+    pub fn from_pkcs8_der(kid: String, der: &[u8]) -> anyhow::Result<Self> {
+        let key = ed25519_dalek::SigningKey::from_pkcs8_der(der)
+            .map_err(|e| anyhow::anyhow!("invalid Ed25519 key {kid}: {e}"))?;
+        Ok(Self::from_dalek(kid, key))
+    }
+
+    fn from_dalek(kid: String, key: ed25519_dalek::SigningKey) -> Self {
+        let der = key.to_pkcs8_der().expect("an Ed25519 key encodes as PKCS#8");
+        let encoding = EncodingKey::from_ed_der(der.as_bytes());
+        SigningKey { kid, key, encoding }
+    }
+
+    pub fn kid(&self) -> &str {
+        &self.kid
+    }
+
+    pub fn to_pkcs8_der(&self) -> Vec<u8> {
+        self.key.to_pkcs8_der().expect("an Ed25519 key encodes as PKCS#8").as_bytes().to_vec()
+    }
+
+    pub fn public_jwk(&self) -> PublicJwk {
+        PublicJwk {
+            kty: "OKP".into(),
+            crv: "Ed25519".into(),
+            alg: "EdDSA".into(),
+            use_: "sig".into(),
+            kid: self.kid.clone(),
+            x: URL_SAFE_NO_PAD.encode(self.key.verifying_key().as_bytes()),
+        }
+    }
+
+    /// Signs an access token for `sub` valid for `ttl`.
+    pub fn issue(&self, sub: Uuid, role: Role, ttl: Duration) -> String {
+        let iat = time::OffsetDateTime::now_utc().unix_timestamp();
+        let claims =
+            Claims { sub, role, iat, exp: iat + ttl.as_secs() as i64, iss: ISSUER.into(), aud: AUDIENCE.into() };
+        let mut header = Header::new(Algorithm::EdDSA);
+        header.kid = Some(self.kid.clone());
+        jsonwebtoken::encode(&header, &claims, &self.encoding).expect("EdDSA signing cannot fail")
+    }
+}
+
+/// Why a token was refused. Every variant is a 401; the message never echoes the token.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum AuthError {
+    #[error("missing bearer token")]
+    Missing,
+    #[error("malformed token")]
+    Malformed,
+    #[error("token signed with an unsupported algorithm")]
+    Algorithm,
+    #[error("token signed by an unknown key")]
+    UnknownKey,
+    #[error("invalid token: {0}")]
+    Invalid(String),
+}
+
+impl From<AuthError> for ApiError {
+    fn from(e: AuthError) -> Self {
+        let code = if e == AuthError::Missing { "UNAUTHENTICATED" } else { "INVALID_TOKEN" };
+        ApiError::new(axum::http::StatusCode::UNAUTHORIZED, code, e.to_string())
+            .with_header(axum::http::header::WWW_AUTHENTICATE, "Bearer")
+    }
+}
+
+/// Verifies tokens against the public keys currently known. Cheap to clone.
+#[derive(Clone)]
+pub struct Verifier {
+    keys: Arc<RwLock<HashMap<String, DecodingKey>>>,
+    validation: Arc<Validation>,
+}
+
+impl std::fmt::Debug for Verifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kids: Vec<String> = self.keys.read().map(|k| k.keys().cloned().collect()).unwrap_or_default();
+        f.debug_struct("Verifier").field("kids", &kids).finish()
+    }
+}
+
+impl Default for Verifier {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Verifier {
+    pub fn new() -> Self {
+        // Only EdDSA: `alg: none` and HMAC tokens fail before any key is looked at.
+        let mut validation = Validation::new(Algorithm::EdDSA);
+        validation.set_issuer(&[ISSUER]);
+        validation.set_audience(&[AUDIENCE]);
+        validation.set_required_spec_claims(&["exp", "iat", "iss", "aud", "sub"]);
+        validation.leeway = 30;
+        Verifier { keys: Default::default(), validation: Arc::new(validation) }
+    }
+
+    pub fn insert(&self, jwk: &PublicJwk) -> anyhow::Result<()> {
+        anyhow::ensure!(jwk.kty == "OKP" && jwk.crv == "Ed25519", "key {} is not an Ed25519 key", jwk.kid);
+        let bytes = URL_SAFE_NO_PAD.decode(&jwk.x)?;
+        anyhow::ensure!(bytes.len() == 32, "key {} has {} bytes, not 32", jwk.kid, bytes.len());
+        let key = DecodingKey::from_ed_der(&bytes);
+        self.keys.write().expect("verifier keys lock").insert(jwk.kid.clone(), key);
+        Ok(())
+    }
+
+    pub fn remove(&self, kid: &str) {
+        self.keys.write().expect("verifier keys lock").remove(kid);
+    }
+
+    pub fn verify(&self, token: &str) -> Result<Claims, AuthError> {
+        let header = jsonwebtoken::decode_header(token).map_err(|e| match e.kind() {
+            // `alg: none` and unknown algorithms fail to parse as an `Algorithm`.
+            jsonwebtoken::errors::ErrorKind::Json(_) if token_alg(token).is_some() => AuthError::Algorithm,
+            _ => AuthError::Malformed,
+        })?;
+        if header.alg != Algorithm::EdDSA {
+            return Err(AuthError::Algorithm);
+        }
+        let kid = header.kid.ok_or(AuthError::UnknownKey)?;
+        let key = self.keys.read().expect("verifier keys lock").get(&kid).cloned().ok_or(AuthError::UnknownKey)?;
+        jsonwebtoken::decode::<Claims>(token, &key, &self.validation)
+            .map(|data| data.claims)
+            .map_err(|e| AuthError::Invalid(e.to_string()))
+    }
+
+    /// Loads every key in the [`KEYS_BUCKET`] (creating it if needed), then follows changes until
+    /// `stop`. Returns once the initial load is done; the watch runs on in a spawned task.
+    pub async fn watch(&self, js: &jetstream::Context, stop: CancellationToken) -> anyhow::Result<()> {
+        let bucket = keys_bucket(js).await?;
+        // `Store::status` reports the bucket as it was when opened; ask the stream itself.
+        let empty = js.get_stream(format!("KV_{KEYS_BUCKET}")).await?.info().await?.state.messages == 0;
+        let mut watch = bucket.watch_with_history(">").await?;
+        let (loaded_tx, loaded_rx) = tokio::sync::oneshot::channel();
+        let this = self.clone();
+        tokio::spawn(async move {
+            let mut loaded = Some(loaded_tx);
+            loop {
+                let entry = tokio::select! {
+                    _ = stop.cancelled() => return,
+                    e = watch.next() => e,
+                };
+                match entry {
+                    Some(Ok(entry)) => {
+                        this.apply(&entry);
+                        if entry.delta == 0
+                            && let Some(tx) = loaded.take()
+                        {
+                            let _ = tx.send(());
+                        }
+                    }
+                    Some(Err(error)) => tracing::warn!(%error, "auth key watch error"),
+                    None => return,
+                }
+            }
+        });
+        // An empty bucket delivers nothing to wait for.
+        if !empty {
+            tokio::time::timeout(Duration::from_secs(10), loaded_rx)
+                .await
+                .map_err(|_| anyhow::anyhow!("auth keys did not load within 10 s"))??;
+        }
+        Ok(())
+    }
+
+    fn apply(&self, entry: &kv::Entry) {
+        match entry.operation {
+            kv::Operation::Put => match serde_json::from_slice::<PublicJwk>(&entry.value) {
+                Ok(jwk) => match self.insert(&jwk) {
+                    Ok(()) => tracing::info!(kid = %jwk.kid, "auth key loaded"),
+                    Err(error) => tracing::error!(%error, key = %entry.key, "auth key refused"),
+                },
+                Err(error) => tracing::error!(%error, key = %entry.key, "auth key is not a JWK"),
+            },
+            kv::Operation::Delete | kv::Operation::Purge => {
+                self.remove(&entry.key);
+                tracing::info!(kid = %entry.key, "auth key removed");
+            }
+        }
+    }
+}
+
+/// The `alg` a token's header claims, if the header is readable JSON at all.
+fn token_alg(token: &str) -> Option<String> {
+    let header = token.split('.').next()?;
+    let json: serde_json::Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(header).ok()?).ok()?;
+    json.get("alg")?.as_str().map(str::to_owned)
+}
+
+/// The key bucket, created if missing.
+pub async fn keys_bucket(js: &jetstream::Context) -> anyhow::Result<kv::Store> {
+    let config = kv::Config {
+        bucket: KEYS_BUCKET.into(),
+        description: "Public JWT verification keys (JWK) published by svc-user".into(),
+        history: 1,
+        storage: jetstream::stream::StorageType::File,
+        ..Default::default()
+    };
+    let create = || async { js.create_or_update_key_value(config.clone()).await };
+    use backon::Retryable;
+    Ok(create.retry(crate::bus::startup_backoff()).await?)
+}
+
+/// Publishes a public key so every verifier learns it.
+pub async fn publish_key(bucket: &kv::Store, jwk: &PublicJwk) -> anyhow::Result<()> {
+    bucket.put(&jwk.kid, serde_json::to_vec(jwk)?.into()).await?;
+    Ok(())
+}
+
+/// The authenticated caller. Extracting it from a request without a valid token is a 401.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AuthUser {
+    pub id: Uuid,
+    pub role: Role,
+}
+
+impl AuthUser {
+    pub fn is_admin(&self) -> bool {
+        self.role == Role::Admin
+    }
+
+    /// 403 unless the caller has one of `roles`.
+    pub fn require(&self, roles: &[Role]) -> Result<(), ApiError> {
+        if roles.contains(&self.role) {
+            Ok(())
+        } else {
+            Err(ApiError::new(axum::http::StatusCode::FORBIDDEN, "FORBIDDEN", "your role may not do this"))
+        }
+    }
+}
+
+impl<S> FromRequestParts<S> for AuthUser
+where
+    Verifier: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let header = parts.headers.get(axum::http::header::AUTHORIZATION).ok_or(AuthError::Missing)?;
+        let token = header
+            .to_str()
+            .ok()
+            .and_then(|h| h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer ")))
+            .ok_or(AuthError::Malformed)?;
+        let claims = Verifier::from_ref(state).verify(token.trim())?;
+        Ok(AuthUser { id: claims.sub, role: claims.role })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn setup() -> (SigningKey, Verifier) {
+        let key = SigningKey::generate();
+        let verifier = Verifier::new();
+        verifier.insert(&key.public_jwk()).unwrap();
+        (key, verifier)
+    }
+
+    fn b64(json: serde_json::Value) -> String {
+        URL_SAFE_NO_PAD.encode(json.to_string())
+    }
+
+    fn claims_json(key_exp_offset: i64, iss: &str, aud: &str) -> serde_json::Value {
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        serde_json::json!({"sub": Uuid::now_v7(), "role": "ADMIN", "iat": now, "exp": now + key_exp_offset, "iss": iss, "aud": aud})
+    }
+
+    fn sign_raw(key: &SigningKey, claims: serde_json::Value) -> String {
+        let mut header = Header::new(Algorithm::EdDSA);
+        header.kid = Some(key.kid().to_owned());
+        jsonwebtoken::encode(&header, &claims, &key.encoding).unwrap()
+    }
+
+    #[test]
+    fn a_token_it_issued_verifies_with_its_claims() {
+        let (key, verifier) = setup();
+        let sub = Uuid::now_v7();
+        let claims = verifier.verify(&key.issue(sub, Role::Seller, Duration::from_secs(60))).unwrap();
+        assert_eq!(
+            (claims.sub, claims.role, claims.iss.as_str(), claims.aud.as_str()),
+            (sub, Role::Seller, ISSUER, AUDIENCE)
+        );
+        assert_eq!(claims.exp - claims.iat, 60);
+    }
+
+    #[test]
+    fn an_expired_token_is_refused() {
+        let (key, verifier) = setup();
+        let token = sign_raw(&key, claims_json(-120, ISSUER, AUDIENCE));
+        assert!(matches!(verifier.verify(&token), Err(AuthError::Invalid(m)) if m.contains("Expired")));
+    }
+
+    #[test]
+    fn a_wrong_issuer_is_refused() {
+        let (key, verifier) = setup();
+        let token = sign_raw(&key, claims_json(60, "evil", AUDIENCE));
+        assert!(matches!(verifier.verify(&token), Err(AuthError::Invalid(m)) if m.contains("Issuer")));
+    }
+
+    #[test]
+    fn a_wrong_audience_is_refused() {
+        let (key, verifier) = setup();
+        let token = sign_raw(&key, claims_json(60, ISSUER, "someone-else"));
+        assert!(matches!(verifier.verify(&token), Err(AuthError::Invalid(m)) if m.contains("Audience")));
+    }
+
+    #[test]
+    fn a_token_missing_a_required_claim_is_refused() {
+        let (key, verifier) = setup();
+        let mut claims = claims_json(60, ISSUER, AUDIENCE);
+        claims.as_object_mut().unwrap().remove("sub");
+        assert!(matches!(verifier.verify(&sign_raw(&key, claims)), Err(AuthError::Invalid(_))));
+    }
+
+    #[test]
+    fn alg_none_is_refused() {
+        let (key, verifier) = setup();
+        let header = b64(serde_json::json!({"alg": "none", "typ": "JWT", "kid": key.kid()}));
+        let token = format!("{header}.{}.", b64(claims_json(60, ISSUER, AUDIENCE)));
+        assert_eq!(verifier.verify(&token), Err(AuthError::Algorithm));
+    }
+
+    #[test]
+    fn an_hmac_token_is_refused_even_with_the_public_key_as_secret() {
+        // The classic key-confusion attack: HS256 "signed" with the public key bytes.
+        let (key, verifier) = setup();
+        let mut header = Header::new(Algorithm::HS256);
+        header.kid = Some(key.kid().to_owned());
+        let secret = URL_SAFE_NO_PAD.decode(key.public_jwk().x).unwrap();
+        let token =
+            jsonwebtoken::encode(&header, &claims_json(60, ISSUER, AUDIENCE), &EncodingKey::from_secret(&secret))
+                .unwrap();
+        assert_eq!(verifier.verify(&token), Err(AuthError::Algorithm));
+    }
+
+    #[test]
+    fn a_bad_signature_is_refused() {
+        let (key, verifier) = setup();
+        let token = key.issue(Uuid::now_v7(), Role::Customer, Duration::from_secs(60));
+        let (body, sig) = token.rsplit_once('.').unwrap();
+        let mut sig = URL_SAFE_NO_PAD.decode(sig).unwrap();
+        sig[0] ^= 1;
+        let forged = format!("{body}.{}", URL_SAFE_NO_PAD.encode(sig));
+        assert!(matches!(verifier.verify(&forged), Err(AuthError::Invalid(m)) if m.contains("Signature")));
+    }
+
+    #[test]
+    fn a_token_signed_by_another_key_is_refused() {
+        let (_, verifier) = setup();
+        let stranger = SigningKey::generate();
+        let token = stranger.issue(Uuid::now_v7(), Role::Admin, Duration::from_secs(60));
+        assert_eq!(verifier.verify(&token), Err(AuthError::UnknownKey));
+    }
+
+    #[test]
+    fn a_forged_kid_pointing_at_a_known_key_fails_the_signature() {
+        let (key, verifier) = setup();
+        let stranger = SigningKey::generate();
+        let mut header = Header::new(Algorithm::EdDSA);
+        header.kid = Some(key.kid().to_owned());
+        let token = jsonwebtoken::encode(&header, &claims_json(60, ISSUER, AUDIENCE), &stranger.encoding).unwrap();
+        assert!(matches!(verifier.verify(&token), Err(AuthError::Invalid(_))));
+    }
+
+    #[test]
+    fn malformed_tokens_are_refused() {
+        let (_, verifier) = setup();
+        for token in ["", "abc", "a.b.c", "ey.ey.ey", "....."] {
+            assert!(verifier.verify(token).is_err(), "{token:?} was accepted");
+        }
+    }
+
+    #[test]
+    fn a_removed_key_no_longer_verifies() {
+        let (key, verifier) = setup();
+        let token = key.issue(Uuid::now_v7(), Role::Customer, Duration::from_secs(60));
+        verifier.remove(key.kid());
+        assert_eq!(verifier.verify(&token), Err(AuthError::UnknownKey));
+    }
+
+    #[test]
+    fn a_persisted_key_restores_to_the_same_key() {
+        let key = SigningKey::generate();
+        let restored = SigningKey::from_pkcs8_der(key.kid().to_owned(), &key.to_pkcs8_der()).unwrap();
+        assert_eq!(restored.public_jwk(), key.public_jwk());
+        assert!(!format!("{key:?}").contains(&key.public_jwk().x));
+    }
+}

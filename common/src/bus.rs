@@ -1,0 +1,106 @@
+//! JetStream topology, declared in code and applied idempotently at start-up.
+//!
+//! One stream holds every domain event; each service reads it through its own durable pull
+//! consumer filtered to the subjects it reacts to. `nats/README.md` documents the same topology
+//! for people with a `nats` CLI.
+
+use std::time::Duration;
+
+use async_nats::jetstream::{self, consumer::pull, stream};
+use backon::{ExponentialBuilder, Retryable};
+
+/// The stream of every domain event.
+pub const STREAM: &str = "SHOP_EVENTS";
+/// Subjects captured by [`STREAM`], one wildcard per aggregate.
+pub const STREAM_SUBJECTS: &[&str] = &["user.>", "order.>", "stock.>", "payment.>", "settlement.>"];
+/// How long events stay in the stream (and so how far back a consumer can be rebuilt).
+pub const STREAM_MAX_AGE: Duration = Duration::from_secs(7 * 24 * 3600);
+/// JetStream's publish dedupe window for `Nats-Msg-Id`. The consumers' processed tables are the
+/// real guarantee; the window only saves work.
+pub const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
+
+/// Connects to NATS. `url` may list several servers separated by commas (async-nats does not
+/// split them itself). The client reconnects forever on its own once connected.
+pub async fn connect(url: &str, name: &str) -> anyhow::Result<async_nats::Client> {
+    let servers: Vec<async_nats::ServerAddr> = url.split(',').map(|s| s.trim().parse()).collect::<Result<_, _>>()?;
+    let client = async_nats::ConnectOptions::new().name(name).retry_on_initial_connect().connect(servers).await?;
+    Ok(client)
+}
+
+/// The stream definition. Limits retention keeps messages after they are consumed, which both
+/// lets JetStream rebuild its dedupe window after a restart and lets a ledger be rebuilt.
+pub fn stream_config() -> stream::Config {
+    stream::Config {
+        name: STREAM.to_owned(),
+        description: Some("msa-shop domain events".to_owned()),
+        subjects: STREAM_SUBJECTS.iter().map(|s| (*s).to_owned()).collect(),
+        retention: stream::RetentionPolicy::Limits,
+        storage: stream::StorageType::File,
+        max_age: STREAM_MAX_AGE,
+        duplicate_window: DUPLICATE_WINDOW,
+        ..Default::default()
+    }
+}
+
+/// Creates or updates the stream, retrying while the server is still starting.
+pub async fn ensure_stream(js: &jetstream::Context) -> anyhow::Result<stream::Stream> {
+    let create = || async { js.create_or_update_stream(stream_config()).await };
+    create.retry(startup_backoff()).await?;
+    Ok(js.get_stream(STREAM).await?)
+}
+
+/// How one service consumes: its durable name and the subjects it reacts to.
+#[derive(Debug, Clone)]
+pub struct ConsumerSpec {
+    pub durable: String,
+    pub filter_subjects: Vec<String>,
+    /// Deliveries before a message is dead-lettered.
+    pub max_deliver: i64,
+    pub ack_wait: Duration,
+}
+
+impl ConsumerSpec {
+    pub fn new(durable: &str, filter_subjects: &[&str]) -> Self {
+        ConsumerSpec {
+            durable: durable.to_owned(),
+            filter_subjects: filter_subjects.iter().map(|s| (*s).to_owned()).collect(),
+            max_deliver: 5,
+            ack_wait: Duration::from_secs(30),
+        }
+    }
+
+    pub fn config(&self) -> pull::Config {
+        pull::Config {
+            durable_name: Some(self.durable.clone()),
+            description: Some(format!("{} reactions", self.durable)),
+            filter_subjects: self.filter_subjects.clone(),
+            ack_policy: jetstream::consumer::AckPolicy::Explicit,
+            deliver_policy: jetstream::consumer::DeliverPolicy::All,
+            ack_wait: self.ack_wait,
+            // One more than we ever try ourselves: the consumer dead-letters on its last attempt,
+            // so the server never silently gives up on a message first.
+            max_deliver: self.max_deliver + 1,
+            ..Default::default()
+        }
+    }
+
+    /// Creates or updates the durable consumer on the stream.
+    pub async fn ensure(&self, stream: &stream::Stream) -> anyhow::Result<pull::Stream> {
+        let consumer: jetstream::consumer::Consumer<pull::Config> = stream.create_consumer(self.config()).await?;
+        Ok(consumer
+            .stream()
+            .max_messages_per_batch(64)
+            .heartbeat(Duration::from_secs(5))
+            .expires(Duration::from_secs(30))
+            .messages()
+            .await?)
+    }
+}
+
+/// Backoff for start-up calls against a server that may still be coming up.
+pub fn startup_backoff() -> ExponentialBuilder {
+    ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(100))
+        .with_max_delay(Duration::from_secs(2))
+        .with_max_times(30)
+}

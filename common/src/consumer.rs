@@ -1,0 +1,269 @@
+//! The idempotent consumer.
+//!
+//! Per message, one `BEGIN IMMEDIATE` transaction: insert the message id into `processed` (a
+//! conflict means we have seen it: commit, ack, skip), run the service's handler (its state change
+//! and follow-up outbox rows), commit; then ack. What cannot be processed is never retried forever:
+//!
+//! | outcome                                   | what happens                              |
+//! |-------------------------------------------|-------------------------------------------|
+//! | undecodable, wrong subject, newer version | dead-letter row, `Term`                   |
+//! | handler says [`HandlerError::Reject`]     | dead-letter row, `Term`                   |
+//! | handler or database fails transiently     | `Nak` with a growing delay                |
+//! | ... on the last of `max_deliver` attempts | dead-letter row, `Term`                   |
+
+use std::{sync::Arc, time::Duration};
+
+use async_nats::jetstream::{self, AckKind};
+use futures_util::StreamExt;
+use rusqlite::{Transaction, params};
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use crate::bus::ConsumerSpec;
+use crate::db::{Db, DbError, now_ms};
+use crate::event::Envelope;
+
+/// Why a handler could not apply an event.
+#[derive(Debug, thiserror::Error)]
+pub enum HandlerError {
+    /// The event is well-formed JSON but makes no sense (e.g. a quantity of zero). Retrying will
+    /// not help: dead-letter it.
+    #[error("rejected: {0}")]
+    Reject(String),
+    /// Something that may pass (a busy database, a bug fixed by a redeploy): retry later.
+    #[error("transient: {0}")]
+    Transient(#[from] anyhow::Error),
+}
+
+impl From<rusqlite::Error> for HandlerError {
+    fn from(e: rusqlite::Error) -> Self {
+        HandlerError::Transient(e.into())
+    }
+}
+
+impl From<DbError> for HandlerError {
+    fn from(e: DbError) -> Self {
+        HandlerError::Transient(e.into())
+    }
+}
+
+/// A service's reactions: one match over the incoming events. Runs inside the consumer's
+/// transaction; everything it writes (state and outbox rows) commits with the dedupe row.
+pub trait Handler: Send + Sync + 'static {
+    fn handle(&self, tx: &Transaction<'_>, event: &Envelope) -> Result<(), HandlerError>;
+
+    /// Called after `handle`'s transaction committed (never for duplicates), e.g. to wake
+    /// in-process waiters. Must not fail: the effect is already durable.
+    fn committed(&self, _event: &Envelope) {}
+}
+
+impl<F> Handler for F
+where
+    F: Fn(&Transaction<'_>, &Envelope) -> Result<(), HandlerError> + Send + Sync + 'static,
+{
+    fn handle(&self, tx: &Transaction<'_>, event: &Envelope) -> Result<(), HandlerError> {
+        self(tx, event)
+    }
+}
+
+/// What became of one message; returned for tests and logs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Applied,
+    Duplicate,
+    DeadLettered(String),
+    Retry(String),
+}
+
+/// Consumes the stream through `spec`'s durable consumer until `stop` is cancelled.
+pub async fn run(
+    js: jetstream::Context,
+    spec: ConsumerSpec,
+    db: Db,
+    handler: Arc<dyn Handler>,
+    stop: CancellationToken,
+) {
+    let mut delay = Duration::from_millis(200);
+    while !stop.is_cancelled() {
+        let messages = async {
+            let stream = crate::bus::ensure_stream(&js).await?;
+            spec.ensure(&stream).await
+        };
+        let mut messages = tokio::select! {
+            _ = stop.cancelled() => return,
+            m = messages => match m {
+                Ok(m) => m,
+                Err(error) => {
+                    tracing::warn!(%error, consumer = %spec.durable, "cannot attach consumer; retrying");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(5));
+                    continue;
+                }
+            }
+        };
+        delay = Duration::from_millis(200);
+        loop {
+            let next = tokio::select! {
+                _ = stop.cancelled() => return,
+                next = messages.next() => next,
+            };
+            match next {
+                Some(Ok(msg)) => {
+                    process(&db, &spec, handler.clone(), msg).await;
+                }
+                // Missing heartbeats and similar hiccups do not end the pull stream: keep going.
+                Some(Err(error)) => tracing::warn!(%error, consumer = %spec.durable, "pull consumer hiccup"),
+                None => break, // stream ended: re-attach
+            }
+        }
+    }
+}
+
+/// Processes one message end to end, acking or terminating it as the outcome requires.
+pub async fn process(db: &Db, spec: &ConsumerSpec, handler: Arc<dyn Handler>, msg: jetstream::Message) -> Outcome {
+    let (stream_seq, deliveries) = match msg.info() {
+        Ok(info) => (info.stream_sequence, info.delivered),
+        Err(_) => (0, 1),
+    };
+    let msg_id =
+        msg.headers.as_ref().and_then(|h| h.get(async_nats::header::NATS_MESSAGE_ID)).map(|v| v.as_str().to_owned());
+    let subject = msg.subject.to_string();
+
+    let outcome = match Envelope::decode(&subject, &msg.payload) {
+        Err(error) => {
+            let span = tracing::error_span!("event", event.subject = %subject, msg.id = msg_id.as_deref());
+            let reason = error.to_string();
+            dead_letter(db, spec, &subject, msg_id.clone(), stream_seq, deliveries, &reason, &msg.payload)
+                .instrument(span)
+                .await
+        }
+        Ok(envelope) => {
+            let span = tracing::info_span!(
+                "event",
+                event.id = %envelope.id,
+                event.type = envelope.event.event_type(),
+                correlation.id = %envelope.correlation_id,
+                consumer = %spec.durable,
+            );
+            async {
+                let outcome = apply(db, &spec.durable, handler, envelope).await;
+                match outcome {
+                    Outcome::Retry(reason) if deliveries >= spec.max_deliver => {
+                        let reason = format!("gave up after {deliveries} attempts: {reason}");
+                        dead_letter(db, spec, &subject, msg_id, stream_seq, deliveries, &reason, &msg.payload).await
+                    }
+                    Outcome::DeadLettered(reason) => {
+                        dead_letter(db, spec, &subject, msg_id, stream_seq, deliveries, &reason, &msg.payload).await
+                    }
+                    other => other,
+                }
+            }
+            .instrument(span)
+            .await
+        }
+    };
+
+    let ack = match &outcome {
+        Outcome::Applied | Outcome::Duplicate => AckKind::Ack,
+        Outcome::DeadLettered(_) => AckKind::Term,
+        Outcome::Retry(_) => AckKind::Nak(Some(retry_delay(deliveries))),
+    };
+    if let Err(error) = msg.ack_with(ack).await {
+        // The effect is committed; a redelivery will find the message id and be skipped.
+        tracing::warn!(%error, "could not acknowledge message");
+    }
+    outcome
+}
+
+/// Applies one decoded event exactly once for `consumer`: dedupe row, handler effect and follow-up
+/// outbox rows in one transaction. Does not ack: [`process`] does that after the commit.
+pub async fn apply(db: &Db, consumer: &str, handler: Arc<dyn Handler>, envelope: Envelope) -> Outcome {
+    let consumer = consumer.to_owned();
+    let id = envelope.id;
+    let after = handler.clone();
+    let event = envelope.clone();
+    let res = db
+        .write(move |tx| {
+            let fresh = tx.execute(
+                "INSERT INTO processed (consumer, message_id, processed_at) VALUES (?1, ?2, ?3)
+                 ON CONFLICT DO NOTHING",
+                params![consumer, id.to_string(), now_ms()],
+            )? == 1;
+            if !fresh {
+                return Ok(Outcome::Duplicate);
+            }
+            handler.handle(tx, &envelope)?;
+            Ok::<_, HandlerError>(Outcome::Applied)
+        })
+        .await;
+    match res {
+        Ok(Outcome::Duplicate) => {
+            tracing::info!("duplicate message skipped");
+            Outcome::Duplicate
+        }
+        Ok(outcome) => {
+            tracing::debug!("event applied");
+            after.committed(&event);
+            outcome
+        }
+        Err(HandlerError::Reject(reason)) => Outcome::DeadLettered(reason),
+        Err(HandlerError::Transient(error)) => {
+            tracing::warn!(error = %format!("{error:#}"), "event failed; will retry");
+            Outcome::Retry(format!("{error:#}"))
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn dead_letter(
+    db: &Db,
+    spec: &ConsumerSpec,
+    subject: &str,
+    msg_id: Option<String>,
+    stream_seq: u64,
+    deliveries: i64,
+    reason: &str,
+    payload: &[u8],
+) -> Outcome {
+    tracing::error!(subject, msg.id = msg_id.as_deref(), stream.seq = stream_seq, reason, "message dead-lettered");
+    let (consumer, subject_owned, reason_owned, payload) =
+        (spec.durable.clone(), subject.to_owned(), reason.to_owned(), payload.to_vec());
+    let res = db
+        .write(move |tx| {
+            tx.execute(
+                "INSERT INTO dead_letter (consumer, subject, message_id, stream_seq, deliveries, reason, payload, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                params![consumer, subject_owned, msg_id, stream_seq as i64, deliveries, reason_owned, payload, now_ms()],
+            )
+            .map_err(DbError::from)
+        })
+        .await;
+    match res {
+        Ok(_) => Outcome::DeadLettered(reason.to_owned()),
+        // Without the dead-letter row we must not Term, or the message would be lost silently.
+        Err(error) => Outcome::Retry(format!("could not record dead letter: {error}")),
+    }
+}
+
+/// Nak delay for the `deliveries`-th attempt: 1 s, 2 s, 4 s ... capped at 30 s.
+fn retry_delay(deliveries: i64) -> Duration {
+    let exp = deliveries.clamp(1, 6) as u32 - 1;
+    Duration::from_secs(1 << exp).min(Duration::from_secs(30))
+}
+
+/// Deletes processed ids older than `older_than`; they must outlive the stream's max age so no
+/// redelivery can outlast its dedupe row.
+pub fn purge_processed(tx: &Transaction<'_>, older_than_ms: i64) -> rusqlite::Result<usize> {
+    tx.execute("DELETE FROM processed WHERE processed_at < ?1", [older_than_ms])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_delays_grow_and_are_capped() {
+        let delays: Vec<u64> = (1..=8).map(|n| retry_delay(n).as_secs()).collect();
+        assert_eq!(delays, [1, 2, 4, 8, 16, 30, 30, 30]);
+    }
+}

@@ -1,0 +1,496 @@
+//! The event contract: one envelope, one enum of every event, one place that maps events to subjects.
+//!
+//! On the wire an event is plain JSON (camelCase) so a person can read it with `nats sub` and write one
+//! with `nats pub`:
+//!
+//! ```json
+//! {"id":"0193...","type":"user.registered","correlationId":"0193...","causationId":null,
+//!  "occurredAt":"2026-11-24T09:00:00Z","producer":"svc-user","version":1,"data":{...}}
+//! ```
+//!
+//! Subjects read `<aggregate>.<event>.<key>`: `nats sub 'user.>'` watches a domain and
+//! `nats sub '*.*.<key>'` watches one saga.
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+/// The schema version every event type is written with today. A consumer rejects (dead-letters) an
+/// event written with a newer version than it understands instead of guessing.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// Roles are part of the contract because `user.registered` carries one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Role {
+    Customer,
+    Seller,
+    Admin,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Customer => "CUSTOMER",
+            Role::Seller => "SELLER",
+            Role::Admin => "ADMIN",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "CUSTOMER" => Some(Role::Customer),
+            "SELLER" => Some(Role::Seller),
+            "ADMIN" => Some(Role::Admin),
+            _ => None,
+        }
+    }
+}
+
+/// Won, the Korean currency. It has no minor unit, so amounts are whole numbers: never floats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Won(pub i64);
+
+impl Won {
+    /// `self * quantity`, or `None` on overflow.
+    pub fn times(self, quantity: u32) -> Option<Won> {
+        self.0.checked_mul(i64::from(quantity)).map(Won)
+    }
+}
+
+impl std::fmt::Display for Won {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} KRW", self.0)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum PaymentMethod {
+    Card,
+    BankTransfer,
+}
+
+impl PaymentMethod {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PaymentMethod::Card => "CARD",
+            PaymentMethod::BankTransfer => "BANK_TRANSFER",
+        }
+    }
+}
+
+/// Why svc-product could not reserve stock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum StockRejection {
+    OutOfStock,
+    ProductNotFound,
+}
+
+/// Why the simulated gateway declined a payment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum PaymentDecline {
+    /// The amount is above the per-payment limit.
+    LimitExceeded,
+    /// The gateway's (seeded, configurable) random decline.
+    Declined,
+}
+
+/// Why an order failed, as its owner sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum OrderFailure {
+    OutOfStock,
+    ProductNotFound,
+    PaymentDeclined,
+}
+
+/// Why reserved stock went back on the shelf.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ReleaseReason {
+    PaymentFailed,
+    PaymentCancelled,
+}
+
+/// `user.registered.<userId>`: an account exists. Never carries the password or its hash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct UserRegistered {
+    pub user_id: Uuid,
+    pub email: String,
+    pub name: String,
+    pub role: Role,
+}
+
+/// `order.created.<orderId>`: a customer asked for `quantity` of a product. Starts the saga.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct OrderCreated {
+    pub order_id: Uuid,
+    pub user_id: Uuid,
+    pub product_id: Uuid,
+    pub quantity: u32,
+    pub payment_method: PaymentMethod,
+}
+
+/// `stock.reserved.<orderId>`: stock is held for the order, priced at reservation time. Carries
+/// what the payment needs (payer, method) so svc-payment reacts to this event alone.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct StockReserved {
+    pub order_id: Uuid,
+    pub product_id: Uuid,
+    pub quantity: u32,
+    pub unit_price: Won,
+    pub amount: Won,
+    pub seller_id: Uuid,
+    pub category: String,
+    pub user_id: Uuid,
+    pub payment_method: PaymentMethod,
+}
+
+/// `stock.rejected.<orderId>`: no stock was reserved.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct StockRejected {
+    pub order_id: Uuid,
+    pub product_id: Uuid,
+    pub quantity: u32,
+    pub reason: StockRejection,
+}
+
+/// `stock.released.<orderId>`: a reservation was returned to stock (compensation).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct StockReleased {
+    pub order_id: Uuid,
+    pub product_id: Uuid,
+    pub quantity: u32,
+    pub reason: ReleaseReason,
+}
+
+/// `payment.completed.<orderId>`: the order was charged. Carries seller and category so
+/// settlement can book it without asking anyone.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PaymentCompleted {
+    pub payment_id: Uuid,
+    pub order_id: Uuid,
+    pub user_id: Uuid,
+    pub amount: Won,
+    pub method: PaymentMethod,
+    pub seller_id: Uuid,
+    pub category: String,
+    pub product_id: Uuid,
+    pub quantity: u32,
+}
+
+/// `payment.failed.<orderId>`: the gateway declined; nothing was charged.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PaymentFailed {
+    pub payment_id: Uuid,
+    pub order_id: Uuid,
+    pub user_id: Uuid,
+    pub amount: Won,
+    pub method: PaymentMethod,
+    pub reason: PaymentDecline,
+}
+
+/// `payment.cancelled.<orderId>`: a completed payment was refunded in full.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PaymentCancelled {
+    pub payment_id: Uuid,
+    pub order_id: Uuid,
+    pub user_id: Uuid,
+    pub amount: Won,
+    pub seller_id: Uuid,
+    pub category: String,
+    pub product_id: Uuid,
+    pub quantity: u32,
+}
+
+/// `order.paid.<orderId>`: the saga ended well.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct OrderPaid {
+    pub order_id: Uuid,
+    pub payment_id: Uuid,
+    pub amount: Won,
+}
+
+/// `order.failed.<orderId>`: the saga ended without a sale. `detail` refines the reason
+/// (e.g. the gateway's `LIMIT_EXCEEDED`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct OrderFailed {
+    pub order_id: Uuid,
+    pub reason: OrderFailure,
+    pub detail: Option<String>,
+}
+
+/// `order.cancelled.<orderId>`: a paid order was cancelled and refunded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct OrderCancelled {
+    pub order_id: Uuid,
+    pub payment_id: Uuid,
+    pub amount: Won,
+}
+
+/// One seller's figures for a closed business day.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SellerPayout {
+    pub seller_id: Uuid,
+    pub gross: Won,
+    pub refunds: Won,
+    pub net: Won,
+    pub fee: Won,
+    pub payout: Won,
+    pub orders: i64,
+}
+
+/// `settlement.closed.<YYYY-MM-DD>`: a business day is closed and will never change again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SettlementClosed {
+    pub date: String,
+    pub time_zone: String,
+    pub payouts: Vec<SellerPayout>,
+}
+
+/// Declares [`Event`] from one table: variant (= payload type), event type, and the subject key.
+macro_rules! events {
+    ($( $variant:ident = $type:literal, key: |$e:ident| $key:expr; )*) => {
+        /// Every event of the system. The serde tag is the event type, which is also the first two
+        /// tokens of its subject.
+        #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+        #[serde(tag = "type", content = "data")]
+        pub enum Event {
+            $( #[serde(rename = $type)] $variant($variant), )*
+        }
+
+        impl Event {
+            /// Every event type, in declaration order.
+            pub const TYPES: &[&str] = &[$($type),*];
+
+            /// The event type, e.g. `order.created`.
+            pub fn event_type(&self) -> &'static str {
+                match self { $( Event::$variant(_) => $type, )* }
+            }
+
+            /// The last subject token: the aggregate's key (the order id for the order saga).
+            pub fn key(&self) -> String {
+                match self { $( Event::$variant($e) => $key.to_string(), )* }
+            }
+        }
+    };
+}
+
+events! {
+    UserRegistered = "user.registered", key: |e| e.user_id;
+    OrderCreated = "order.created", key: |e| e.order_id;
+    OrderPaid = "order.paid", key: |e| e.order_id;
+    OrderFailed = "order.failed", key: |e| e.order_id;
+    OrderCancelled = "order.cancelled", key: |e| e.order_id;
+    StockReserved = "stock.reserved", key: |e| e.order_id;
+    StockRejected = "stock.rejected", key: |e| e.order_id;
+    StockReleased = "stock.released", key: |e| e.order_id;
+    PaymentCompleted = "payment.completed", key: |e| e.order_id;
+    PaymentFailed = "payment.failed", key: |e| e.order_id;
+    PaymentCancelled = "payment.cancelled", key: |e| e.order_id;
+    SettlementClosed = "settlement.closed", key: |e| e.date;
+}
+
+impl Event {
+    /// `<aggregate>.<event>.<key>`.
+    pub fn subject(&self) -> String {
+        format!("{}.{}", self.event_type(), self.key())
+    }
+}
+
+/// The envelope every event travels in. `id` is a UUIDv7 and doubles as the `Nats-Msg-Id`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Envelope {
+    pub id: Uuid,
+    #[serde(flatten)]
+    pub event: Event,
+    /// The saga's key: for the order saga the order id, for an account the user id.
+    pub correlation_id: String,
+    /// The id of the event this one reacts to; `None` for events caused by a request.
+    pub causation_id: Option<Uuid>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub occurred_at: OffsetDateTime,
+    pub producer: String,
+    pub version: u32,
+}
+
+impl Envelope {
+    /// A new event caused by a request (the start of a saga).
+    pub fn new(producer: &str, event: Event) -> Self {
+        let correlation_id = event.key();
+        Envelope {
+            id: Uuid::now_v7(),
+            event,
+            correlation_id,
+            causation_id: None,
+            occurred_at: OffsetDateTime::now_utc(),
+            producer: producer.to_owned(),
+            version: SCHEMA_VERSION,
+        }
+    }
+
+    /// A new event caused by `cause`: same saga, causation pointing at the cause.
+    pub fn caused_by(producer: &str, cause: &Envelope, event: Event) -> Self {
+        Envelope {
+            correlation_id: cause.correlation_id.clone(),
+            causation_id: Some(cause.id),
+            ..Envelope::new(producer, event)
+        }
+    }
+
+    pub fn subject(&self) -> String {
+        self.event.subject()
+    }
+
+    pub fn to_json(&self) -> Vec<u8> {
+        // Serialising plain data with string keys cannot fail.
+        serde_json::to_vec(self).expect("event serialises")
+    }
+
+    /// Decodes a message as received on `subject`. Everything that makes an event untrustworthy is
+    /// an error here, so the consumer can dead-letter it instead of retrying it forever.
+    pub fn decode(subject: &str, payload: &[u8]) -> Result<Self, DecodeError> {
+        let envelope: Envelope = serde_json::from_slice(payload).map_err(|e| DecodeError::Malformed(e.to_string()))?;
+        if envelope.version > SCHEMA_VERSION {
+            return Err(DecodeError::UnsupportedVersion(envelope.version));
+        }
+        let expected = envelope.subject();
+        if subject != expected {
+            return Err(DecodeError::SubjectMismatch { subject: subject.to_owned(), expected });
+        }
+        Ok(envelope)
+    }
+}
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum DecodeError {
+    #[error("malformed event: {0}")]
+    Malformed(String),
+    #[error("unsupported schema version {0} (this service reads up to {SCHEMA_VERSION})")]
+    UnsupportedVersion(u32),
+    #[error("published on {subject} but the event belongs on {expected}")]
+    SubjectMismatch { subject: String, expected: String },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn registered() -> Envelope {
+        Envelope::new(
+            "svc-user",
+            Event::UserRegistered(UserRegistered {
+                user_id: Uuid::now_v7(),
+                email: "kim@example.com".into(),
+                name: "Kim".into(),
+                role: Role::Customer,
+            }),
+        )
+    }
+
+    #[test]
+    fn an_envelope_round_trips_through_its_subject() {
+        let env = registered();
+        let decoded = Envelope::decode(&env.subject(), &env.to_json()).unwrap();
+        // RFC 3339 keeps nanoseconds, so the round trip is exact.
+        assert_eq!(decoded, env);
+    }
+
+    #[test]
+    fn the_wire_shape_is_flat_camel_case_json() {
+        let env = registered();
+        let json: serde_json::Value = serde_json::from_slice(&env.to_json()).unwrap();
+        assert_eq!(json["type"], "user.registered");
+        assert_eq!(json["producer"], "svc-user");
+        assert_eq!(json["version"], 1);
+        assert_eq!(json["correlationId"], json["data"]["userId"]);
+        assert!(json["causationId"].is_null());
+        assert_eq!(json["data"]["role"], "CUSTOMER");
+    }
+
+    #[test]
+    fn subjects_read_aggregate_event_key() {
+        let env = registered();
+        let Event::UserRegistered(data) = &env.event else { unreachable!() };
+        assert_eq!(env.subject(), format!("user.registered.{}", data.user_id));
+    }
+
+    #[test]
+    fn a_caused_event_keeps_the_saga_and_points_at_its_cause() {
+        let cause = registered();
+        let effect = Envelope::caused_by("svc-other", &cause, cause.event.clone());
+        assert_eq!(effect.correlation_id, cause.correlation_id);
+        assert_eq!(effect.causation_id, Some(cause.id));
+        assert_ne!(effect.id, cause.id);
+    }
+
+    #[test]
+    fn every_type_is_a_two_token_subject_prefix_inside_the_stream() {
+        for ty in Event::TYPES {
+            let aggregate = ty.split('.').next().unwrap();
+            assert_eq!(ty.split('.').count(), 2, "{ty}");
+            assert!(crate::bus::STREAM_SUBJECTS.contains(&format!("{aggregate}.>").as_str()), "{ty} not in the stream");
+        }
+    }
+
+    #[test]
+    fn money_never_overflows_silently() {
+        assert_eq!(Won(15_000).times(3), Some(Won(45_000)));
+        assert_eq!(Won(i64::MAX).times(2), None);
+    }
+
+    #[test]
+    fn garbage_is_malformed() {
+        let err = Envelope::decode("user.registered.x", b"{not json").unwrap_err();
+        assert!(matches!(err, DecodeError::Malformed(_)));
+    }
+
+    #[test]
+    fn an_unknown_event_type_is_malformed() {
+        let env = registered();
+        let text = String::from_utf8(env.to_json()).unwrap().replace("user.registered", "user.exploded");
+        assert!(matches!(Envelope::decode(&env.subject(), text.as_bytes()), Err(DecodeError::Malformed(_))));
+    }
+
+    #[test]
+    fn an_event_on_the_wrong_subject_is_rejected() {
+        let env = registered();
+        let err = Envelope::decode("user.registered.someone-else", &env.to_json()).unwrap_err();
+        assert!(matches!(err, DecodeError::SubjectMismatch { .. }));
+    }
+
+    #[test]
+    fn a_newer_schema_version_is_rejected() {
+        let mut env = registered();
+        env.version = SCHEMA_VERSION + 1;
+        let err = Envelope::decode(&env.subject(), &env.to_json()).unwrap_err();
+        assert_eq!(err, DecodeError::UnsupportedVersion(SCHEMA_VERSION + 1));
+    }
+
+    #[test]
+    fn unknown_data_fields_are_rejected() {
+        let env = registered();
+        let mut json: serde_json::Value = serde_json::from_slice(&env.to_json()).unwrap();
+        json["data"]["password"] = "hunter2".into();
+        let err = Envelope::decode(&env.subject(), json.to_string().as_bytes()).unwrap_err();
+        assert!(matches!(err, DecodeError::Malformed(_)));
+    }
+}

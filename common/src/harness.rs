@@ -1,0 +1,260 @@
+//! Test harness (feature `harness`): a real `nats-server` on a free port with its own temporary
+//! store, fresh data directories, an event recorder and polling helpers. Used by every crate's
+//! integration tests; nothing here is a mock.
+
+use std::{
+    future::Future,
+    net::TcpListener,
+    path::PathBuf,
+    process::{Child, Command, Stdio},
+    time::Duration,
+};
+
+use futures_util::StreamExt;
+use std::sync::Arc;
+use tokio::sync::Mutex;
+
+use crate::{config::CommonConfig, event::Envelope};
+
+/// A `nats-server` child process with JetStream, killed on drop.
+#[derive(Debug)]
+pub struct NatsServer {
+    child: Option<Child>,
+    port: u16,
+    store: tempfile::TempDir,
+}
+
+impl NatsServer {
+    /// Starts a server on a free port and waits until it accepts connections.
+    pub async fn start() -> Self {
+        let store = tempfile::tempdir().expect("temp dir for JetStream");
+        let mut server = NatsServer { child: None, port: free_port(), store };
+        server.launch().await;
+        server
+    }
+
+    pub fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    pub async fn client(&self) -> async_nats::Client {
+        async_nats::connect(self.url()).await.expect("connect to test nats-server")
+    }
+
+    /// Stops the server (SIGKILL: like a crash; JetStream keeps what it stored).
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the server again on the same port with the same store.
+    pub async fn restart(&mut self) {
+        self.stop();
+        self.launch().await;
+    }
+
+    async fn launch(&mut self) {
+        let child = Command::new(nats_server_bin())
+            .args(["-a", "127.0.0.1", "-p", &self.port.to_string(), "-js", "-sd"])
+            .arg(self.store.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn nats-server (run the tests through ./shop test, or set NATS_SERVER_BIN)");
+        self.child = Some(child);
+        let url = self.url();
+        eventually(Duration::from_secs(10), || {
+            let url = url.clone();
+            async move {
+                let client = async_nats::connect(&url).await.ok()?;
+                async_nats::jetstream::new(client).query_account().await.ok().map(|_| ())
+            }
+        })
+        .await
+        .expect("nats-server did not become ready within 10 s");
+    }
+}
+
+impl Drop for NatsServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// The nats-server binary: `NATS_SERVER_BIN`, else the project-local one `./shop` installs,
+/// else whatever is on `PATH`.
+pub fn nats_server_bin() -> PathBuf {
+    if let Some(bin) = std::env::var_os("NATS_SERVER_BIN") {
+        return bin.into();
+    }
+    let local = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.tools/venv/bin/nats-server");
+    if local.exists() { local } else { PathBuf::from("nats-server") }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("free port").port()
+}
+
+/// A fresh data directory and the matching common config for one service under test.
+pub fn common_config(nats: &NatsServer, data_dir: &tempfile::TempDir) -> CommonConfig {
+    CommonConfig { nats_url: nats.url(), data_dir: data_dir.path().to_path_buf() }
+}
+
+/// Polls `probe` until it returns `Some` or `deadline` passes. The way tests wait: never a sleep.
+pub async fn eventually<T, F, Fut>(deadline: Duration, mut probe: F) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let until = tokio::time::Instant::now() + deadline;
+    let mut pause = Duration::from_millis(10);
+    loop {
+        if let Some(v) = probe().await {
+            return Some(v);
+        }
+        if tokio::time::Instant::now() >= until {
+            return None;
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_millis(200));
+    }
+}
+
+/// Records every domain event published on the server (core NATS subscription on the stream's
+/// subjects), in arrival order.
+#[derive(Debug, Clone)]
+pub struct EventLog {
+    events: Arc<Mutex<Vec<(String, Envelope)>>>,
+}
+
+impl EventLog {
+    pub async fn record(client: &async_nats::Client) -> Self {
+        let events: Arc<Mutex<Vec<(String, Envelope)>>> = Arc::default();
+        for subject in crate::bus::STREAM_SUBJECTS {
+            let mut sub = client.subscribe(*subject).await.expect("subscribe");
+            let events = events.clone();
+            tokio::spawn(async move {
+                while let Some(msg) = sub.next().await {
+                    if let Ok(env) = Envelope::decode(&msg.subject, &msg.payload) {
+                        events.lock().await.push((msg.subject.to_string(), env));
+                    }
+                }
+            });
+        }
+        client.flush().await.expect("flush subscriptions");
+        EventLog { events }
+    }
+
+    pub async fn all(&self) -> Vec<(String, Envelope)> {
+        self.events.lock().await.clone()
+    }
+
+    /// The events of one saga (by correlation id).
+    pub async fn saga(&self, correlation_id: &str) -> Vec<Envelope> {
+        self.events
+            .lock()
+            .await
+            .iter()
+            .filter(|(_, e)| e.correlation_id == correlation_id)
+            .map(|(_, e)| e.clone())
+            .collect()
+    }
+
+    /// Waits until an event matching `pred` has been seen.
+    pub async fn wait_for(&self, deadline: Duration, pred: impl Fn(&Envelope) -> bool) -> Option<Envelope> {
+        eventually(deadline, || async { self.events.lock().await.iter().map(|(_, e)| e).find(|e| pred(e)).cloned() })
+            .await
+    }
+}
+
+/// `events` in causal order: causes before effects, siblings (e.g. `order.failed` and
+/// `stock.released`, both caused by `payment.failed`) by event type, so the order is the same run
+/// after run whatever the timing.
+pub fn causal_order(events: &[Envelope]) -> Vec<Envelope> {
+    let ids: std::collections::HashSet<_> = events.iter().map(|e| e.id).collect();
+    let mut by_time = events.to_vec();
+    by_time.sort_by_key(|e| (e.event.event_type(), e.occurred_at));
+    let mut ordered = Vec::with_capacity(events.len());
+    let mut frontier: Vec<Envelope> =
+        by_time.iter().filter(|e| e.causation_id.is_none_or(|c| !ids.contains(&c))).cloned().collect();
+    while !frontier.is_empty() {
+        let mut next = Vec::new();
+        for e in frontier {
+            next.extend(by_time.iter().filter(|c| c.causation_id == Some(e.id)).cloned());
+            ordered.push(e);
+        }
+        frontier = next;
+    }
+    ordered
+}
+
+/// A saga's events as a stable, readable transcript for snapshots: causal order, UUIDs replaced
+/// by placeholders (`names` first, e.g. `("order", id)`, then `[id-N]` by first appearance),
+/// times dropped, each event's cause named by its position and type.
+pub fn transcript(events: &[Envelope], names: &[(&str, String)]) -> serde_json::Value {
+    let ordered = causal_order(events);
+    let mut placeholders: std::collections::HashMap<String, String> =
+        names.iter().map(|(name, id)| (id.clone(), format!("[{name}]"))).collect();
+    let position: std::collections::HashMap<_, _> =
+        ordered.iter().enumerate().map(|(i, e)| (e.id, format!("#{} {}", i + 1, e.event.event_type()))).collect();
+    let mut out = Vec::new();
+    for e in &ordered {
+        let mut data = serde_json::to_value(&e.event).expect("event serialises")["data"].take();
+        replace_ids(&mut data, &mut placeholders);
+        let mut subject = serde_json::Value::String(e.subject());
+        replace_ids(&mut subject, &mut placeholders);
+        out.push(serde_json::json!({
+            "subject": subject,
+            "producer": e.producer,
+            "causedBy": e.causation_id.map(|c| position.get(&c).cloned().unwrap_or_else(|| "[outside]".into())),
+            "data": data,
+        }));
+    }
+    serde_json::Value::Array(out)
+}
+
+fn replace_ids(value: &mut serde_json::Value, names: &mut std::collections::HashMap<String, String>) {
+    match value {
+        serde_json::Value::String(s) => {
+            let replaced: Vec<String> = s
+                .split('.')
+                .map(|token| {
+                    if uuid::Uuid::parse_str(token).is_ok() {
+                        let n = names.len() + 1;
+                        names.entry(token.to_owned()).or_insert_with(|| format!("[id-{n}]")).clone()
+                    } else {
+                        token.to_owned()
+                    }
+                })
+                .collect();
+            *s = replaced.join(".");
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(|v| replace_ids(v, names)),
+        serde_json::Value::Object(map) => map.values_mut().for_each(|v| replace_ids(v, names)),
+        _ => {}
+    }
+}
+
+/// Signs tokens for tests of services other than svc-user: a key of its own, published to the
+/// key bucket exactly as svc-user publishes its key, so services verify these tokens for real.
+#[derive(Debug)]
+pub struct TestIssuer {
+    key: crate::auth::SigningKey,
+}
+
+impl TestIssuer {
+    pub async fn publish(nats: &NatsServer) -> Self {
+        let js = async_nats::jetstream::new(nats.client().await);
+        let key = crate::auth::SigningKey::generate();
+        let bucket = crate::auth::keys_bucket(&js).await.expect("key bucket");
+        crate::auth::publish_key(&bucket, &key.public_jwk()).await.expect("publish test key");
+        TestIssuer { key }
+    }
+
+    /// A bearer token for `user` with `role`, valid for an hour.
+    pub fn token(&self, user: uuid::Uuid, role: crate::Role) -> String {
+        self.key.issue(user, role, Duration::from_secs(3600))
+    }
+}

@@ -1,0 +1,27 @@
+//! What every msa-shop service shares.
+//!
+//! - [`event`]: the event envelope and the one enum of every event, mapped to subjects.
+//! - [`bus`]: the JetStream stream and consumer definitions, applied idempotently at start-up.
+//! - [`db`]: the SQLite pool (WAL, `synchronous=FULL`) and embedded migrations.
+//! - [`outbox`]: `append` inside the business transaction, and the relay that publishes.
+//! - [`consumer`]: the idempotent consumer with dead-lettering.
+//! - [`auth`]: Ed25519 JWTs, keys distributed through a JetStream KV bucket.
+//! - [`http`]: problem+json errors, extractors, layers, health.
+//! - [`runtime`]: wires the above together for one service.
+//! - `harness` (feature): real nats-server and helpers for tests.
+
+pub mod auth;
+pub mod bus;
+pub mod config;
+pub mod consumer;
+pub mod db;
+pub mod event;
+pub mod http;
+pub mod outbox;
+pub mod runtime;
+pub mod telemetry;
+
+#[cfg(feature = "harness")]
+pub mod harness;
+
+pub use event::{Envelope, Event, PaymentMethod, Role, Won};

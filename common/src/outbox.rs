@@ -1,0 +1,192 @@
+//! The transactional outbox and its relay.
+//!
+//! A service never publishes directly: it [`append`]s the event inside the transaction of the
+//! state change it announces. The [`Relay`] publishes unpublished rows in order with
+//! `Nats-Msg-Id = event id`, awaits each JetStream ack, and only then marks the rows published.
+//! A crash between ack and mark re-publishes the same ids on restart; JetStream drops them as
+//! duplicates within its window and the consumers' processed tables drop them beyond it.
+
+use std::{sync::Arc, time::Duration};
+
+use async_nats::jetstream::{self, context::PublishAckFuture, message::PublishMessage};
+use rusqlite::{Connection, Transaction, params};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::db::{Db, DbError, now_ms};
+use crate::event::Envelope;
+
+/// Rows published per round; their acks are awaited together (pipelined), then marked in one
+/// transaction.
+const BATCH: usize = 256;
+/// A safety net next to the commit notification (e.g. for rows written by another process such as
+/// `shopctl outbox republish`).
+const POLL_TICK: Duration = Duration::from_secs(1);
+const RETRY_MIN: Duration = Duration::from_millis(100);
+const RETRY_MAX: Duration = Duration::from_secs(5);
+/// Published rows are kept this long so they can be re-published; matches the stream's max age.
+pub const RETENTION: Duration = crate::bus::STREAM_MAX_AGE;
+
+/// Writes `envelope` to the outbox inside the caller's transaction.
+pub fn append(tx: &Transaction<'_>, envelope: &Envelope) -> rusqlite::Result<()> {
+    tx.execute(
+        "INSERT INTO outbox (id, subject, payload, created_at) VALUES (?1, ?2, ?3, ?4)",
+        params![envelope.id.to_string(), envelope.subject(), envelope.to_json(), now_ms()],
+    )?;
+    Ok(())
+}
+
+/// One outbox row ready to go.
+#[derive(Debug, Clone)]
+pub struct Pending {
+    pub seq: i64,
+    pub id: String,
+    pub subject: String,
+    pub payload: Vec<u8>,
+}
+
+/// The oldest unpublished rows, in commit order.
+pub fn pending(conn: &Connection, limit: usize) -> rusqlite::Result<Vec<Pending>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT seq, id, subject, payload FROM outbox WHERE published_at IS NULL ORDER BY seq LIMIT ?1",
+    )?;
+    stmt.query_map([limit as i64], |r| {
+        Ok(Pending { seq: r.get(0)?, id: r.get(1)?, subject: r.get(2)?, payload: r.get(3)? })
+    })?
+    .collect()
+}
+
+pub fn mark_published(tx: &Transaction<'_>, seqs: &[i64], at_ms: i64) -> rusqlite::Result<()> {
+    let mut stmt = tx.prepare_cached("UPDATE outbox SET published_at = ?1 WHERE seq = ?2")?;
+    for seq in seqs {
+        stmt.execute(params![at_ms, seq])?;
+    }
+    Ok(())
+}
+
+/// Marks published rows as unpublished again so the relay sends them once more, e.g. after the
+/// stream lost messages. Returns how many rows were reset.
+pub fn republish_since(tx: &Transaction<'_>, since_ms: i64) -> rusqlite::Result<usize> {
+    tx.execute("UPDATE outbox SET published_at = NULL WHERE published_at IS NOT NULL AND created_at >= ?1", [since_ms])
+}
+
+/// Deletes published rows older than the retention period.
+pub fn purge_published(tx: &Transaction<'_>, older_than_ms: i64) -> rusqlite::Result<usize> {
+    tx.execute("DELETE FROM outbox WHERE published_at IS NOT NULL AND published_at < ?1", [older_than_ms])
+}
+
+/// Publishes a service's outbox to JetStream.
+pub struct Relay {
+    db: Db,
+    js: jetstream::Context,
+    wake: Arc<Notify>,
+    poll_tick: Duration,
+}
+
+impl Relay {
+    pub fn new(db: Db, js: jetstream::Context) -> Self {
+        let wake = db.committed();
+        Relay { db, js, wake, poll_tick: POLL_TICK }
+    }
+
+    /// Overrides the poll tick (tests set it very long to prove the commit wake-up works alone).
+    pub fn with_poll_tick(mut self, tick: Duration) -> Self {
+        self.poll_tick = tick;
+        self
+    }
+
+    /// Runs until `stop` is cancelled. While NATS is unreachable it keeps the rows and retries
+    /// with capped exponential backoff; nothing is ever marked without an ack.
+    pub async fn run(self, stop: CancellationToken) {
+        let mut delay = RETRY_MIN;
+        let mut last_purge = 0;
+        loop {
+            match self.publish_pending().await {
+                Ok(n) => {
+                    delay = RETRY_MIN;
+                    if n == BATCH {
+                        continue; // more are waiting
+                    }
+                }
+                Err(error) => {
+                    tracing::warn!(%error, retry_in = ?delay, "outbox relay could not publish; will retry");
+                    tokio::select! {
+                        _ = stop.cancelled() => return,
+                        _ = tokio::time::sleep(delay) => {}
+                    }
+                    delay = (delay * 2).min(RETRY_MAX);
+                    continue;
+                }
+            }
+            if now_ms() - last_purge > 3_600_000 {
+                last_purge = now_ms();
+                self.purge().await;
+            }
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = self.wake.notified() => {}
+                _ = tokio::time::sleep(self.poll_tick) => {}
+            }
+        }
+    }
+
+    /// One round: publish up to [`BATCH`] rows, await every ack, mark the acked prefix.
+    /// Returns how many rows were published.
+    pub async fn publish_pending(&self) -> anyhow::Result<usize> {
+        let rows = self.db.read(|c| pending(c, BATCH).map_err(DbError::from)).await?;
+        if rows.is_empty() {
+            return Ok(0);
+        }
+        // Send the whole batch before awaiting acks (pipelining), but mark only the prefix that
+        // was acked so order is kept and nothing unacked is ever marked.
+        let mut in_flight: Vec<(i64, PublishAckFuture)> = Vec::with_capacity(rows.len());
+        let mut failure = None;
+        for row in &rows {
+            let msg = PublishMessage::build().payload(row.payload.clone().into()).message_id(&row.id);
+            match self.js.send_publish(row.subject.clone(), msg).await {
+                Ok(ack) => in_flight.push((row.seq, ack)),
+                Err(e) => {
+                    failure = Some(anyhow::Error::from(e));
+                    break;
+                }
+            }
+        }
+        let mut acked = Vec::with_capacity(in_flight.len());
+        for (seq, ack) in in_flight {
+            match ack.await {
+                Ok(_) => acked.push(seq),
+                Err(e) => {
+                    failure.get_or_insert(e.into());
+                    break;
+                }
+            }
+        }
+        let n = acked.len();
+        if n > 0 {
+            let at = now_ms();
+            self.db.write(move |tx| mark_published(tx, &acked, at).map_err(DbError::from)).await?;
+            tracing::debug!(published = n, "outbox relay published");
+        }
+        match failure {
+            Some(e) => Err(e),
+            None => Ok(n),
+        }
+    }
+
+    /// Housekeeping: published outbox rows past [`RETENTION`], and processed ids past twice that
+    /// (longer than any message can stay in the stream, so no redelivery outlives its dedupe row).
+    async fn purge(&self) {
+        let cutoff = now_ms() - RETENTION.as_millis() as i64;
+        let processed_cutoff = now_ms() - 2 * RETENTION.as_millis() as i64;
+        let purged = self.db.write(move |tx| {
+            let outbox = purge_published(tx, cutoff)?;
+            let processed = crate::consumer::purge_processed(tx, processed_cutoff)?;
+            Ok::<_, DbError>(outbox + processed)
+        });
+        match purged.await {
+            Ok(n) if n > 0 => tracing::info!(rows = n, "purged outbox and processed rows past retention"),
+            Ok(_) => {}
+            Err(error) => tracing::warn!(%error, "could not purge the outbox"),
+        }
+    }
+}

@@ -1,0 +1,14 @@
+//! Logging: `RUST_LOG` filters (default `info`), `LOG_FORMAT=json` for machine-readable lines.
+
+use tracing_subscriber::{EnvFilter, fmt, prelude::*};
+
+pub fn init() {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let json = std::env::var("LOG_FORMAT").is_ok_and(|f| f == "json");
+    let registry = tracing_subscriber::registry().with(filter);
+    if json {
+        registry.with(fmt::layer().json().flatten_event(true)).init();
+    } else {
+        registry.with(fmt::layer().compact()).init();
+    }
+}

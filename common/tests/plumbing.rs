@@ -1,0 +1,331 @@
+//! The plumbing against a real nats-server: the outbox relay and the idempotent consumer keep
+//! their promises through outages, crashes, duplicates and poison messages.
+
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
+
+use async_nats::jetstream::{self, consumer::PullConsumer, message::PublishMessage};
+use common::{
+    Envelope, Event, Role,
+    bus::{self, ConsumerSpec},
+    consumer::{self, Handler, HandlerError, Outcome},
+    db::{Db, DbError},
+    event::UserRegistered,
+    harness::{NatsServer, eventually},
+    outbox::{self, Relay},
+};
+use futures_util::StreamExt;
+use rusqlite::Transaction;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+const WAIT: Duration = Duration::from_secs(20);
+/// A table the test handler writes one row to per applied event: the observable "effect".
+const EFFECTS: &[&str] = &["CREATE TABLE effects (event_id TEXT NOT NULL) STRICT;"];
+
+struct Fixture {
+    nats: NatsServer,
+    _dir: tempfile::TempDir,
+    db: Db,
+    js: jetstream::Context,
+    stop: CancellationToken,
+}
+
+impl Fixture {
+    async fn new() -> Self {
+        let nats = NatsServer::start().await;
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("svc.db"), EFFECTS).await.unwrap();
+        let js = jetstream::new(bus::connect(&nats.url(), "plumbing-test").await.unwrap());
+        bus::ensure_stream(&js).await.unwrap();
+        Fixture { nats, _dir: dir, db, js, stop: CancellationToken::new() }
+    }
+
+    /// Commits an event through the outbox, as a service would.
+    async fn commit_event(&self) -> Envelope {
+        let env = registered();
+        let row = env.clone();
+        self.db.write(move |tx| outbox::append(tx, &row).map_err(DbError::from)).await.unwrap();
+        env
+    }
+
+    fn start_relay(&self) {
+        tokio::spawn(Relay::new(self.db.clone(), self.js.clone()).run(self.stop.clone()));
+    }
+
+    fn start_consumer(&self, spec: ConsumerSpec, handler: impl Handler) {
+        tokio::spawn(consumer::run(self.js.clone(), spec, self.db.clone(), Arc::new(handler), self.stop.clone()));
+    }
+
+    async fn count(&self, sql: &'static str) -> i64 {
+        self.db.read(move |c| c.query_row(sql, [], |r| r.get(0)).map_err(DbError::from)).await.unwrap()
+    }
+
+    async fn effects(&self) -> i64 {
+        self.count("SELECT count(*) FROM effects").await
+    }
+
+    async fn unpublished(&self) -> i64 {
+        self.count("SELECT count(*) FROM outbox WHERE published_at IS NULL").await
+    }
+
+    async fn stream_messages(&self) -> u64 {
+        self.js.get_stream(bus::STREAM).await.unwrap().info().await.unwrap().state.messages
+    }
+
+    /// Publishes raw bytes, as someone with the `nats` CLI would.
+    async fn publish_raw(&self, subject: &str, payload: Vec<u8>, msg_id: Option<&str>) -> bool {
+        let mut msg = PublishMessage::build().payload(payload.into());
+        if let Some(id) = msg_id {
+            msg = msg.message_id(id);
+        }
+        self.js.send_publish(subject.to_owned(), msg).await.unwrap().await.unwrap().duplicate
+    }
+
+    /// Waits until the durable consumer has nothing pending and nothing unacknowledged.
+    async fn drained(&self, durable: &str) {
+        let js = self.js.clone();
+        eventually(WAIT, || {
+            let js = js.clone();
+            async move {
+                let mut c: PullConsumer = js.get_consumer_from_stream(durable, bus::STREAM).await.ok()?;
+                let info = c.info().await.ok()?;
+                (info.num_pending == 0 && info.num_ack_pending == 0).then_some(())
+            }
+        })
+        .await
+        .expect("consumer did not drain");
+    }
+}
+
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+fn registered() -> Envelope {
+    Envelope::new(
+        "plumbing-test",
+        Event::UserRegistered(UserRegistered {
+            user_id: Uuid::now_v7(),
+            email: "a@example.com".into(),
+            name: "A".into(),
+            role: Role::Customer,
+        }),
+    )
+}
+
+/// Records one effect row per applied event.
+fn record_effect(tx: &Transaction<'_>, env: &Envelope) -> Result<(), HandlerError> {
+    tx.execute("INSERT INTO effects (event_id) VALUES (?1)", [env.id.to_string()])?;
+    Ok(())
+}
+
+fn spec(name: &str) -> ConsumerSpec {
+    ConsumerSpec::new(name, &["user.>"])
+}
+
+#[tokio::test]
+async fn an_event_committed_while_nats_is_down_is_published_once_it_returns() {
+    let mut fx = Fixture::new().await;
+    fx.nats.stop();
+    let env = fx.commit_event().await;
+
+    // The relay tries, fails, keeps the row.
+    let relay = Relay::new(fx.db.clone(), fx.js.clone());
+    assert!(relay.publish_pending().await.is_err(), "publishing without a server must fail");
+    assert_eq!(fx.unpublished().await, 1);
+
+    fx.nats.restart().await;
+    fx.start_relay();
+    eventually(WAIT, || async { (fx.unpublished().await == 0).then_some(()) }).await.expect("row published");
+
+    // Exactly one copy in the stream, even if the client also flushed its buffered attempt.
+    assert_eq!(fx.stream_messages().await, 1);
+    let msg =
+        fx.js.get_stream(bus::STREAM).await.unwrap().get_last_raw_message_by_subject(&env.subject()).await.unwrap();
+    assert_eq!(Envelope::decode(&msg.subject, &msg.payload).unwrap(), env);
+    assert_eq!(msg.headers.get("Nats-Msg-Id").map(|v| v.to_string()), Some(env.id.to_string()));
+}
+
+#[tokio::test]
+async fn a_relay_that_crashes_between_ack_and_mark_causes_no_second_effect() {
+    let fx = Fixture::new().await;
+    fx.commit_event().await;
+    let relay = Relay::new(fx.db.clone(), fx.js.clone());
+    assert_eq!(relay.publish_pending().await.unwrap(), 1);
+
+    // The crash: JetStream acked, but the mark never committed.
+    fx.db.write(|tx| tx.execute("UPDATE outbox SET published_at = NULL", []).map_err(DbError::from)).await.unwrap();
+    assert_eq!(relay.publish_pending().await.unwrap(), 1, "the restarted relay publishes the row again");
+    assert_eq!(fx.unpublished().await, 0);
+    assert_eq!(fx.stream_messages().await, 1, "JetStream dropped the re-publish as a duplicate");
+
+    fx.start_consumer(spec("crash-test"), record_effect);
+    fx.drained("crash-test").await;
+    assert_eq!(fx.effects().await, 1);
+}
+
+#[tokio::test]
+async fn a_republished_message_id_changes_nothing_even_past_the_dedupe_window() {
+    let fx = Fixture::new().await;
+    fx.start_consumer(spec("republish-test"), record_effect);
+    let env = registered();
+
+    assert!(!fx.publish_raw(&env.subject(), env.to_json(), Some(&env.id.to_string())).await);
+    assert!(fx.publish_raw(&env.subject(), env.to_json(), Some(&env.id.to_string())).await, "in-window duplicate");
+    // Without the header JetStream cannot dedupe, as after the window: the processed table must.
+    assert!(!fx.publish_raw(&env.subject(), env.to_json(), None).await);
+    assert_eq!(fx.stream_messages().await, 2);
+
+    fx.drained("republish-test").await;
+    assert_eq!(fx.effects().await, 1);
+    assert_eq!(fx.count("SELECT count(*) FROM processed").await, 1);
+}
+
+#[tokio::test]
+async fn a_redelivery_after_a_crash_before_the_ack_changes_nothing() {
+    let fx = Fixture::new().await;
+    let env = registered();
+    fx.publish_raw(&env.subject(), env.to_json(), Some(&env.id.to_string())).await;
+
+    // Take the message, commit its effect, then "crash" before acking.
+    let mut crash_spec = spec("redelivery-test");
+    crash_spec.ack_wait = Duration::from_secs(1);
+    let stream = fx.js.get_stream(bus::STREAM).await.unwrap();
+    let consumer: PullConsumer = stream.create_consumer(crash_spec.config()).await.unwrap();
+    let mut batch = consumer.fetch().max_messages(1).messages().await.unwrap();
+    let msg = batch.next().await.unwrap().unwrap();
+    let decoded = Envelope::decode(&msg.subject, &msg.payload).unwrap();
+    assert_eq!(consumer::apply(&fx.db, "redelivery-test", Arc::new(record_effect), decoded).await, Outcome::Applied);
+    drop(msg);
+
+    // After ack_wait the server redelivers; the consumer finds the id and only acks.
+    fx.start_consumer(crash_spec, record_effect);
+    fx.drained("redelivery-test").await;
+    assert_eq!(fx.effects().await, 1);
+}
+
+#[tokio::test]
+async fn a_malformed_message_is_dead_lettered_and_valid_ones_behind_it_still_flow() {
+    let fx = Fixture::new().await;
+    let before = registered();
+    let after = registered();
+    fx.publish_raw(&before.subject(), before.to_json(), None).await;
+    fx.publish_raw("user.registered.garbage", b"{not json".to_vec(), Some("poison-1")).await;
+    let mut wrong_subject = registered();
+    wrong_subject.correlation_id = "x".into();
+    fx.publish_raw("user.registered.someone-else", wrong_subject.to_json(), None).await;
+    fx.publish_raw(&after.subject(), after.to_json(), None).await;
+
+    fx.start_consumer(spec("poison-test"), record_effect);
+    fx.drained("poison-test").await;
+
+    assert_eq!(fx.effects().await, 2);
+    let rows: Vec<(String, Option<String>, String)> = fx
+        .db
+        .read(|c| {
+            let mut stmt = c.prepare("SELECT subject, message_id, reason FROM dead_letter ORDER BY seq")?;
+            stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                .collect::<Result<_, _>>()
+                .map_err(DbError::from)
+        })
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    assert_eq!((rows[0].0.as_str(), rows[0].1.as_deref()), ("user.registered.garbage", Some("poison-1")));
+    assert!(rows[0].2.starts_with("malformed event"), "{}", rows[0].2);
+    assert!(rows[1].2.contains("belongs on user.registered."), "{}", rows[1].2);
+}
+
+#[tokio::test]
+async fn a_rejected_event_is_dead_lettered_without_its_effect() {
+    let fx = Fixture::new().await;
+    let env = registered();
+    fx.publish_raw(&env.subject(), env.to_json(), None).await;
+    fx.start_consumer(spec("reject-test"), |tx: &Transaction<'_>, env: &Envelope| {
+        record_effect(tx, env)?; // rolled back with the rejection
+        Err(HandlerError::Reject("quantity must be positive".into()))
+    });
+    fx.drained("reject-test").await;
+    assert_eq!(fx.effects().await, 0);
+    assert_eq!(fx.count("SELECT count(*) FROM dead_letter WHERE reason = 'quantity must be positive'").await, 1);
+}
+
+#[tokio::test]
+async fn a_transient_failure_is_retried_and_applied_once() {
+    let fx = Fixture::new().await;
+    let env = registered();
+    fx.publish_raw(&env.subject(), env.to_json(), None).await;
+    let attempts = Arc::new(AtomicUsize::new(0));
+    let seen = attempts.clone();
+    fx.start_consumer(spec("flaky-test"), move |tx: &Transaction<'_>, env: &Envelope| {
+        if seen.fetch_add(1, Ordering::SeqCst) == 0 {
+            return Err(HandlerError::Transient(anyhow::anyhow!("database hiccup")));
+        }
+        record_effect(tx, env)
+    });
+    fx.drained("flaky-test").await;
+    assert_eq!(attempts.load(Ordering::SeqCst), 2);
+    assert_eq!(fx.effects().await, 1);
+    assert_eq!(fx.count("SELECT count(*) FROM dead_letter").await, 0);
+}
+
+#[tokio::test]
+async fn a_message_failing_on_every_attempt_is_dead_lettered_on_the_last() {
+    let fx = Fixture::new().await;
+    let env = registered();
+    fx.publish_raw(&env.subject(), env.to_json(), None).await;
+    let attempts = Arc::new(AtomicUsize::new(0));
+    let seen = attempts.clone();
+    let mut spec = spec("hopeless-test");
+    spec.max_deliver = 2;
+    fx.start_consumer(spec, move |_: &Transaction<'_>, _: &Envelope| {
+        seen.fetch_add(1, Ordering::SeqCst);
+        Err(HandlerError::Transient(anyhow::anyhow!("still broken")))
+    });
+    fx.drained("hopeless-test").await;
+    assert_eq!(attempts.load(Ordering::SeqCst), 2);
+    assert_eq!(
+        fx.count("SELECT count(*) FROM dead_letter WHERE reason LIKE 'gave up after 2 attempts: %still broken%'").await,
+        1
+    );
+}
+
+#[tokio::test]
+async fn the_relay_publishes_in_commit_order() {
+    let fx = Fixture::new().await;
+    let mut ids = Vec::new();
+    for _ in 0..300 {
+        ids.push(fx.commit_event().await.id);
+    }
+    fx.start_relay();
+    eventually(WAIT, || async { (fx.unpublished().await == 0).then_some(()) }).await.expect("all published");
+
+    let stream = fx.js.get_stream(bus::STREAM).await.unwrap();
+    let mut published = Vec::new();
+    for seq in 1..=300 {
+        let msg = stream.get_raw_message(seq).await.unwrap();
+        published.push(Envelope::decode(&msg.subject, &msg.payload).unwrap().id);
+    }
+    assert_eq!(published, ids);
+}
+
+#[tokio::test]
+async fn the_relay_wakes_on_commit_without_waiting_for_its_tick() {
+    let fx = Fixture::new().await;
+    // With an hour-long tick only the commit notification can wake the relay in time.
+    let relay = Relay::new(fx.db.clone(), fx.js.clone()).with_poll_tick(Duration::from_secs(3600));
+    tokio::spawn(relay.run(fx.stop.clone()));
+    for _ in 0..3 {
+        fx.commit_event().await;
+        eventually(WAIT, || async { (fx.unpublished().await == 0).then_some(()) }).await.expect("woken by the commit");
+    }
+    assert_eq!(fx.stream_messages().await, 3);
+}

@@ -1,0 +1,215 @@
+//! The HTTP API: routes and thin handlers (extract, parse, one transaction, respond).
+//!
+//! - `POST /users` {email, password, name, role?}: 201 with the user and its `Location`;
+//!   422 `INVALID_EMAIL`, `WEAK_PASSWORD`, `INVALID_NAME` or `INVALID_ROLE` naming the field;
+//!   409 `EMAIL_TAKEN`.
+//! - `POST /auth/login` {email, password}: 200 `{accessToken, tokenType, expiresIn}`;
+//!   401 `INVALID_CREDENTIALS`, the same whichever of the two was wrong.
+//! - `GET /users/me` (Bearer): 200 with the user; 401 `UNAUTHENTICATED` or `INVALID_TOKEN`;
+//!   404 `USER_NOT_FOUND` if the account is gone.
+//! - `GET /users/{id}` (Bearer): the same for that user, readable by the user itself or an admin;
+//!   anyone else gets 404 `USER_NOT_FOUND`, so ids cannot be probed.
+//!
+//! Every body is JSON; the common extractor answers 400 `MALFORMED_JSON`, 415 and 422
+//! `INVALID_BODY` for bodies that are not the expected JSON at all.
+
+use anyhow::Context;
+use axum::{
+    Router,
+    extract::State,
+    http::{HeaderValue, StatusCode, header},
+    response::IntoResponse,
+    routing::{get, post},
+};
+use common::{
+    Envelope, Event, Role,
+    auth::AuthUser,
+    db::{Db, DbError},
+    event::UserRegistered,
+    http::{ApiError, Json, Path},
+    outbox,
+};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::{
+    SERVICE,
+    app::{AppState, DecoyHash, Tokens},
+    domain::{Email, InvalidInput, NewUser, PasswordHash, User},
+    store,
+};
+
+/// svc-user's routes; `common` adds health checks, request ids, tracing and limits around them.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/users", post(sign_up))
+        .route("/auth/login", post(log_in))
+        .route("/users/me", get(me))
+        .route("/users/{id}", get(user_by_id))
+        .with_state(state)
+}
+
+// Request bodies derive no `Debug`: they hold passwords.
+#[derive(Deserialize)]
+struct SignUpRequest {
+    email: String,
+    password: String,
+    name: String,
+    role: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct LogInRequest {
+    email: String,
+    password: String,
+}
+
+/// A user on the wire; the password hash has no field to go in.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct UserView {
+    id: Uuid,
+    email: String,
+    name: String,
+    role: Role,
+    #[serde(with = "time::serde::rfc3339")]
+    created_at: OffsetDateTime,
+}
+
+impl From<User> for UserView {
+    fn from(user: User) -> Self {
+        UserView { id: user.id, email: user.email, name: user.name, role: user.role, created_at: user.created_at }
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct TokenResponse {
+    access_token: String,
+    token_type: &'static str,
+    expires_in: u64,
+}
+
+async fn sign_up(State(db): State<Db>, Json(body): Json<SignUpRequest>) -> Result<impl IntoResponse, ApiError> {
+    let new = NewUser::parse(&body.email, body.password, &body.name, body.role.as_deref()).map_err(invalid)?;
+    let user = register(&db, new).await?;
+    tracing::info!(user.id = %user.id, user.role = user.role.as_str(), "user registered");
+    let location = HeaderValue::try_from(format!("/users/{}", user.id)).map_err(ApiError::internal)?;
+    Ok((StatusCode::CREATED, [(header::LOCATION, location)], Json(UserView::from(user))))
+}
+
+async fn log_in(
+    State(db): State<Db>,
+    State(tokens): State<Tokens>,
+    State(decoy): State<DecoyHash>,
+    Json(body): Json<LogInRequest>,
+) -> Result<impl IntoResponse, ApiError> {
+    let LogInRequest { email, password } = body;
+    // An address that cannot be an email belongs to no account: the same path as an unknown one.
+    let found = match Email::parse(&email) {
+        Ok(email) => db.read(move |c| store::find_by_email(c, &email).map_err(ApiError::from)).await?,
+        Err(_) => None,
+    };
+    // Unknown emails are checked against the decoy, so that a failed login takes as long whether
+    // or not the account exists and its timing does not reveal which emails are registered.
+    let (user, hash) = match found {
+        Some((user, hash)) => (Some(user), hash),
+        None => (None, decoy.0),
+    };
+    let matches = tokio::task::spawn_blocking(move || hash.verify(&password))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(ApiError::internal)?;
+    let user = user.filter(|_| matches).ok_or_else(|| {
+        ApiError::new(StatusCode::UNAUTHORIZED, "INVALID_CREDENTIALS", "the email or password is wrong")
+            .with_header(header::WWW_AUTHENTICATE, "Bearer")
+    })?;
+    let token =
+        TokenResponse { access_token: tokens.issue(&user), token_type: "Bearer", expires_in: tokens.ttl().as_secs() };
+    // RFC 6749 section 5.1: responses carrying tokens must not be cached.
+    Ok(([(header::CACHE_CONTROL, "no-store")], Json(token)))
+}
+
+async fn me(State(db): State<Db>, caller: AuthUser) -> Result<Json<UserView>, ApiError> {
+    let user = db.read(move |c| store::find_by_id(c, caller.id).map_err(ApiError::from)).await?;
+    let user = user.ok_or_else(|| ApiError::not_found("USER_NOT_FOUND", "the account no longer exists"))?;
+    Ok(Json(UserView::from(user)))
+}
+
+async fn user_by_id(State(db): State<Db>, caller: AuthUser, Path(id): Path<Uuid>) -> Result<Json<UserView>, ApiError> {
+    let not_found = || ApiError::not_found("USER_NOT_FOUND", "no such user");
+    if caller.id != id && !caller.is_admin() {
+        return Err(not_found());
+    }
+    let user = db.read(move |c| store::find_by_id(c, id).map_err(ApiError::from)).await?;
+    Ok(Json(UserView::from(user.ok_or_else(not_found)?)))
+}
+
+fn invalid(e: InvalidInput) -> ApiError {
+    let code = match e {
+        InvalidInput::Email(_) => "INVALID_EMAIL",
+        InvalidInput::Password(_) => "WEAK_PASSWORD",
+        InvalidInput::Name(_) => "INVALID_NAME",
+        InvalidInput::Role(_) => "INVALID_ROLE",
+    };
+    ApiError::invalid(code, e.field(), e.to_string())
+}
+
+/// Why an account could not be created.
+#[derive(Debug, thiserror::Error)]
+pub enum RegisterError {
+    #[error("an account with this email already exists")]
+    EmailTaken,
+    #[error(transparent)]
+    Failed(#[from] anyhow::Error),
+}
+
+impl From<DbError> for RegisterError {
+    fn from(e: DbError) -> Self {
+        RegisterError::Failed(e.into())
+    }
+}
+
+impl From<rusqlite::Error> for RegisterError {
+    fn from(e: rusqlite::Error) -> Self {
+        RegisterError::Failed(e.into())
+    }
+}
+
+impl From<RegisterError> for ApiError {
+    fn from(e: RegisterError) -> Self {
+        match e {
+            RegisterError::EmailTaken => ApiError::conflict("EMAIL_TAKEN", e.to_string()),
+            RegisterError::Failed(e) => ApiError::internal(format!("{e:#}")),
+        }
+    }
+}
+
+/// Creates an account and announces it: the user row and its `user.registered` outbox row commit
+/// in one transaction. Shared by sign-up and the admin bootstrap.
+pub async fn register(db: &Db, new: NewUser) -> Result<User, RegisterError> {
+    let NewUser { email, password, name, role } = new;
+    let hash = tokio::task::spawn_blocking(move || PasswordHash::new(&password))
+        .await
+        .context("the password hashing task failed")?
+        .context("hashing the password")?;
+    let user =
+        User { id: Uuid::now_v7(), email: email.into_string(), name: name.into_string(), role, created_at: now() };
+    db.write(move |tx| {
+        if !store::insert_user(tx, &user, &hash)? {
+            return Err(RegisterError::EmailTaken);
+        }
+        let registered =
+            UserRegistered { user_id: user.id, email: user.email.clone(), name: user.name.clone(), role: user.role };
+        outbox::append(tx, &Envelope::new(SERVICE, Event::UserRegistered(registered)))?;
+        Ok(user)
+    })
+    .await
+}
+
+/// Now, to the millisecond the database keeps, so a user reads back exactly as it was created.
+fn now() -> OffsetDateTime {
+    let now = OffsetDateTime::now_utc();
+    now.replace_millisecond(now.millisecond()).unwrap_or(now)
+}

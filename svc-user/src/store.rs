@@ -1,0 +1,142 @@
+//! svc-user's SQL: small synchronous functions over the caller's connection or transaction. The
+//! callers open the transaction, so a user row and its outbox row commit together.
+
+use common::Role;
+use rusqlite::{Connection, OptionalExtension, Row, Transaction, params, types::Type};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::domain::{Email, PasswordHash, User};
+
+const USER_COLUMNS: &str = "id, email, name, role, created_at";
+
+/// Inserts `user` unless its email is taken, and says whether it did. The unique index decides
+/// inside the caller's transaction, so of two concurrent sign-ups with one email exactly one wins;
+/// there is no check-then-insert window.
+pub fn insert_user(tx: &Transaction<'_>, user: &User, hash: &PasswordHash) -> rusqlite::Result<bool> {
+    let inserted = tx.execute(
+        "INSERT INTO users (id, email, name, role, password_hash, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+         ON CONFLICT (email) DO NOTHING",
+        params![user.id.to_string(), user.email, user.name, user.role.as_str(), hash.as_phc(), to_ms(user.created_at)],
+    )?;
+    Ok(inserted == 1)
+}
+
+/// The account with `email` and its password hash: what a login checks.
+pub fn find_by_email(conn: &Connection, email: &Email) -> rusqlite::Result<Option<(User, PasswordHash)>> {
+    conn.prepare_cached(&format!("SELECT {USER_COLUMNS}, password_hash FROM users WHERE email = ?1"))?
+        .query_row([email.as_str()], |row| Ok((user_from(row)?, PasswordHash::from_phc(row.get(5)?))))
+        .optional()
+}
+
+/// The account with `id`, without its password hash.
+pub fn find_by_id(conn: &Connection, id: Uuid) -> rusqlite::Result<Option<User>> {
+    conn.prepare_cached(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = ?1"))?
+        .query_row([id.to_string()], user_from)
+        .optional()
+}
+
+/// The newest signing key as `(kid, PKCS#8 DER)`.
+pub fn find_signing_key(conn: &Connection) -> rusqlite::Result<Option<(String, Vec<u8>)>> {
+    conn.query_row("SELECT kid, pkcs8_der FROM signing_keys ORDER BY created_at DESC, rowid DESC LIMIT 1", [], |row| {
+        Ok((row.get(0)?, row.get(1)?))
+    })
+    .optional()
+}
+
+/// Persists a signing key (its private half, so the file deserves the care of a key store).
+pub fn insert_signing_key(
+    tx: &Transaction<'_>,
+    kid: &str,
+    pkcs8_der: &[u8],
+    created_at_ms: i64,
+) -> rusqlite::Result<()> {
+    tx.execute(
+        "INSERT INTO signing_keys (kid, pkcs8_der, created_at) VALUES (?1, ?2, ?3)",
+        params![kid, pkcs8_der, created_at_ms],
+    )?;
+    Ok(())
+}
+
+fn user_from(row: &Row<'_>) -> rusqlite::Result<User> {
+    let id: String = row.get(0)?;
+    let role: String = row.get(3)?;
+    Ok(User {
+        id: Uuid::parse_str(&id).map_err(|e| rusqlite::Error::FromSqlConversionFailure(0, Type::Text, e.into()))?,
+        email: row.get(1)?,
+        name: row.get(2)?,
+        role: Role::parse(&role).ok_or_else(|| {
+            rusqlite::Error::FromSqlConversionFailure(3, Type::Text, format!("unknown role {role:?}").into())
+        })?,
+        created_at: from_ms(row.get(4)?)
+            .map_err(|e| rusqlite::Error::FromSqlConversionFailure(4, Type::Integer, e.into()))?,
+    })
+}
+
+fn to_ms(at: OffsetDateTime) -> i64 {
+    (at.unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+fn from_ms(ms: i64) -> Result<OffsetDateTime, time::error::ComponentRange> {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn migrated() -> Connection {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(include_str!("../migrations/0001_users.sql")).unwrap();
+        conn
+    }
+
+    fn user(email: &str) -> User {
+        User {
+            id: Uuid::now_v7(),
+            email: email.into(),
+            name: "Kim".into(),
+            role: Role::Seller,
+            created_at: from_ms(1_795_000_000_123).unwrap(),
+        }
+    }
+
+    fn hash() -> PasswordHash {
+        // Any PHC string will do for storage; hashing a real one would only slow the tests.
+        PasswordHash::from_phc("$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2g".into())
+    }
+
+    #[test]
+    fn a_user_reads_back_as_written() {
+        let mut conn = migrated();
+        let kim = user("kim@example.com");
+        let tx = conn.transaction().unwrap();
+        assert!(insert_user(&tx, &kim, &hash()).unwrap());
+        tx.commit().unwrap();
+        assert_eq!(find_by_id(&conn, kim.id).unwrap(), Some(kim.clone()));
+        let (found, stored) = find_by_email(&conn, &Email::parse("kim@example.com").unwrap()).unwrap().unwrap();
+        assert_eq!((found, stored), (kim, hash()));
+    }
+
+    #[test]
+    fn a_second_user_with_a_taken_email_is_not_inserted() {
+        let mut conn = migrated();
+        let tx = conn.transaction().unwrap();
+        assert!(insert_user(&tx, &user("kim@example.com"), &hash()).unwrap());
+        assert!(!insert_user(&tx, &user("kim@example.com"), &hash()).unwrap());
+        let n: i64 = tx.query_row("SELECT count(*) FROM users", [], |r| r.get(0)).unwrap();
+        assert_eq!(n, 1);
+    }
+
+    #[test]
+    fn the_newest_signing_key_is_the_one_found() {
+        let mut conn = migrated();
+        assert_eq!(find_signing_key(&conn).unwrap(), None);
+        let tx = conn.transaction().unwrap();
+        insert_signing_key(&tx, "old", b"old-der", 1).unwrap();
+        insert_signing_key(&tx, "new", b"new-der", 2).unwrap();
+        tx.commit().unwrap();
+        assert_eq!(find_signing_key(&conn).unwrap(), Some(("new".into(), b"new-der".to_vec())));
+    }
+}

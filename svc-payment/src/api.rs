@@ -1,0 +1,108 @@
+//! The HTTP API: read-only views of payments for their payer and for admins.
+//!
+//! | route                          | answer                                                      |
+//! |--------------------------------|-------------------------------------------------------------|
+//! | `GET /payments/{id}`           | 200 payment; 404 `PAYMENT_NOT_FOUND`; 401 without a token    |
+//! | `GET /payments?orderId=<uuid>` | the same for the order's payment; 400 `INVALID_QUERY`        |
+//!
+//! A payment the caller may not see answers exactly like a missing one, so ids leak nothing.
+
+use axum::{Router, extract::State, routing::get};
+use common::{
+    PaymentMethod, Won,
+    auth::AuthUser,
+    db::{Db, DbError},
+    event::PaymentDecline,
+    http::{ApiError, Json, Path, Query},
+};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::{
+    app::AppState,
+    domain::{Payment, PaymentStatus},
+    store,
+};
+
+pub fn router(state: AppState) -> Router {
+    Router::new().route("/payments", get(find_by_order)).route("/payments/{id}", get(get_payment)).with_state(state)
+}
+
+/// A payment on the wire.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PaymentView {
+    pub id: Uuid,
+    pub order_id: Uuid,
+    pub user_id: Uuid,
+    pub amount: Won,
+    pub method: PaymentMethod,
+    pub status: PaymentStatus,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub decline_reason: Option<PaymentDecline>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+}
+
+impl From<Payment> for PaymentView {
+    fn from(p: Payment) -> Self {
+        PaymentView {
+            id: p.id,
+            order_id: p.charge.order_id,
+            user_id: p.charge.user_id,
+            amount: p.charge.amount,
+            method: p.charge.method,
+            status: p.status,
+            decline_reason: p.decline_reason,
+            created_at: from_ms(p.created_at_ms),
+            updated_at: from_ms(p.updated_at_ms),
+        }
+    }
+}
+
+/// `GET /payments/{id}`
+async fn get_payment(
+    State(db): State<Db>,
+    user: AuthUser,
+    Path(id): Path<String>,
+) -> Result<Json<PaymentView>, ApiError> {
+    // An id that is not a UUID names no payment: the same 404 as any other.
+    let id = Uuid::parse_str(&id).map_err(|_| not_found())?;
+    let payment = db.read(move |c| store::find_payment(c, id).map_err(DbError::from)).await?;
+    visible(payment, &user)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ByOrder {
+    order_id: Uuid,
+}
+
+/// `GET /payments?orderId=<uuid>`
+async fn find_by_order(
+    State(db): State<Db>,
+    user: AuthUser,
+    Query(query): Query<ByOrder>,
+) -> Result<Json<PaymentView>, ApiError> {
+    let payment = db.read(move |c| store::find_payment_by_order(c, query.order_id).map_err(DbError::from)).await?;
+    visible(payment, &user)
+}
+
+fn visible(payment: Option<Payment>, user: &AuthUser) -> Result<Json<PaymentView>, ApiError> {
+    match payment {
+        Some(p) if p.visible_to(user) => Ok(Json(p.into())),
+        _ => Err(not_found()),
+    }
+}
+
+fn not_found() -> ApiError {
+    ApiError::not_found("PAYMENT_NOT_FOUND", "no such payment")
+}
+
+fn from_ms(ms: i64) -> OffsetDateTime {
+    // Stored times come from our own clock, so they are always in range.
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).unwrap_or(OffsetDateTime::UNIX_EPOCH)
+}

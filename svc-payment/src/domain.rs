@@ -1,0 +1,268 @@
+//! Pure payment types: what a chargeable `stock.reserved` is, what a payment row holds, the event
+//! it announces and who may see it. No I/O; ids and clocks come from the callers.
+
+use common::{
+    PaymentMethod, Won,
+    auth::AuthUser,
+    event::{Event, PaymentCompleted, PaymentDecline, PaymentFailed, StockReserved},
+};
+use uuid::Uuid;
+
+/// Where a payment stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum PaymentStatus {
+    /// The gateway accepted the charge.
+    Completed,
+    /// The gateway declined; nothing was charged. Final.
+    Failed,
+    /// A completed payment refunded in full. Reserved for the cancel endpoint (a later issue):
+    /// nothing sets it yet, but rows and readers already know it.
+    Cancelled,
+}
+
+impl PaymentStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PaymentStatus::Completed => "COMPLETED",
+            PaymentStatus::Failed => "FAILED",
+            PaymentStatus::Cancelled => "CANCELLED",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "COMPLETED" => Some(PaymentStatus::Completed),
+            "FAILED" => Some(PaymentStatus::Failed),
+            "CANCELLED" => Some(PaymentStatus::Cancelled),
+            _ => None,
+        }
+    }
+}
+
+/// The stored and wire name of a decline reason.
+pub fn decline_as_str(reason: PaymentDecline) -> &'static str {
+    match reason {
+        PaymentDecline::LimitExceeded => "LIMIT_EXCEEDED",
+        PaymentDecline::Declined => "DECLINED",
+    }
+}
+
+pub fn parse_decline(s: &str) -> Option<PaymentDecline> {
+    match s {
+        "LIMIT_EXCEEDED" => Some(PaymentDecline::LimitExceeded),
+        "DECLINED" => Some(PaymentDecline::Declined),
+        _ => None,
+    }
+}
+
+pub fn parse_method(s: &str) -> Option<PaymentMethod> {
+    match s {
+        "CARD" => Some(PaymentMethod::Card),
+        "BANK_TRANSFER" => Some(PaymentMethod::BankTransfer),
+        _ => None,
+    }
+}
+
+/// Why a `stock.reserved` cannot be charged. svc-product never publishes these; a hand-published
+/// or corrupted event can, and it is dead-lettered rather than charged.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidCharge {
+    #[error("quantity must be at least 1")]
+    ZeroQuantity,
+    #[error("amount must be positive, got {0}")]
+    NonPositiveAmount(Won),
+    #[error("amount {amount} is not unit price {unit_price} x quantity {quantity}")]
+    AmountMismatch { amount: Won, unit_price: Won, quantity: u32 },
+}
+
+/// A `stock.reserved` that makes sense to charge: positive amount equal to unit price x quantity.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Charge {
+    pub order_id: Uuid,
+    pub user_id: Uuid,
+    pub amount: Won,
+    pub method: PaymentMethod,
+    pub seller_id: Uuid,
+    pub category: String,
+    pub product_id: Uuid,
+    pub quantity: u32,
+}
+
+impl Charge {
+    pub fn parse(reserved: &StockReserved) -> Result<Self, InvalidCharge> {
+        let StockReserved {
+            order_id,
+            product_id,
+            quantity,
+            unit_price,
+            amount,
+            seller_id,
+            category,
+            user_id,
+            payment_method,
+        } = reserved.clone();
+        if quantity == 0 {
+            return Err(InvalidCharge::ZeroQuantity);
+        }
+        if amount <= Won(0) {
+            return Err(InvalidCharge::NonPositiveAmount(amount));
+        }
+        // An overflowing product cannot equal any amount: a mismatch too.
+        if unit_price.times(quantity) != Some(amount) {
+            return Err(InvalidCharge::AmountMismatch { amount, unit_price, quantity });
+        }
+        Ok(Charge { order_id, user_id, amount, method: payment_method, seller_id, category, product_id, quantity })
+    }
+}
+
+/// A payment as stored: the charge, the gateway's verdict and its times (unix milliseconds).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Payment {
+    pub id: Uuid,
+    pub charge: Charge,
+    pub status: PaymentStatus,
+    /// Set exactly when the status is [`PaymentStatus::Failed`].
+    pub decline_reason: Option<PaymentDecline>,
+    pub created_at_ms: i64,
+    pub updated_at_ms: i64,
+}
+
+impl Payment {
+    /// The payment `id` recording the gateway's `verdict` on `charge` at `now_ms`, and the event
+    /// announcing it: `payment.completed` (forwarding what settlement books) or `payment.failed`
+    /// with the reason.
+    pub fn settle(id: Uuid, charge: Charge, verdict: Result<(), PaymentDecline>, now_ms: i64) -> (Self, Event) {
+        let c = &charge;
+        let (status, decline_reason, event) = match verdict {
+            Ok(()) => {
+                let event = Event::PaymentCompleted(PaymentCompleted {
+                    payment_id: id,
+                    order_id: c.order_id,
+                    user_id: c.user_id,
+                    amount: c.amount,
+                    method: c.method,
+                    seller_id: c.seller_id,
+                    category: c.category.clone(),
+                    product_id: c.product_id,
+                    quantity: c.quantity,
+                });
+                (PaymentStatus::Completed, None, event)
+            }
+            Err(reason) => {
+                let event = Event::PaymentFailed(PaymentFailed {
+                    payment_id: id,
+                    order_id: c.order_id,
+                    user_id: c.user_id,
+                    amount: c.amount,
+                    method: c.method,
+                    reason,
+                });
+                (PaymentStatus::Failed, Some(reason), event)
+            }
+        };
+        let payment = Payment { id, charge, status, decline_reason, created_at_ms: now_ms, updated_at_ms: now_ms };
+        (payment, event)
+    }
+
+    /// The payer and admins see a payment; for anyone else it does not exist.
+    pub fn visible_to(&self, user: &AuthUser) -> bool {
+        user.is_admin() || user.id == self.charge.user_id
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use common::Role;
+
+    use super::*;
+
+    fn reserved(unit_price: i64, quantity: u32, amount: i64) -> StockReserved {
+        StockReserved {
+            order_id: Uuid::now_v7(),
+            product_id: Uuid::now_v7(),
+            quantity,
+            unit_price: Won(unit_price),
+            amount: Won(amount),
+            seller_id: Uuid::now_v7(),
+            category: "books".into(),
+            user_id: Uuid::now_v7(),
+            payment_method: PaymentMethod::Card,
+        }
+    }
+
+    fn settle(verdict: Result<(), PaymentDecline>) -> (Payment, Event) {
+        let charge = Charge::parse(&reserved(15_000, 3, 45_000)).unwrap();
+        Payment::settle(Uuid::now_v7(), charge, verdict, 1_000)
+    }
+
+    #[test]
+    fn a_consistent_reservation_is_a_charge_of_its_amount() {
+        let event = reserved(15_000, 3, 45_000);
+        let charge = Charge::parse(&event).unwrap();
+        assert_eq!((charge.amount, charge.quantity, charge.order_id), (Won(45_000), 3, event.order_id));
+    }
+
+    #[test]
+    fn an_amount_other_than_unit_price_times_quantity_is_refused() {
+        let err = Charge::parse(&reserved(15_000, 3, 40_000)).unwrap_err();
+        assert!(matches!(err, InvalidCharge::AmountMismatch { .. }));
+    }
+
+    #[test]
+    fn a_zero_or_negative_amount_is_refused() {
+        assert_eq!(Charge::parse(&reserved(0, 1, 0)), Err(InvalidCharge::NonPositiveAmount(Won(0))));
+        assert_eq!(Charge::parse(&reserved(-5, 2, -10)), Err(InvalidCharge::NonPositiveAmount(Won(-10))));
+    }
+
+    #[test]
+    fn a_zero_quantity_is_refused() {
+        assert_eq!(Charge::parse(&reserved(100, 0, 100)), Err(InvalidCharge::ZeroQuantity));
+    }
+
+    #[test]
+    fn an_overflowing_price_is_a_mismatch_not_a_panic() {
+        let err = Charge::parse(&reserved(i64::MAX, 2, 1)).unwrap_err();
+        assert!(matches!(err, InvalidCharge::AmountMismatch { .. }));
+    }
+
+    #[test]
+    fn an_accepted_charge_completes_and_forwards_what_settlement_needs() {
+        let (p, event) = settle(Ok(()));
+        assert_eq!((p.status, p.decline_reason), (PaymentStatus::Completed, None));
+        let Event::PaymentCompleted(e) = event else { panic!("not completed: {event:?}") };
+        assert_eq!((e.payment_id, e.amount, e.seller_id), (p.id, Won(45_000), p.charge.seller_id));
+        assert_eq!((e.category.as_str(), e.product_id, e.quantity), ("books", p.charge.product_id, 3));
+    }
+
+    #[test]
+    fn a_declined_charge_fails_with_its_reason() {
+        let (p, event) = settle(Err(PaymentDecline::LimitExceeded));
+        assert_eq!((p.status, p.decline_reason), (PaymentStatus::Failed, Some(PaymentDecline::LimitExceeded)));
+        let Event::PaymentFailed(e) = event else { panic!("not failed: {event:?}") };
+        assert_eq!((e.reason, e.payment_id, e.order_id), (PaymentDecline::LimitExceeded, p.id, p.charge.order_id));
+    }
+
+    #[test]
+    fn the_payer_and_admins_see_a_payment_and_no_one_else() {
+        let (p, _) = settle(Ok(()));
+        let as_user = |id, role| AuthUser { id, role };
+        assert!(p.visible_to(&as_user(p.charge.user_id, Role::Customer)));
+        assert!(p.visible_to(&as_user(Uuid::now_v7(), Role::Admin)));
+        assert!(!p.visible_to(&as_user(Uuid::now_v7(), Role::Customer)));
+        assert!(!p.visible_to(&as_user(p.charge.seller_id, Role::Seller)));
+    }
+
+    #[test]
+    fn stored_names_round_trip() {
+        for s in [PaymentStatus::Completed, PaymentStatus::Failed, PaymentStatus::Cancelled] {
+            assert_eq!(PaymentStatus::parse(s.as_str()), Some(s));
+        }
+        for r in [PaymentDecline::LimitExceeded, PaymentDecline::Declined] {
+            assert_eq!(parse_decline(decline_as_str(r)), Some(r));
+        }
+        for m in [PaymentMethod::Card, PaymentMethod::BankTransfer] {
+            assert_eq!(parse_method(m.as_str()), Some(m));
+        }
+    }
+}

@@ -4,29 +4,40 @@
 //! |--------------------------------|-------------------------------------------------------------|
 //! | `GET /payments/{id}`           | 200 payment; 404 `PAYMENT_NOT_FOUND`; 401 without a token    |
 //! | `GET /payments?orderId=<uuid>` | the same for the order's payment; 400 `INVALID_QUERY`        |
+//! | `POST /payments/{id}/cancel`   | 200 cancelled payment; 409 `ALREADY_CANCELLED`, `PAYMENT_NOT_CANCELLABLE`; 404 |
 //!
 //! A payment the caller may not see answers exactly like a missing one, so ids leak nothing.
 
-use axum::{Router, extract::State, routing::get};
+use axum::{
+    Router,
+    extract::State,
+    routing::{get, post},
+};
 use common::{
-    PaymentMethod, Won,
+    Envelope, PaymentMethod, Won,
     auth::AuthUser,
-    db::{Db, DbError},
+    db::{Db, DbError, now_ms},
     event::PaymentDecline,
     http::{ApiError, Json, Path, Query},
+    outbox,
 };
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::{
+    SERVICE,
     app::AppState,
-    domain::{Payment, PaymentStatus},
+    domain::{CancelRefused, Payment, PaymentStatus},
     store,
 };
 
 pub fn router(state: AppState) -> Router {
-    Router::new().route("/payments", get(find_by_order)).route("/payments/{id}", get(get_payment)).with_state(state)
+    Router::new()
+        .route("/payments", get(find_by_order))
+        .route("/payments/{id}", get(get_payment))
+        .route("/payments/{id}/cancel", post(cancel_payment))
+        .with_state(state)
 }
 
 /// A payment on the wire.
@@ -45,6 +56,8 @@ pub struct PaymentView {
     pub created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
     pub updated_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339::option", skip_serializing_if = "Option::is_none")]
+    pub cancelled_at: Option<OffsetDateTime>,
 }
 
 impl From<Payment> for PaymentView {
@@ -59,6 +72,7 @@ impl From<Payment> for PaymentView {
             decline_reason: p.decline_reason,
             created_at: from_ms(p.created_at_ms),
             updated_at: from_ms(p.updated_at_ms),
+            cancelled_at: p.cancelled_at_ms.map(from_ms),
         }
     }
 }
@@ -89,6 +103,39 @@ async fn find_by_order(
 ) -> Result<Json<PaymentView>, ApiError> {
     let payment = db.read(move |c| store::find_payment_by_order(c, query.order_id).map_err(DbError::from)).await?;
     visible(payment, &user)
+}
+
+/// `POST /payments/{id}/cancel`: refunds a completed payment in full. The cancellation and its
+/// `payment.cancelled` commit together; svc-order, svc-product and svc-settlement react to it.
+async fn cancel_payment(
+    State(db): State<Db>,
+    user: AuthUser,
+    Path(id): Path<String>,
+) -> Result<Json<PaymentView>, ApiError> {
+    let id = Uuid::parse_str(&id).map_err(|_| not_found())?;
+    let cancelled = db
+        .write(move |tx| {
+            let payment = store::find_payment(tx, id)?.filter(|p| p.visible_to(&user)).ok_or_else(not_found)?;
+            let (cancelled, event) = payment.cancel(now_ms()).map_err(refused)?;
+            // The immediate transaction already serialises cancels; the guarded update is the
+            // last word should that ever change.
+            if !store::mark_cancelled(tx, &cancelled)? {
+                return Err(refused(CancelRefused::AlreadyCancelled));
+            }
+            outbox::append(tx, &Envelope::new(SERVICE, event))?;
+            Ok::<_, ApiError>(cancelled)
+        })
+        .await?;
+    tracing::info!(payment.id = %cancelled.id, order.id = %cancelled.charge.order_id, "payment cancelled");
+    Ok(Json(cancelled.into()))
+}
+
+fn refused(reason: CancelRefused) -> ApiError {
+    let code = match reason {
+        CancelRefused::AlreadyCancelled => "ALREADY_CANCELLED",
+        CancelRefused::NotCompleted => "PAYMENT_NOT_CANCELLABLE",
+    };
+    ApiError::conflict(code, reason.to_string())
 }
 
 fn visible(payment: Option<Payment>, user: &AuthUser) -> Result<Json<PaymentView>, ApiError> {

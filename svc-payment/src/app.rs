@@ -7,10 +7,8 @@ use common::{auth::Verifier, bus::ConsumerSpec, db::Db, runtime::Runtime};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::{config::Config, saga::Saga};
+use crate::{SERVICE, config::Config, saga::Saga};
 
-/// The service's name: its producer name, durable consumer and database file.
-pub const SERVICE: &str = "svc-payment";
 /// The subjects the saga reacts to.
 pub const CONSUMES: &[&str] = &["stock.reserved.*"];
 const MIGRATIONS: &[&str] = &[include_str!("../migrations/0001_payments.sql")];

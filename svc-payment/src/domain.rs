@@ -4,7 +4,7 @@
 use common::{
     PaymentMethod, Won,
     auth::AuthUser,
-    event::{Event, PaymentCompleted, PaymentDecline, PaymentFailed, StockReserved},
+    event::{Event, PaymentCancelled, PaymentCompleted, PaymentDecline, PaymentFailed, StockReserved},
 };
 use uuid::Uuid;
 
@@ -16,8 +16,7 @@ pub enum PaymentStatus {
     Completed,
     /// The gateway declined; nothing was charged. Final.
     Failed,
-    /// A completed payment refunded in full. Reserved for the cancel endpoint (a later issue):
-    /// nothing sets it yet, but rows and readers already know it.
+    /// A completed payment refunded in full (`POST /payments/{id}/cancel`). Final.
     Cancelled,
 }
 
@@ -126,6 +125,17 @@ pub struct Payment {
     pub decline_reason: Option<PaymentDecline>,
     pub created_at_ms: i64,
     pub updated_at_ms: i64,
+    /// Set exactly when the status is [`PaymentStatus::Cancelled`].
+    pub cancelled_at_ms: Option<i64>,
+}
+
+/// Why a payment cannot be cancelled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum CancelRefused {
+    #[error("the payment is already cancelled")]
+    AlreadyCancelled,
+    #[error("the payment failed, so nothing was charged and nothing can be refunded")]
+    NotCompleted,
 }
 
 impl Payment {
@@ -161,8 +171,44 @@ impl Payment {
                 (PaymentStatus::Failed, Some(reason), event)
             }
         };
-        let payment = Payment { id, charge, status, decline_reason, created_at_ms: now_ms, updated_at_ms: now_ms };
+        let payment = Payment {
+            id,
+            charge,
+            status,
+            decline_reason,
+            created_at_ms: now_ms,
+            updated_at_ms: now_ms,
+            cancelled_at_ms: None,
+        };
         (payment, event)
+    }
+
+    /// Refunds a completed payment in full at `now_ms`: the cancelled payment and the
+    /// `payment.cancelled` event forwarding what product (stock) and settlement (refund) need.
+    pub fn cancel(&self, now_ms: i64) -> Result<(Self, Event), CancelRefused> {
+        match self.status {
+            PaymentStatus::Completed => {}
+            PaymentStatus::Cancelled => return Err(CancelRefused::AlreadyCancelled),
+            PaymentStatus::Failed => return Err(CancelRefused::NotCompleted),
+        }
+        let c = &self.charge;
+        let event = Event::PaymentCancelled(PaymentCancelled {
+            payment_id: self.id,
+            order_id: c.order_id,
+            user_id: c.user_id,
+            amount: c.amount,
+            seller_id: c.seller_id,
+            category: c.category.clone(),
+            product_id: c.product_id,
+            quantity: c.quantity,
+        });
+        let cancelled = Payment {
+            status: PaymentStatus::Cancelled,
+            updated_at_ms: now_ms,
+            cancelled_at_ms: Some(now_ms),
+            ..self.clone()
+        };
+        Ok((cancelled, event))
     }
 
     /// The payer and admins see a payment; for anyone else it does not exist.
@@ -241,6 +287,31 @@ mod tests {
         assert_eq!((p.status, p.decline_reason), (PaymentStatus::Failed, Some(PaymentDecline::LimitExceeded)));
         let Event::PaymentFailed(e) = event else { panic!("not failed: {event:?}") };
         assert_eq!((e.reason, e.payment_id, e.order_id), (PaymentDecline::LimitExceeded, p.id, p.charge.order_id));
+    }
+
+    #[test]
+    fn a_completed_payment_cancels_into_a_full_refund() {
+        let (p, _) = settle(Ok(()));
+        let (cancelled, event) = p.cancel(2_000).unwrap();
+        assert_eq!(
+            (cancelled.status, cancelled.cancelled_at_ms, cancelled.updated_at_ms),
+            (PaymentStatus::Cancelled, Some(2_000), 2_000)
+        );
+        let Event::PaymentCancelled(e) = event else { panic!("not cancelled: {event:?}") };
+        assert_eq!((e.payment_id, e.amount, e.seller_id, e.quantity), (p.id, p.charge.amount, p.charge.seller_id, 3));
+    }
+
+    #[test]
+    fn a_payment_cancels_once() {
+        let (p, _) = settle(Ok(()));
+        let (cancelled, _) = p.cancel(2_000).unwrap();
+        assert_eq!(cancelled.cancel(3_000).unwrap_err(), CancelRefused::AlreadyCancelled);
+    }
+
+    #[test]
+    fn a_failed_payment_cannot_be_cancelled() {
+        let (p, _) = settle(Err(PaymentDecline::Declined));
+        assert_eq!(p.cancel(2_000).unwrap_err(), CancelRefused::NotCompleted);
     }
 
     #[test]

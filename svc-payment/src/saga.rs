@@ -19,13 +19,11 @@ use rusqlite::Transaction;
 use uuid::Uuid;
 
 use crate::{
+    SERVICE,
     domain::{Charge, Payment},
     gateway::Gateway,
     store,
 };
-
-/// The producer name on every event this service emits.
-pub const PRODUCER: &str = "svc-payment";
 
 /// The consumer's handler: the gateway it charges through.
 #[derive(Debug, Clone)]
@@ -72,7 +70,7 @@ fn on_stock_reserved(
         // index is the guarantee should that ever change.
         return Ok(());
     }
-    outbox::append(tx, &Envelope::caused_by(PRODUCER, envelope, event))?;
+    outbox::append(tx, &Envelope::caused_by(SERVICE, envelope, event))?;
     let (order, id) = (payment.charge.order_id, payment.id);
     match payment.decline_reason {
         None => {

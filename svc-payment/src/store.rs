@@ -8,7 +8,7 @@ use uuid::Uuid;
 use crate::domain::{Charge, Payment, PaymentStatus, decline_as_str, parse_decline, parse_method};
 
 const COLUMNS: &str = "id, order_id, user_id, amount, method, status, decline_reason, seller_id, category, product_id, \
-                       quantity, created_at, updated_at";
+                       quantity, created_at, updated_at, cancelled_at";
 
 /// Inserts `payment` unless its order already has one. Returns whether it was inserted; the
 /// UNIQUE(order_id) index decides, so two charges of one order can never both commit.
@@ -36,6 +36,17 @@ pub fn insert_payment(tx: &Transaction<'_>, payment: &Payment) -> rusqlite::Resu
         ],
     )?;
     Ok(inserted == 1)
+}
+
+/// Writes a cancellation, but only over a still-completed row: of two concurrent cancels only
+/// one can match. Returns whether it did.
+pub fn mark_cancelled(tx: &Transaction<'_>, payment: &Payment) -> rusqlite::Result<bool> {
+    let updated = tx.execute(
+        "UPDATE payments SET status = 'CANCELLED', cancelled_at = ?1, updated_at = ?2
+         WHERE id = ?3 AND status = 'COMPLETED'",
+        params![payment.cancelled_at_ms, payment.updated_at_ms, payment.id.to_string()],
+    )?;
+    Ok(updated == 1)
 }
 
 pub fn find_payment(conn: &Connection, id: Uuid) -> rusqlite::Result<Option<Payment>> {
@@ -72,6 +83,7 @@ fn payment_from_row(row: &Row<'_>) -> rusqlite::Result<Payment> {
         decline_reason,
         created_at_ms: row.get(11)?,
         updated_at_ms: row.get(12)?,
+        cancelled_at_ms: row.get(13)?,
     })
 }
 

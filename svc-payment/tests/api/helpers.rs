@@ -97,6 +97,12 @@ impl TestApp {
         req.send().await.expect("request sent")
     }
 
+    /// `POST /payments/{id}/cancel` as `caller`.
+    pub async fn cancel(&self, payment: Uuid, caller: (Uuid, Role)) -> reqwest::Response {
+        let req = self.http.post(self.url(&format!("/payments/{payment}/cancel")));
+        req.bearer_auth(self.issuer.token(caller.0, caller.1)).send().await.expect("request sent")
+    }
+
     /// Publishes `env` on JetStream with `Nats-Msg-Id = env.id`, as the outbox relay would.
     /// Returns the stream sequence it was stored at.
     pub async fn publish(&self, env: &Envelope) -> u64 {

@@ -1,5 +1,6 @@
 //! svc-payment's integration tests: the real service against a real nats-server.
 
+mod cancel;
 mod helpers;
 mod payments;
 mod saga;

@@ -122,51 +122,110 @@ where
     }
 }
 
-/// Records every domain event published on the server (core NATS subscription on the stream's
-/// subjects), in arrival order.
+/// Records every domain event stored in the stream, in stream order, read through an ordered
+/// JetStream consumer: what JetStream dropped as a duplicate never shows, and an envelope stored
+/// twice (re-published without its `Nats-Msg-Id`) is recorded once, as consumers apply it once.
 #[derive(Debug, Clone)]
 pub struct EventLog {
-    events: Arc<Mutex<Vec<(String, Envelope)>>>,
+    inner: Arc<Mutex<Recorded>>,
+}
+
+#[derive(Debug, Default)]
+struct Recorded {
+    events: Vec<(String, Envelope)>,
+    /// Stream sequence of the last message read.
+    last_seq: u64,
 }
 
 impl EventLog {
     pub async fn record(client: &async_nats::Client) -> Self {
-        let events: Arc<Mutex<Vec<(String, Envelope)>>> = Arc::default();
-        for subject in crate::bus::STREAM_SUBJECTS {
-            let mut sub = client.subscribe(*subject).await.expect("subscribe");
-            let events = events.clone();
-            tokio::spawn(async move {
-                while let Some(msg) = sub.next().await {
-                    if let Ok(env) = Envelope::decode(&msg.subject, &msg.payload) {
-                        events.lock().await.push((msg.subject.to_string(), env));
-                    }
+        use async_nats::jetstream::consumer::{DeliverPolicy, pull::OrderedConfig};
+        let js = async_nats::jetstream::new(client.clone());
+        let stream = crate::bus::ensure_stream(&js).await.expect("stream");
+        let consumer = stream
+            .create_consumer(OrderedConfig { deliver_policy: DeliverPolicy::All, ..Default::default() })
+            .await
+            .expect("ordered consumer");
+        let mut messages = consumer.messages().await.expect("ordered consumer messages");
+        let inner: Arc<Mutex<Recorded>> = Arc::default();
+        let recorded = inner.clone();
+        tokio::spawn(async move {
+            while let Some(msg) = messages.next().await {
+                let Ok(msg) = msg else { continue };
+                let seq = msg.info().map(|i| i.stream_sequence).unwrap_or_default();
+                let mut rec = recorded.lock().await;
+                rec.last_seq = rec.last_seq.max(seq);
+                if let Ok(env) = Envelope::decode(&msg.subject, &msg.payload)
+                    && !rec.events.iter().any(|(_, e)| e.id == env.id)
+                {
+                    rec.events.push((msg.subject.to_string(), env));
                 }
-            });
-        }
-        client.flush().await.expect("flush subscriptions");
-        EventLog { events }
+            }
+        });
+        EventLog { inner }
     }
 
     pub async fn all(&self) -> Vec<(String, Envelope)> {
-        self.events.lock().await.clone()
+        self.inner.lock().await.events.clone()
     }
 
-    /// The events of one saga (by correlation id).
+    /// The events of one saga (by correlation id), in stream order.
     pub async fn saga(&self, correlation_id: &str) -> Vec<Envelope> {
-        self.events
-            .lock()
-            .await
-            .iter()
-            .filter(|(_, e)| e.correlation_id == correlation_id)
-            .map(|(_, e)| e.clone())
-            .collect()
+        let rec = self.inner.lock().await;
+        rec.events.iter().filter(|(_, e)| e.correlation_id == correlation_id).map(|(_, e)| e.clone()).collect()
     }
 
     /// Waits until an event matching `pred` has been seen.
     pub async fn wait_for(&self, deadline: Duration, pred: impl Fn(&Envelope) -> bool) -> Option<Envelope> {
-        eventually(deadline, || async { self.events.lock().await.iter().map(|(_, e)| e).find(|e| pred(e)).cloned() })
-            .await
+        eventually(deadline, || async {
+            self.inner.lock().await.events.iter().map(|(_, e)| e).find(|e| pred(e)).cloned()
+        })
+        .await
     }
+
+    /// The stream sequence of the last message read.
+    pub async fn last_seq(&self) -> u64 {
+        self.inner.lock().await.last_seq
+    }
+}
+
+/// Waits until the whole system is quiet: no outbox (the SQLite files `databases`) holds an
+/// unpublished row, every durable consumer on the stream has acknowledged everything, and `log`
+/// has read the stream to its end. After that nothing more can happen by itself, so a snapshot
+/// taken then is complete. Returns `false` if that did not happen within `deadline`.
+pub async fn settled(
+    js: &async_nats::jetstream::Context,
+    databases: &[PathBuf],
+    log: &EventLog,
+    deadline: Duration,
+) -> bool {
+    let outboxes_empty = || {
+        databases.iter().all(|db| {
+            let Ok(conn) = rusqlite::Connection::open(db) else { return false };
+            conn.query_row("SELECT count(*) FROM outbox WHERE published_at IS NULL", [], |r| r.get::<_, i64>(0))
+                .is_ok_and(|n| n == 0)
+        })
+    };
+    eventually(deadline, || async {
+        if !outboxes_empty() {
+            return None;
+        }
+        let mut stream = js.get_stream(crate::bus::STREAM).await.ok()?;
+        let last = stream.info().await.ok()?.state.last_sequence;
+        let mut consumers = stream.consumers();
+        while let Some(info) = consumers.next().await {
+            let info = info.ok()?;
+            if info.config.durable_name.is_some() && (info.num_pending > 0 || info.num_ack_pending > 0) {
+                return None;
+            }
+        }
+        // Checked again: a consumer may have committed (and the relay published) follow-up events
+        // since the first look.
+        let unchanged = stream.info().await.ok()?.state.last_sequence == last;
+        (unchanged && outboxes_empty() && log.last_seq().await >= last).then_some(())
+    })
+    .await
+    .is_some()
 }
 
 /// `events` in causal order: causes before effects, siblings (e.g. `order.failed` and

@@ -1,0 +1,202 @@
+//! The HTTP API: `router()` and thin handlers (extract -> parse -> one transaction -> respond).
+//!
+//! | route                          | who                     | success              |
+//! |--------------------------------|-------------------------|----------------------|
+//! | `GET /products`                | anyone                  | 200 page of products |
+//! | `GET /products/{id}`           | anyone                  | 200 product          |
+//! | `POST /products`               | seller, admin           | 201 product + Location |
+//! | `POST /products/{id}/restock`  | its seller, any admin   | 200 product          |
+
+use axum::{
+    Router,
+    extract::{FromRef, FromRequestParts, State},
+    http::{StatusCode, header, request::Parts},
+    response::IntoResponse,
+    routing::{get, post},
+};
+use common::{
+    Role,
+    auth::{AuthUser, Verifier},
+    db::Db,
+    http::{ApiError, Json, Path, Query},
+};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::{
+    domain::{Category, InvalidInput, NewProduct, Paging, Product, Quantity},
+    store::{self, ProductFilter},
+};
+
+/// What the handlers share; each asks only for the part it uses.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    pub db: Db,
+    pub verifier: Verifier,
+}
+
+impl FromRef<AppState> for Db {
+    fn from_ref(state: &AppState) -> Self {
+        state.db.clone()
+    }
+}
+
+impl FromRef<AppState> for Verifier {
+    fn from_ref(state: &AppState) -> Self {
+        state.verifier.clone()
+    }
+}
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/products", get(list_products).post(create_product))
+        .route("/products/{id}", get(get_product))
+        .route("/products/{id}/restock", post(restock_product))
+        .with_state(state)
+}
+
+/// `?category=&sellerId=&page=&size=`; an empty parameter counts as absent.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ListQuery {
+    category: Option<String>,
+    seller_id: Option<String>,
+    page: Option<u32>,
+    size: Option<u32>,
+}
+
+/// One page of a list.
+#[derive(Debug, Serialize)]
+struct Page<T> {
+    items: Vec<T>,
+    page: u32,
+    size: u32,
+    total: i64,
+}
+
+async fn list_products(State(db): State<Db>, Query(q): Query<ListQuery>) -> Result<Json<Page<Product>>, ApiError> {
+    let paging = Paging::parse(q.page, q.size).map_err(query_problem)?;
+    let category = non_empty(q.category).map(|c| Category::parse(Some(&c))).transpose().map_err(query_problem)?;
+    let seller_id = non_empty(q.seller_id)
+        .map(|s| Uuid::parse_str(&s))
+        .transpose()
+        .map_err(|_| query_field_problem("sellerId", "sellerId must be a UUID"))?;
+    let filter = ProductFilter { category, seller_id };
+    let (items, total) = db.read(move |c| store::list_products(c, &filter, paging).map_err(ApiError::from)).await?;
+    Ok(Json(Page { items, page: paging.page, size: paging.size, total }))
+}
+
+async fn get_product(State(db): State<Db>, Path(id): Path<String>) -> Result<Json<Product>, ApiError> {
+    let id = product_id(&id)?;
+    db.read(move |c| store::find_product(c, id).map_err(ApiError::from)).await?.map(Json).ok_or_else(product_not_found)
+}
+
+/// `POST /products`. Fields are checked as JSON values, so a wrong type (`"price": "cheap"`) is
+/// reported on its field like a wrong value.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct NewProductBody {
+    #[serde(default)]
+    name: Value,
+    #[serde(default)]
+    price: Value,
+    #[serde(default)]
+    stock: Value,
+    #[serde(default)]
+    category: Value,
+}
+
+async fn create_product(
+    State(db): State<Db>,
+    SellerOrAdmin(seller): SellerOrAdmin,
+    Json(body): Json<NewProductBody>,
+) -> Result<impl IntoResponse, ApiError> {
+    let new = NewProduct::parse(body.name.as_str(), body.price.as_i64(), body.stock.as_i64(), body.category.as_str())
+        .map_err(field_problem)?;
+    let id = Uuid::now_v7();
+    let product = db.write(move |tx| store::insert_product(tx, id, seller.id, new).map_err(ApiError::from)).await?;
+    tracing::info!(product.id = %product.id, seller.id = %seller.id, "product listed");
+    Ok((StatusCode::CREATED, [(header::LOCATION, format!("/products/{id}"))], Json(product)))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RestockBody {
+    #[serde(default)]
+    quantity: Value,
+}
+
+/// `POST /products/{id}/restock`. Another seller's product is a 404, as if it did not exist.
+async fn restock_product(
+    State(db): State<Db>,
+    SellerOrAdmin(user): SellerOrAdmin,
+    Path(id): Path<String>,
+    Json(body): Json<RestockBody>,
+) -> Result<Json<Product>, ApiError> {
+    // The body is judged before the product is looked up, so a 422 never depends on the id.
+    let quantity = Quantity::parse_restock(body.quantity.as_i64()).map_err(field_problem)?;
+    let id = product_id(&id)?;
+    let product = db
+        .write(move |tx| {
+            let managed = store::find_product(tx, id)?.is_some_and(|p| p.is_managed_by(user.id, user.is_admin()));
+            if !managed || !store::add_stock(tx, id, quantity)? {
+                return Err(product_not_found());
+            }
+            store::find_product(tx, id)?.ok_or_else(product_not_found)
+        })
+        .await?;
+    tracing::info!(
+        product.id = %id, user.id = %user.id, added = quantity.units(), stock = product.stock,
+        "product restocked"
+    );
+    Ok(Json(product))
+}
+
+/// A caller who may list and restock products: a seller or an admin. As an extractor it runs
+/// before the body is read, so a customer gets 403 whatever they sent.
+#[derive(Debug, Clone, Copy)]
+pub struct SellerOrAdmin(pub AuthUser);
+
+impl<S> FromRequestParts<S> for SellerOrAdmin
+where
+    Verifier: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let user = AuthUser::from_request_parts(parts, state).await?;
+        user.require(&[Role::Seller, Role::Admin])?;
+        Ok(SellerOrAdmin(user))
+    }
+}
+
+/// A path id that is not a UUID names no product: the same 404 as an unknown one.
+fn product_id(raw: &str) -> Result<Uuid, ApiError> {
+    Uuid::parse_str(raw).map_err(|_| product_not_found())
+}
+
+fn product_not_found() -> ApiError {
+    ApiError::not_found("PRODUCT_NOT_FOUND", "no such product")
+}
+
+/// 422 naming the body field at fault.
+fn field_problem(e: InvalidInput) -> ApiError {
+    ApiError::invalid(e.code(), e.field(), e.to_string())
+}
+
+/// 400 `INVALID_QUERY` naming the query parameter at fault.
+fn query_problem(e: InvalidInput) -> ApiError {
+    query_field_problem(e.field(), e.to_string())
+}
+
+fn query_field_problem(field: &str, detail: impl Into<String>) -> ApiError {
+    let mut problem = ApiError::new(StatusCode::BAD_REQUEST, "INVALID_QUERY", detail);
+    problem.field = Some(field.to_owned());
+    problem
+}
+
+fn non_empty(param: Option<String>) -> Option<String> {
+    param.filter(|p| !p.is_empty())
+}

@@ -1,0 +1,156 @@
+//! svc-product's part of the order saga: one match over the events its consumer receives, one
+//! `on_<event>` function each. Each runs inside the consumer's transaction, next to the dedupe row,
+//! and appends its follow-up event to the outbox in that same transaction.
+//!
+//! | consumed            | emitted                                                                  |
+//! |---------------------|--------------------------------------------------------------------------|
+//! | `order.created`     | `stock.reserved`, or `stock.rejected` (OUT_OF_STOCK / PRODUCT_NOT_FOUND) |
+//! | `payment.failed`    | `stock.released` (PAYMENT_FAILED) if stock is held for the order         |
+//! | `payment.cancelled` | `stock.released` (PAYMENT_CANCELLED) if stock is held for the order      |
+//!
+//! The processed table drops a redelivered event id; the reservation row keyed by order id makes
+//! each reaction idempotent on business grounds too (a new event id for the same order changes
+//! nothing). No reaction assumes an arrival order: each reads the reservation's state first.
+
+use common::{
+    Envelope, Event,
+    bus::ConsumerSpec,
+    consumer::{Handler, HandlerError},
+    event::{
+        OrderCreated, PaymentCancelled, PaymentFailed, ReleaseReason, StockRejected, StockRejection, StockReleased,
+        StockReserved,
+    },
+    outbox,
+};
+use rusqlite::Transaction;
+use uuid::Uuid;
+
+use crate::{
+    PRODUCER,
+    domain::{Decision, Quantity, decide},
+    store,
+};
+
+/// The durable consumer, filtered to exactly the subjects reacted to below.
+pub fn consumer_spec() -> ConsumerSpec {
+    ConsumerSpec::new(PRODUCER, &["order.created.*", "payment.failed.*", "payment.cancelled.*"])
+}
+
+/// svc-product's reactions, registered with the runtime's consumer.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Reactions;
+
+impl Handler for Reactions {
+    fn handle(&self, tx: &Transaction<'_>, envelope: &Envelope) -> Result<(), HandlerError> {
+        match &envelope.event {
+            Event::OrderCreated(e) => on_order_created(tx, envelope, e),
+            Event::PaymentFailed(e) => on_payment_failed(tx, envelope, e),
+            Event::PaymentCancelled(e) => on_payment_cancelled(tx, envelope, e),
+            // Filtered out by the consumer; harmless if one slips through.
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Reserves stock for a new order, or records why not. Every order gets exactly one answer.
+fn on_order_created(tx: &Transaction<'_>, cause: &Envelope, e: &OrderCreated) -> Result<(), HandlerError> {
+    let quantity =
+        Quantity::new(e.quantity).ok_or_else(|| HandlerError::Reject("order.created asks for 0 units".into()))?;
+    if let Some(answered) = store::find_reservation(tx, e.order_id)? {
+        let status = answered.status.as_str();
+        tracing::info!(order.id = %e.order_id, status, "order already answered; nothing to do");
+        return Ok(());
+    }
+    let product = store::find_product(tx, e.product_id)?;
+    let decision = match decide(product.as_ref(), quantity).map_err(|err| HandlerError::Reject(err.to_string()))? {
+        // The guarded UPDATE is the authority, not the read before it. Inside this immediate
+        // transaction both agree; should they not, refusing is the safe answer.
+        Decision::Reserve { product, .. } if !store::take_stock(tx, product.id, quantity)? => {
+            Decision::Reject(StockRejection::OutOfStock)
+        }
+        decision => decision,
+    };
+    store::insert_reservation(tx, e.order_id, e.product_id, quantity, decision)?;
+
+    let answer = match decision {
+        Decision::Reserve { product, unit_price, amount } => {
+            tracing::info!(
+                order.id = %e.order_id, product.id = %product.id, quantity = quantity.units(), %amount,
+                "stock reserved"
+            );
+            Event::StockReserved(StockReserved {
+                order_id: e.order_id,
+                product_id: product.id,
+                quantity: quantity.units(),
+                unit_price,
+                amount,
+                seller_id: product.seller_id,
+                category: product.category.clone(),
+                user_id: e.user_id,
+                payment_method: e.payment_method,
+            })
+        }
+        Decision::Reject(reason) => {
+            tracing::info!(
+                order.id = %e.order_id, product.id = %e.product_id, quantity = quantity.units(), ?reason,
+                "stock rejected"
+            );
+            Event::StockRejected(StockRejected {
+                order_id: e.order_id,
+                product_id: e.product_id,
+                quantity: quantity.units(),
+                reason,
+            })
+        }
+    };
+    outbox::append(tx, &Envelope::caused_by(PRODUCER, cause, answer))?;
+    Ok(())
+}
+
+/// The payment was declined: give the held stock back.
+fn on_payment_failed(tx: &Transaction<'_>, cause: &Envelope, e: &PaymentFailed) -> Result<(), HandlerError> {
+    release(tx, cause, e.order_id, ReleaseReason::PaymentFailed)
+}
+
+/// The payment was refunded: give the held stock back.
+fn on_payment_cancelled(tx: &Transaction<'_>, cause: &Envelope, e: &PaymentCancelled) -> Result<(), HandlerError> {
+    release(tx, cause, e.order_id, ReleaseReason::PaymentCancelled)
+}
+
+/// Releases the order's reservation exactly once: only a RESERVED one, flipped to RELEASED in the
+/// same transaction that puts the units back and announces `stock.released`. Anything else (no
+/// reservation, rejected, already released) is a repeat or an out-of-order event: log and ignore.
+fn release(tx: &Transaction<'_>, cause: &Envelope, order_id: Uuid, reason: ReleaseReason) -> Result<(), HandlerError> {
+    let Some(reservation) = store::find_reservation(tx, order_id)? else {
+        tracing::info!(order.id = %order_id, ?reason, "no reservation for this order; nothing to release");
+        return Ok(());
+    };
+    if !reservation.status.can_release() || !store::mark_released(tx, order_id, release_name(reason))? {
+        let status = reservation.status.as_str();
+        tracing::info!(order.id = %order_id, status, ?reason, "reservation not held; nothing to release");
+        return Ok(());
+    }
+    if !store::add_stock(tx, reservation.product_id, reservation.quantity)? {
+        // Products are never deleted, so this is corrupt state: no retry will fix it.
+        return Err(HandlerError::Reject(format!("reserved product {} no longer exists", reservation.product_id)));
+    }
+    tracing::info!(
+        order.id = %order_id, product.id = %reservation.product_id, quantity = reservation.quantity.units(), ?reason,
+        "stock released"
+    );
+    let released = Event::StockReleased(StockReleased {
+        order_id,
+        product_id: reservation.product_id,
+        quantity: reservation.quantity.units(),
+        reason,
+    });
+    outbox::append(tx, &Envelope::caused_by(PRODUCER, cause, released))?;
+    Ok(())
+}
+
+fn release_name(reason: ReleaseReason) -> &'static str {
+    match reason {
+        ReleaseReason::PaymentFailed => "PAYMENT_FAILED",
+        ReleaseReason::PaymentCancelled => "PAYMENT_CANCELLED",
+    }
+}

@@ -1,0 +1,208 @@
+//! Small synchronous SQL functions. Writers take the caller's `&Transaction`, so a state change and
+//! the outbox rows announcing it always commit together; readers take any `&Connection`.
+
+use common::{Won, db::now_ms, event::StockRejection};
+use rusqlite::{
+    Connection, OptionalExtension, Row, Transaction, params, params_from_iter,
+    types::{Type, Value},
+};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::domain::{Category, Decision, NewProduct, Paging, Product, Quantity, Reservation, ReservationStatus};
+
+const PRODUCT_COLUMNS: &str = "id, seller_id, name, category, price, stock, created_at, updated_at";
+
+/// Lists a new product for `seller_id` and returns it as stored.
+pub fn insert_product(tx: &Transaction<'_>, id: Uuid, seller_id: Uuid, new: NewProduct) -> rusqlite::Result<Product> {
+    let now = now_ms();
+    let product = Product {
+        id,
+        seller_id,
+        name: new.name.into_string(),
+        category: new.category.into_string(),
+        price: new.price.won(),
+        stock: i64::from(new.stock.units()),
+        created_at: time_of(now),
+        updated_at: time_of(now),
+    };
+    tx.execute(
+        "INSERT INTO products (id, seller_id, name, category, price, stock, created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
+        params![
+            id.to_string(),
+            seller_id.to_string(),
+            product.name,
+            product.category,
+            product.price.0,
+            product.stock,
+            now
+        ],
+    )?;
+    Ok(product)
+}
+
+pub fn find_product(conn: &Connection, id: Uuid) -> rusqlite::Result<Option<Product>> {
+    conn.prepare_cached(&format!("SELECT {PRODUCT_COLUMNS} FROM products WHERE id = ?1"))?
+        .query_row([id.to_string()], product_from_row)
+        .optional()
+}
+
+/// What a listing may be narrowed to.
+#[derive(Debug, Clone, Default)]
+pub struct ProductFilter {
+    pub category: Option<Category>,
+    pub seller_id: Option<Uuid>,
+}
+
+/// One page of products matching `filter`, newest first, and how many match in all. Read in one
+/// transaction so the total and the page describe the same moment.
+pub fn list_products(
+    conn: &Connection,
+    filter: &ProductFilter,
+    paging: Paging,
+) -> rusqlite::Result<(Vec<Product>, i64)> {
+    // Only fixed clauses are spliced into the SQL; every value is bound. One statement per filter
+    // combination keeps each of them able to use its index.
+    let mut clauses = Vec::new();
+    let mut args: Vec<Value> = Vec::new();
+    if let Some(category) = &filter.category {
+        clauses.push("category = ?");
+        args.push(category.as_str().to_owned().into());
+    }
+    if let Some(seller_id) = filter.seller_id {
+        clauses.push("seller_id = ?");
+        args.push(seller_id.to_string().into());
+    }
+    let where_clause = if clauses.is_empty() { String::new() } else { format!("WHERE {}", clauses.join(" AND ")) };
+
+    let tx = conn.unchecked_transaction()?;
+    let total: i64 = tx
+        .prepare_cached(&format!("SELECT count(*) FROM products {where_clause}"))?
+        .query_row(params_from_iter(&args), |r| r.get(0))?;
+    args.extend([Value::from(paging.limit()), Value::from(paging.offset())]);
+    let items = tx
+        .prepare_cached(&format!(
+            "SELECT {PRODUCT_COLUMNS} FROM products {where_clause} ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?"
+        ))?
+        .query_map(params_from_iter(&args), product_from_row)?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    tx.finish()?;
+    Ok((items, total))
+}
+
+pub fn count_products(conn: &Connection) -> rusqlite::Result<i64> {
+    conn.query_row("SELECT count(*) FROM products", [], |r| r.get(0))
+}
+
+/// Puts `quantity` units (back) on the shelf. `false` if there is no such product.
+pub fn add_stock(tx: &Transaction<'_>, product_id: Uuid, quantity: Quantity) -> rusqlite::Result<bool> {
+    let changed = tx.execute(
+        "UPDATE products SET stock = stock + ?1, updated_at = ?2 WHERE id = ?3",
+        params![quantity.units(), now_ms(), product_id.to_string()],
+    )?;
+    Ok(changed == 1)
+}
+
+/// Takes `quantity` units from the shelf if that many are there; `false` (and nothing changed)
+/// otherwise. The condition in the UPDATE, not an earlier read, is what prevents overselling.
+pub fn take_stock(tx: &Transaction<'_>, product_id: Uuid, quantity: Quantity) -> rusqlite::Result<bool> {
+    let changed = tx.execute(
+        "UPDATE products SET stock = stock - ?1, updated_at = ?2 WHERE id = ?3 AND stock >= ?1",
+        params![quantity.units(), now_ms(), product_id.to_string()],
+    )?;
+    Ok(changed == 1)
+}
+
+pub fn find_reservation(conn: &Connection, order_id: Uuid) -> rusqlite::Result<Option<Reservation>> {
+    conn.prepare_cached("SELECT order_id, product_id, quantity, status FROM reservations WHERE order_id = ?1")?
+        .query_row([order_id.to_string()], |r| {
+            let quantity: u32 = r.get(2)?;
+            let status: String = r.get(3)?;
+            Ok(Reservation {
+                order_id: uuid_at(r, 0)?,
+                product_id: uuid_at(r, 1)?,
+                quantity: Quantity::new(quantity).ok_or_else(|| bad_column(2, Type::Integer, "quantity of zero"))?,
+                status: ReservationStatus::parse(&status).ok_or_else(|| bad_column(3, Type::Text, "unknown status"))?,
+            })
+        })
+        .optional()
+}
+
+/// Records the answer given to an order: RESERVED with its price, or REJECTED with the reason.
+pub fn insert_reservation(
+    tx: &Transaction<'_>,
+    order_id: Uuid,
+    product_id: Uuid,
+    quantity: Quantity,
+    decision: Decision<'_>,
+) -> rusqlite::Result<()> {
+    let (status, unit_price, amount, reason) = match decision {
+        Decision::Reserve { unit_price, amount, .. } => {
+            (ReservationStatus::Reserved, Some(unit_price), Some(amount), None)
+        }
+        Decision::Reject(why) => (ReservationStatus::Rejected, None, None, Some(rejection_name(why))),
+    };
+    tx.execute(
+        "INSERT INTO reservations
+             (order_id, product_id, quantity, unit_price, amount, status, reason, created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8)",
+        params![
+            order_id.to_string(),
+            product_id.to_string(),
+            quantity.units(),
+            unit_price.map(|w: Won| w.0),
+            amount.map(|w: Won| w.0),
+            status.as_str(),
+            reason,
+            now_ms()
+        ],
+    )?;
+    Ok(())
+}
+
+/// Flips a RESERVED reservation to RELEASED; `false` if it was not RESERVED (already released,
+/// or rejected), so a release happens at most once whatever the caller read before.
+pub fn mark_released(tx: &Transaction<'_>, order_id: Uuid, reason: &str) -> rusqlite::Result<bool> {
+    let changed = tx.execute(
+        "UPDATE reservations SET status = 'RELEASED', reason = ?1, updated_at = ?2
+         WHERE order_id = ?3 AND status = 'RESERVED'",
+        params![reason, now_ms(), order_id.to_string()],
+    )?;
+    Ok(changed == 1)
+}
+
+fn rejection_name(why: StockRejection) -> &'static str {
+    match why {
+        StockRejection::OutOfStock => "OUT_OF_STOCK",
+        StockRejection::ProductNotFound => "PRODUCT_NOT_FOUND",
+    }
+}
+
+fn product_from_row(r: &Row<'_>) -> rusqlite::Result<Product> {
+    Ok(Product {
+        id: uuid_at(r, 0)?,
+        seller_id: uuid_at(r, 1)?,
+        name: r.get(2)?,
+        category: r.get(3)?,
+        price: Won(r.get(4)?),
+        stock: r.get(5)?,
+        created_at: time_of(r.get(6)?),
+        updated_at: time_of(r.get(7)?),
+    })
+}
+
+/// Ids are stored as hyphenated text (readable with the sqlite3 shell).
+fn uuid_at(r: &Row<'_>, idx: usize) -> rusqlite::Result<Uuid> {
+    let text: String = r.get(idx)?;
+    Uuid::parse_str(&text).map_err(|e| rusqlite::Error::FromSqlConversionFailure(idx, Type::Text, e.into()))
+}
+
+fn bad_column(idx: usize, ty: Type, what: &'static str) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(idx, ty, what.into())
+}
+
+/// Unix milliseconds (how every table stores time) as a UTC timestamp.
+fn time_of(ms: i64) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).unwrap_or(OffsetDateTime::UNIX_EPOCH)
+}

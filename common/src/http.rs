@@ -179,11 +179,23 @@ fn json_problem(rejection: JsonRejection) -> ApiError {
     }
 }
 
-/// The first backquoted name in a serde message (`missing field `email``).
+/// The request field a deserialisation message is about. axum prefixes serde's message with the
+/// path of the value at fault (`quantity: invalid type ...`); at the top level (`.`) only a missing
+/// or unknown field names one, in backquotes (`missing field `email``).
 fn field_in(message: &str) -> Option<String> {
-    let start = message.find('`')? + 1;
-    let len = message[start..].find('`')?;
-    Some(message[start..start + len].to_owned())
+    let (path, rest) = match message.split_once(": ") {
+        Some((path, rest)) if !path.contains(' ') => (path, rest),
+        _ => (".", message),
+    };
+    if path != "." {
+        return Some(path.to_owned());
+    }
+    if !(rest.starts_with("missing field") || rest.starts_with("unknown field")) {
+        return None;
+    }
+    let start = rest.find('`')? + 1;
+    let len = rest[start..].find('`')?;
+    Some(rest[start..start + len].to_owned())
 }
 
 /// `axum::extract::Path` with a 400 problem (or 404 for a path that cannot be an id).
@@ -272,8 +284,39 @@ mod tests {
 
     #[test]
     fn the_field_is_read_from_serde_messages() {
+        assert_eq!(field_in(".: missing field `email` at line 1 column 2").as_deref(), Some("email"));
         assert_eq!(field_in("missing field `email` at line 1 column 2").as_deref(), Some("email"));
-        assert_eq!(field_in("expected a string"), None);
+        assert_eq!(field_in(".: unknown field `sellerId`, expected one of `name`").as_deref(), Some("sellerId"));
+        assert_eq!(
+            field_in("paymentMethod: unknown variant `PAYPAL`, expected `CARD`").as_deref(),
+            Some("paymentMethod")
+        );
+        assert_eq!(field_in("quantity: invalid type: string \"x\", expected u32").as_deref(), Some("quantity"));
+        assert_eq!(field_in("items[0].sku: invalid length 3").as_deref(), Some("items[0].sku"));
+        assert_eq!(field_in(".: invalid type: integer `1`, expected a map").as_deref(), None);
+    }
+
+    #[tokio::test]
+    async fn the_json_extractor_names_the_field_at_fault() {
+        #[derive(serde::Deserialize)]
+        #[allow(dead_code)]
+        struct Body {
+            quantity: u32,
+            method: String,
+        }
+        let problem = |body: &'static str| async move {
+            let req = Request::builder()
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(axum::body::Body::from(body))
+                .unwrap();
+            let err = Json::<Body>::from_request(req, &()).await.err().expect("rejected");
+            (err.status, err.code, err.field)
+        };
+        let invalid = |field: &str| (StatusCode::UNPROCESSABLE_ENTITY, "INVALID_BODY", Some(field.to_owned()));
+        assert_eq!(problem(r#"{"quantity": -1, "method": "x"}"#).await, invalid("quantity"));
+        assert_eq!(problem(r#"{"quantity": "x", "method": "x"}"#).await, invalid("quantity"));
+        assert_eq!(problem(r#"{"quantity": 1}"#).await, invalid("method"));
+        assert_eq!(problem(r#"{"quantity": 1"#).await.1, "MALFORMED_JSON");
     }
 
     #[tokio::test]

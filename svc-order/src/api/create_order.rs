@@ -1,0 +1,187 @@
+//! `POST /orders`: store the order and its `order.created` in one transaction, then answer at once
+//! (`202`) or, with `Prefer: wait=N`, when the saga has ended or N seconds have passed.
+
+use axum::{
+    extract::State,
+    http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use common::{
+    Envelope, Event,
+    auth::AuthUser,
+    db::{Db, DbError},
+    event::OrderFailure,
+    http::{ApiError, Json},
+    outbox,
+};
+use serde::Deserialize;
+use time::OffsetDateTime;
+use tokio::time::Instant;
+use uuid::Uuid;
+
+use super::{AppState, invalid, location};
+use crate::{
+    SERVICE,
+    domain::{IdempotencyKey, InvalidInput, NewOrder, Order, OrderStatus, Wait},
+    store,
+};
+
+const PREFER: HeaderName = HeaderName::from_static("prefer");
+const PREFERENCE_APPLIED: HeaderName = HeaderName::from_static("preference-applied");
+const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
+
+/// The request body, as loosely typed as JSON itself: a field of the wrong JSON type is reported
+/// by [`NewOrder::parse`] as that field's problem (422 naming it), not as an unreadable body.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CreateOrderBody {
+    pub product_id: serde_json::Value,
+    pub quantity: serde_json::Value,
+    pub payment_method: serde_json::Value,
+}
+
+impl CreateOrderBody {
+    fn parse(&self) -> Result<NewOrder, InvalidInput> {
+        // A non-string is as wrong as an empty string, and is reported with the same rule.
+        fn text(v: &serde_json::Value) -> &str {
+            v.as_str().unwrap_or_default()
+        }
+        NewOrder::parse(text(&self.product_id), &self.quantity, text(&self.payment_method))
+    }
+}
+
+pub async fn create_order(
+    State(state): State<AppState>,
+    user: AuthUser,
+    headers: HeaderMap,
+    Json(body): Json<CreateOrderBody>,
+) -> Result<Response, ApiError> {
+    let key = idempotency_key(&headers)?;
+    let wait = Wait::from_prefer(headers.get_all(PREFER).iter().filter_map(|v| v.to_str().ok()));
+    let new = body.parse().map_err(invalid)?;
+    let order = place(&state.db, user.id, new, key).await?;
+    let Some(wait) = wait else {
+        return Ok(accepted(order));
+    };
+    let order = wait_for_outcome(&state, order, wait).await?;
+    let mut res = outcome(order);
+    res.headers_mut().insert(PREFERENCE_APPLIED, header_value(&wait.to_string()));
+    Ok(res)
+}
+
+/// The `Idempotency-Key` header, if sent (once).
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<IdempotencyKey>, ApiError> {
+    let mut values = headers.get_all(IDEMPOTENCY_KEY).iter();
+    match (values.next(), values.next()) {
+        (None, _) => Ok(None),
+        (Some(value), None) => IdempotencyKey::parse(value.as_bytes()).map(Some).map_err(invalid),
+        (Some(_), Some(_)) => Err(invalid(InvalidInput::IdempotencyKey("send at most one Idempotency-Key"))),
+    }
+}
+
+/// Stores a new PENDING order with its `order.created`, or finds the order an earlier request
+/// with the same key placed. The UNIQUE (user, key) constraint decides, inside the transaction.
+async fn place(db: &Db, user: Uuid, new: NewOrder, key: Option<IdempotencyKey>) -> Result<Order, ApiError> {
+    db.write(move |tx| {
+        let order = Order::place(Uuid::now_v7(), user, new, OffsetDateTime::now_utc());
+        if store::insert_order(tx, &order, key.as_ref())? {
+            outbox::append(tx, &Envelope::new(SERVICE, Event::OrderCreated(order.created_event())))?;
+            tracing::info!(order.id = %order.id, user.id = %user, "order placed");
+            return Ok(order);
+        }
+        // Not inserted: with fresh UUIDv7 ids only the key can have collided.
+        let key = key.ok_or_else(|| ApiError::internal("an order without an idempotency key was not inserted"))?;
+        let earlier = store::find_by_idempotency_key(tx, user, &key)?
+            .ok_or_else(|| ApiError::internal("an idempotency key collided with no order"))?;
+        if !new.matches(&earlier) {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "IDEMPOTENCY_KEY_REUSED",
+                format!("this Idempotency-Key already placed order {} with a different body", earlier.id),
+            ));
+        }
+        tracing::info!(order.id = %earlier.id, "idempotent retry: the order placed earlier is returned");
+        Ok(earlier)
+    })
+    .await
+}
+
+/// Waits, holding no connection, until the order's saga has settled, `wait` has passed or the
+/// service stops; returns the order as it then is.
+async fn wait_for_outcome(state: &AppState, order: Order, wait: Wait) -> Result<Order, ApiError> {
+    let deadline = Instant::now() + wait.duration();
+    // Subscribe before (re-)reading, so a change committed in between still wakes us.
+    let mut changes = state.waiters.subscribe(order.id);
+    loop {
+        let id = order.id;
+        let current = state
+            .db
+            .read(move |c| store::find_order(c, id).map_err(DbError::from))
+            .await?
+            .ok_or_else(|| ApiError::internal(format!("order {id} vanished")))?;
+        if current.status.is_settled() {
+            return Ok(current);
+        }
+        tokio::select! {
+            _ = state.stop.cancelled() => return Ok(current),
+            woke = tokio::time::timeout_at(deadline, changes.changed()) => {
+                if woke.is_err() {
+                    return Ok(current);
+                }
+            }
+        }
+    }
+}
+
+/// `202 Accepted`: the order as it stands, and where to follow it.
+fn accepted(order: Order) -> Response {
+    with_location(order.id, (StatusCode::ACCEPTED, Json(order)).into_response())
+}
+
+/// The answer after waiting: `201` for a paid (or since cancelled) order, a problem naming the
+/// failure for a failed one, `202` when the saga is still running.
+fn outcome(order: Order) -> Response {
+    let id = order.id;
+    let res = match order.status {
+        OrderStatus::Pending | OrderStatus::StockReserved => return accepted(order),
+        OrderStatus::Paid | OrderStatus::Cancelled => (StatusCode::CREATED, Json(order)).into_response(),
+        OrderStatus::Failed => failure(&order).into_response(),
+    };
+    with_location(id, res)
+}
+
+/// The problem for a failed order. It carries the `orderId` (and `Location`), so the client can
+/// still read the order it placed.
+fn failure(order: &Order) -> ApiError {
+    let id = order.id;
+    let problem = match order.failure_reason {
+        Some(OrderFailure::OutOfStock) => ApiError::conflict(
+            "OUT_OF_STOCK",
+            format!("order {id} failed: product {} has fewer than {} in stock", order.product_id, order.quantity.get()),
+        ),
+        Some(OrderFailure::ProductNotFound) => ApiError::not_found(
+            "PRODUCT_NOT_FOUND",
+            format!("order {id} failed: product {} does not exist", order.product_id),
+        ),
+        Some(OrderFailure::PaymentDeclined) => ApiError::new(
+            StatusCode::PAYMENT_REQUIRED,
+            "PAYMENT_DECLINED",
+            format!(
+                "order {id} failed: the payment was declined ({})",
+                order.failure_detail.as_deref().unwrap_or("no reason given")
+            ),
+        ),
+        None => return ApiError::internal(format!("order {id} is FAILED without a reason")),
+    };
+    problem.with_member("orderId", id.to_string())
+}
+
+fn with_location(order: Uuid, mut res: Response) -> Response {
+    res.headers_mut().insert(header::LOCATION, header_value(&location(order)));
+    res
+}
+
+fn header_value(s: &str) -> HeaderValue {
+    // Built from UUIDs, digits and ASCII words only.
+    HeaderValue::from_str(s).expect("a valid header value")
+}

@@ -1,0 +1,61 @@
+//! Pure order types: what a valid order request is, the order's state machine, the `Prefer: wait`
+//! preference and the causal order of a saga's events. No I/O; the clock and the database are the
+//! callers' business.
+//!
+//! - [`new_order`]: [`Quantity`], [`NewOrder::parse`], [`IdempotencyKey`] and [`Page`].
+//! - [`order`]: [`Order`], [`OrderStatus`] and the transitions saga events cause.
+//! - [`prefer`]: [`Wait`], parsed from RFC 7240 `Prefer` headers.
+//! - [`trace`]: [`TraceEvent`] and [`causal_order`].
+
+pub mod new_order;
+pub mod order;
+pub mod prefer;
+pub mod trace;
+
+pub use new_order::{IdempotencyKey, NewOrder, Page, Quantity};
+pub use order::{Change, Order, OrderStatus, Transition, decline_code};
+pub use prefer::Wait;
+pub use trace::{TraceEvent, causal_order};
+
+/// Why a request was refused. Each variant names the input at fault; the text says what the rule
+/// is, never what was sent.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidInput {
+    #[error("{0}")]
+    ProductId(&'static str),
+    #[error("{0}")]
+    Quantity(&'static str),
+    #[error("{0}")]
+    PaymentMethod(&'static str),
+    #[error("{0}")]
+    IdempotencyKey(&'static str),
+    #[error("{0}")]
+    Page(&'static str),
+    #[error("{0}")]
+    Size(&'static str),
+}
+
+impl InvalidInput {
+    /// The name of the request field (or header, or query parameter) at fault.
+    pub fn field(&self) -> &'static str {
+        match self {
+            InvalidInput::ProductId(_) => "productId",
+            InvalidInput::Quantity(_) => "quantity",
+            InvalidInput::PaymentMethod(_) => "paymentMethod",
+            InvalidInput::IdempotencyKey(_) => "Idempotency-Key",
+            InvalidInput::Page(_) => "page",
+            InvalidInput::Size(_) => "size",
+        }
+    }
+
+    /// The stable problem code the API reports.
+    pub fn code(&self) -> &'static str {
+        match self {
+            InvalidInput::ProductId(_) => "INVALID_PRODUCT_ID",
+            InvalidInput::Quantity(_) => "INVALID_QUANTITY",
+            InvalidInput::PaymentMethod(_) => "INVALID_PAYMENT_METHOD",
+            InvalidInput::IdempotencyKey(_) => "INVALID_IDEMPOTENCY_KEY",
+            InvalidInput::Page(_) | InvalidInput::Size(_) => "INVALID_QUERY",
+        }
+    }
+}

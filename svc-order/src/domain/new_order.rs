@@ -1,0 +1,201 @@
+//! Request input turned into domain types, or the first input that breaks a rule.
+
+use common::PaymentMethod;
+use serde::Serialize;
+use uuid::Uuid;
+
+use super::{InvalidInput, Order};
+
+/// How many units one order may ask for: 1 to 100.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(transparent)]
+pub struct Quantity(u32);
+
+impl Quantity {
+    pub const MIN: u32 = 1;
+    pub const MAX: u32 = 100;
+    const RULE: InvalidInput = InvalidInput::Quantity("quantity must be a whole number from 1 to 100");
+
+    /// Checks a quantity from any source (a request, an event, a stored row).
+    pub fn new(n: u32) -> Result<Self, InvalidInput> {
+        if (Self::MIN..=Self::MAX).contains(&n) { Ok(Quantity(n)) } else { Err(Self::RULE) }
+    }
+
+    /// A quantity as it came in a JSON body. Taken as a raw JSON value so that `"2"`, `1.5` or
+    /// `null` are reported as a bad quantity, like `0` is, rather than as an unreadable body.
+    pub fn from_json(raw: &serde_json::Value) -> Result<Self, InvalidInput> {
+        let n = raw.as_u64().and_then(|n| u32::try_from(n).ok()).ok_or(Self::RULE)?;
+        Self::new(n)
+    }
+
+    pub fn get(self) -> u32 {
+        self.0
+    }
+}
+
+/// `CARD` or `BANK_TRANSFER`, exactly (the wire spelling of [`PaymentMethod`]).
+pub fn parse_payment_method(raw: &str) -> Result<PaymentMethod, InvalidInput> {
+    match raw {
+        "CARD" => Ok(PaymentMethod::Card),
+        "BANK_TRANSFER" => Ok(PaymentMethod::BankTransfer),
+        _ => Err(InvalidInput::PaymentMethod("paymentMethod must be CARD or BANK_TRANSFER")),
+    }
+}
+
+/// What a customer asks for when placing an order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NewOrder {
+    pub product_id: Uuid,
+    pub quantity: Quantity,
+    pub payment_method: PaymentMethod,
+}
+
+impl NewOrder {
+    /// Parses a request's fields in request order; the first one at fault is reported.
+    pub fn parse(product_id: &str, quantity: &serde_json::Value, payment_method: &str) -> Result<Self, InvalidInput> {
+        Ok(NewOrder {
+            product_id: Uuid::parse_str(product_id).map_err(|_| InvalidInput::ProductId("productId must be a UUID"))?,
+            quantity: Quantity::from_json(quantity)?,
+            payment_method: parse_payment_method(payment_method)?,
+        })
+    }
+
+    /// Whether `order` is what this request asks for: an idempotent retry must ask for the same.
+    pub fn matches(&self, order: &Order) -> bool {
+        (self.product_id, self.quantity, self.payment_method)
+            == (order.product_id, order.quantity, order.payment_method)
+    }
+}
+
+/// A client's `Idempotency-Key`: 1 to 100 printable ASCII characters (space included, as
+/// keys such as "order 42 retry" are harmless).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyKey(String);
+
+impl IdempotencyKey {
+    pub const MAX_LEN: usize = 100;
+
+    /// Parses a header value's raw bytes (header values need not be UTF-8).
+    pub fn parse(raw: &[u8]) -> Result<Self, InvalidInput> {
+        if raw.is_empty() || raw.len() > Self::MAX_LEN {
+            return Err(InvalidInput::IdempotencyKey("Idempotency-Key must have 1 to 100 characters"));
+        }
+        if !raw.iter().all(|b| (b' '..=b'~').contains(b)) {
+            return Err(InvalidInput::IdempotencyKey("Idempotency-Key must be printable ASCII"));
+        }
+        // Printable ASCII is valid UTF-8.
+        Ok(IdempotencyKey(String::from_utf8_lossy(raw).into_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// One page of a listing: `page` counts from 1, `size` is 1 to 100 (default 20).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Page {
+    pub number: u32,
+    pub size: u32,
+}
+
+impl Page {
+    pub const DEFAULT_SIZE: u32 = 20;
+    pub const MAX_SIZE: u32 = 100;
+
+    pub fn parse(page: Option<i64>, size: Option<i64>) -> Result<Self, InvalidInput> {
+        let number = match page {
+            None => 1,
+            Some(n) => u32::try_from(n).ok().filter(|n| *n >= 1).ok_or(InvalidInput::Page("page must be 1 or more"))?,
+        };
+        let size = match size {
+            None => Self::DEFAULT_SIZE,
+            Some(n) => u32::try_from(n)
+                .ok()
+                .filter(|n| (1..=Self::MAX_SIZE).contains(n))
+                .ok_or(InvalidInput::Size("size must be from 1 to 100"))?,
+        };
+        Ok(Page { number, size })
+    }
+
+    /// Rows to skip before this page.
+    pub fn offset(self) -> i64 {
+        (i64::from(self.number) - 1) * i64::from(self.size)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    const PRODUCT: &str = "0193a000-0000-7000-8000-000000000001";
+
+    #[test]
+    fn a_quantity_from_1_to_100_is_accepted() {
+        for n in [1, 2, 99, 100] {
+            assert_eq!(Quantity::from_json(&json!(n)).unwrap().get(), n);
+        }
+    }
+
+    #[test]
+    fn a_quantity_of_0_or_101_is_refused() {
+        for n in [json!(0), json!(101), json!(-1), json!(u64::MAX)] {
+            assert_eq!(Quantity::from_json(&n).unwrap_err().field(), "quantity", "{n} was accepted");
+        }
+    }
+
+    #[test]
+    fn a_quantity_that_is_not_a_whole_number_is_a_bad_quantity() {
+        for n in [json!("2"), json!(1.5), json!(null), json!([1])] {
+            assert_eq!(Quantity::from_json(&n).unwrap_err().code(), "INVALID_QUANTITY", "{n} was accepted");
+        }
+    }
+
+    #[test]
+    fn payment_methods_are_spelled_as_on_the_wire() {
+        assert_eq!(parse_payment_method("CARD"), Ok(PaymentMethod::Card));
+        assert_eq!(parse_payment_method("BANK_TRANSFER"), Ok(PaymentMethod::BankTransfer));
+        for raw in ["card", "PAYPAL", ""] {
+            assert_eq!(parse_payment_method(raw).unwrap_err().field(), "paymentMethod");
+        }
+    }
+
+    #[test]
+    fn an_order_request_parses_into_domain_types() {
+        let new = NewOrder::parse(PRODUCT, &json!(3), "CARD").unwrap();
+        assert_eq!(new.product_id.to_string(), PRODUCT);
+        assert_eq!((new.quantity.get(), new.payment_method), (3, PaymentMethod::Card));
+    }
+
+    #[test]
+    fn the_first_field_at_fault_is_the_one_reported() {
+        assert_eq!(NewOrder::parse("nope", &json!(0), "X").unwrap_err().field(), "productId");
+        assert_eq!(NewOrder::parse(PRODUCT, &json!(0), "X").unwrap_err().field(), "quantity");
+        assert_eq!(NewOrder::parse(PRODUCT, &json!(1), "X").unwrap_err().field(), "paymentMethod");
+    }
+
+    #[test]
+    fn an_idempotency_key_is_1_to_100_printable_ascii_characters() {
+        assert_eq!(IdempotencyKey::parse(b"order 42 / retry").unwrap().as_str(), "order 42 / retry");
+        assert!(IdempotencyKey::parse(&[b'k'; 100]).is_ok());
+        for raw in [&b""[..], &[b'k'; 101], b"tab\there", "caf\u{e9}".as_bytes(), b"nul\0"] {
+            assert_eq!(IdempotencyKey::parse(raw).unwrap_err().code(), "INVALID_IDEMPOTENCY_KEY", "{raw:?}");
+        }
+    }
+
+    #[test]
+    fn paging_defaults_to_the_first_page_of_20() {
+        assert_eq!(Page::parse(None, None), Ok(Page { number: 1, size: 20 }));
+        assert_eq!(Page::parse(Some(3), Some(10)).unwrap().offset(), 20);
+    }
+
+    #[test]
+    fn a_page_below_1_or_a_size_outside_1_to_100_is_refused() {
+        assert_eq!(Page::parse(Some(0), None).unwrap_err().field(), "page");
+        assert_eq!(Page::parse(None, Some(0)).unwrap_err().field(), "size");
+        assert_eq!(Page::parse(None, Some(101)).unwrap_err().field(), "size");
+        assert!(Page::parse(None, Some(100)).is_ok());
+    }
+}

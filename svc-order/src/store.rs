@@ -1,0 +1,285 @@
+//! svc-order's SQL: small synchronous functions over the caller's connection or transaction. The
+//! callers open the transaction, so an order's change and the outbox row announcing it commit
+//! together.
+
+use common::{Envelope, PaymentMethod, Won, event::OrderFailure};
+use rusqlite::{Connection, OptionalExtension, Row, Transaction, params, types::Type};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::domain::{IdempotencyKey, Order, OrderStatus, Page, Quantity, TraceEvent};
+
+const ORDER_COLUMNS: &str = "id, user_id, product_id, quantity, payment_method, status, failure_reason, \
+    failure_detail, unit_price, amount, payment_id, created_at, updated_at";
+
+/// Inserts `order` unless an order with its id, or with its user's `key`, exists; says whether it
+/// did. The UNIQUE constraint decides inside the caller's transaction, so of two concurrent
+/// requests with one key exactly one creates an order.
+pub fn insert_order(tx: &Transaction<'_>, order: &Order, key: Option<&IdempotencyKey>) -> rusqlite::Result<bool> {
+    let inserted = tx.execute(
+        &format!(
+            "INSERT INTO orders ({ORDER_COLUMNS}, idempotency_key)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
+             ON CONFLICT DO NOTHING"
+        ),
+        params![
+            order.id.to_string(),
+            order.user_id.to_string(),
+            order.product_id.to_string(),
+            order.quantity.get(),
+            order.payment_method.as_str(),
+            order.status.as_str(),
+            order.failure_reason.map(failure_str),
+            order.failure_detail,
+            order.unit_price.map(|w| w.0),
+            order.amount.map(|w| w.0),
+            order.payment_id.map(|id| id.to_string()),
+            to_ms(order.created_at),
+            to_ms(order.updated_at),
+            key.map(IdempotencyKey::as_str),
+        ],
+    )?;
+    Ok(inserted == 1)
+}
+
+/// Writes what a saga event changed: status, failure, price, payment and `updated_at`.
+pub fn update_order(tx: &Transaction<'_>, order: &Order) -> rusqlite::Result<()> {
+    tx.execute(
+        "UPDATE orders SET status = ?2, failure_reason = ?3, failure_detail = ?4, unit_price = ?5, amount = ?6,
+             payment_id = ?7, updated_at = ?8
+         WHERE id = ?1",
+        params![
+            order.id.to_string(),
+            order.status.as_str(),
+            order.failure_reason.map(failure_str),
+            order.failure_detail,
+            order.unit_price.map(|w| w.0),
+            order.amount.map(|w| w.0),
+            order.payment_id.map(|id| id.to_string()),
+            to_ms(order.updated_at),
+        ],
+    )?;
+    Ok(())
+}
+
+pub fn find_order(conn: &Connection, id: Uuid) -> rusqlite::Result<Option<Order>> {
+    conn.prepare_cached(&format!("SELECT {ORDER_COLUMNS} FROM orders WHERE id = ?1"))?
+        .query_row([id.to_string()], order_from)
+        .optional()
+}
+
+/// The order `user` placed with `key`, if any.
+pub fn find_by_idempotency_key(conn: &Connection, user: Uuid, key: &IdempotencyKey) -> rusqlite::Result<Option<Order>> {
+    conn.prepare_cached(&format!("SELECT {ORDER_COLUMNS} FROM orders WHERE user_id = ?1 AND idempotency_key = ?2"))?
+        .query_row(params![user.to_string(), key.as_str()], order_from)
+        .optional()
+}
+
+/// One page of `user`'s orders, newest first, and how many orders the user has in all.
+pub fn list_orders_by_user(conn: &Connection, user: Uuid, page: Page) -> rusqlite::Result<(Vec<Order>, i64)> {
+    let items = conn
+        .prepare_cached(&format!(
+            "SELECT {ORDER_COLUMNS} FROM orders WHERE user_id = ?1 ORDER BY created_at DESC, id DESC LIMIT ?2 OFFSET ?3"
+        ))?
+        .query_map(params![user.to_string(), page.size, page.offset()], order_from)?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let total = conn.query_row("SELECT count(*) FROM orders WHERE user_id = ?1", [user.to_string()], |r| r.get(0))?;
+    Ok((items, total))
+}
+
+/// Records an event of some saga; says whether it was new.
+pub fn insert_saga_event(tx: &Transaction<'_>, event: &Envelope) -> rusqlite::Result<bool> {
+    let inserted = tx.execute(
+        "INSERT INTO saga_events (event_id, order_id, subject, type, producer, causation_id, occurred_at, payload)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+         ON CONFLICT DO NOTHING",
+        params![
+            event.id.to_string(),
+            event.correlation_id,
+            event.subject(),
+            event.event.event_type(),
+            event.producer,
+            event.causation_id.map(|id| id.to_string()),
+            to_ms(event.occurred_at),
+            String::from_utf8_lossy(&event.to_json()),
+        ],
+    )?;
+    Ok(inserted == 1)
+}
+
+/// Every recorded event of the saga of `order_id`, in no particular order.
+pub fn saga_events(conn: &Connection, order_id: Uuid) -> rusqlite::Result<Vec<TraceEvent>> {
+    conn.prepare_cached(
+        "SELECT event_id, type, subject, producer, occurred_at, causation_id, payload FROM saga_events WHERE order_id = ?1",
+    )?
+    .query_map([order_id.to_string()], trace_event_from)?
+    .collect()
+}
+
+fn order_from(row: &Row<'_>) -> rusqlite::Result<Order> {
+    let quantity: u32 = row.get(3)?;
+    Ok(Order {
+        id: uuid_at(row, 0)?,
+        user_id: uuid_at(row, 1)?,
+        product_id: uuid_at(row, 2)?,
+        quantity: Quantity::new(quantity).map_err(|e| conversion(3, Type::Integer, e.to_string()))?,
+        payment_method: parse_at(row, 4, payment_method)?,
+        status: parse_at(row, 5, OrderStatus::parse)?,
+        failure_reason: row
+            .get::<_, Option<String>>(6)?
+            .map(|s| failure(&s).ok_or(s))
+            .transpose()
+            .map_err(|s| conversion(6, Type::Text, format!("unknown failure reason {s:?}")))?,
+        failure_detail: row.get(7)?,
+        unit_price: row.get::<_, Option<i64>>(8)?.map(Won),
+        amount: row.get::<_, Option<i64>>(9)?.map(Won),
+        payment_id: row.get::<_, Option<String>>(10)?.map(|_| uuid_at(row, 10)).transpose()?,
+        created_at: time_at(row, 11)?,
+        updated_at: time_at(row, 12)?,
+    })
+}
+
+fn trace_event_from(row: &Row<'_>) -> rusqlite::Result<TraceEvent> {
+    let payload: String = row.get(6)?;
+    let mut envelope: serde_json::Value =
+        serde_json::from_str(&payload).map_err(|e| conversion(6, Type::Text, e.to_string()))?;
+    Ok(TraceEvent {
+        id: uuid_at(row, 0)?,
+        event_type: row.get(1)?,
+        subject: row.get(2)?,
+        producer: row.get(3)?,
+        occurred_at: time_at(row, 4)?,
+        causation_id: row.get::<_, Option<String>>(5)?.map(|_| uuid_at(row, 5)).transpose()?,
+        data: envelope["data"].take(),
+    })
+}
+
+fn failure_str(reason: OrderFailure) -> &'static str {
+    match reason {
+        OrderFailure::OutOfStock => "OUT_OF_STOCK",
+        OrderFailure::ProductNotFound => "PRODUCT_NOT_FOUND",
+        OrderFailure::PaymentDeclined => "PAYMENT_DECLINED",
+    }
+}
+
+fn failure(s: &str) -> Option<OrderFailure> {
+    [OrderFailure::OutOfStock, OrderFailure::ProductNotFound, OrderFailure::PaymentDeclined]
+        .into_iter()
+        .find(|r| failure_str(*r) == s)
+}
+
+fn payment_method(s: &str) -> Option<PaymentMethod> {
+    [PaymentMethod::Card, PaymentMethod::BankTransfer].into_iter().find(|m| m.as_str() == s)
+}
+
+fn uuid_at(row: &Row<'_>, idx: usize) -> rusqlite::Result<Uuid> {
+    let s: String = row.get(idx)?;
+    Uuid::parse_str(&s).map_err(|e| conversion(idx, Type::Text, e.to_string()))
+}
+
+fn parse_at<T>(row: &Row<'_>, idx: usize, parse: fn(&str) -> Option<T>) -> rusqlite::Result<T> {
+    let s: String = row.get(idx)?;
+    parse(&s).ok_or_else(|| conversion(idx, Type::Text, format!("unexpected value {s:?}")))
+}
+
+fn time_at(row: &Row<'_>, idx: usize) -> rusqlite::Result<OffsetDateTime> {
+    let ms: i64 = row.get(idx)?;
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .map_err(|e| conversion(idx, Type::Integer, e.to_string()))
+}
+
+fn conversion(idx: usize, ty: Type, message: String) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(idx, ty, message.into())
+}
+
+fn to_ms(at: OffsetDateTime) -> i64 {
+    (at.unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+#[cfg(test)]
+mod tests {
+    use common::{Event, event::OrderFailed};
+
+    use super::*;
+    use crate::domain::{Change, NewOrder, Transition};
+
+    fn migrated() -> Connection {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(include_str!("../migrations/0001_orders.sql")).unwrap();
+        conn
+    }
+
+    fn order(user: Uuid, created_ms: i64) -> Order {
+        let new = NewOrder {
+            product_id: Uuid::now_v7(),
+            quantity: Quantity::new(3).unwrap(),
+            payment_method: PaymentMethod::BankTransfer,
+        };
+        let at = OffsetDateTime::from_unix_timestamp_nanos(i128::from(created_ms) * 1_000_000).unwrap();
+        Order::place(Uuid::now_v7(), user, new, at)
+    }
+
+    #[test]
+    fn an_order_reads_back_as_written_through_every_change() {
+        let mut conn = migrated();
+        let placed = order(Uuid::now_v7(), 1_795_000_000_123);
+        let tx = conn.transaction().unwrap();
+        assert!(insert_order(&tx, &placed, None).unwrap());
+        let Transition::Applied(failed) = placed.apply(
+            Change::Failed { reason: OrderFailure::PaymentDeclined, detail: Some("DECLINED".into()) },
+            placed.created_at,
+        ) else {
+            panic!("pending orders can fail")
+        };
+        update_order(&tx, &failed).unwrap();
+        tx.commit().unwrap();
+        assert_eq!(find_order(&conn, placed.id).unwrap(), Some(failed));
+    }
+
+    #[test]
+    fn a_users_key_is_taken_once_while_other_users_and_unkeyed_orders_are_free() {
+        let mut conn = migrated();
+        let (kim, lee) = (Uuid::now_v7(), Uuid::now_v7());
+        let key = IdempotencyKey::parse(b"k-1").unwrap();
+        let tx = conn.transaction().unwrap();
+        let first = order(kim, 1);
+        assert!(insert_order(&tx, &first, Some(&key)).unwrap());
+        assert!(!insert_order(&tx, &order(kim, 2), Some(&key)).unwrap());
+        assert!(insert_order(&tx, &order(lee, 3), Some(&key)).unwrap());
+        assert!(insert_order(&tx, &order(kim, 4), None).unwrap());
+        assert!(insert_order(&tx, &order(kim, 5), None).unwrap());
+        assert_eq!(find_by_idempotency_key(&tx, kim, &key).unwrap(), Some(first));
+    }
+
+    #[test]
+    fn a_users_orders_are_listed_newest_first_with_the_total() {
+        let mut conn = migrated();
+        let kim = Uuid::now_v7();
+        let tx = conn.transaction().unwrap();
+        let orders: Vec<Order> = (1..=5).map(|ms| order(kim, ms)).collect();
+        for o in &orders {
+            insert_order(&tx, o, None).unwrap();
+        }
+        insert_order(&tx, &order(Uuid::now_v7(), 9), None).unwrap();
+        let (page, total) = list_orders_by_user(&tx, kim, Page { number: 2, size: 2 }).unwrap();
+        assert_eq!(total, 5);
+        assert_eq!(page.iter().map(|o| o.id).collect::<Vec<_>>(), [orders[2].id, orders[1].id]);
+    }
+
+    #[test]
+    fn a_saga_event_is_recorded_once_under_its_correlation_id() {
+        let mut conn = migrated();
+        let order_id = Uuid::now_v7();
+        let event = Envelope::new(
+            "svc-order",
+            Event::OrderFailed(OrderFailed { order_id, reason: OrderFailure::OutOfStock, detail: None }),
+        );
+        let tx = conn.transaction().unwrap();
+        assert!(insert_saga_event(&tx, &event).unwrap());
+        assert!(!insert_saga_event(&tx, &event).unwrap());
+        let recorded = saga_events(&tx, order_id).unwrap();
+        assert_eq!(recorded.len(), 1);
+        assert_eq!((recorded[0].id, recorded[0].event_type.as_str()), (event.id, "order.failed"));
+        assert_eq!(recorded[0].data["reason"], "OUT_OF_STOCK");
+    }
+}

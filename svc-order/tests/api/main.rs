@@ -1,0 +1,9 @@
+//! svc-order's API and saga against a real nats-server, with the other services' parts played by
+//! hand-published events.
+
+mod create_order;
+mod helpers;
+mod idempotency;
+mod read;
+mod saga;
+mod wait;

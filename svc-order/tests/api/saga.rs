@@ -1,0 +1,192 @@
+//! The saga as svc-order follows it: hand-published stock and payment events move the order and
+//! make it announce its outcome exactly once.
+
+use common::{
+    Event,
+    event::{PaymentDecline, StockRejection},
+    harness::transcript,
+};
+use serde_json::{Value, json};
+
+use crate::helpers::{
+    Play, TestApp, UNIT_PRICE, WAIT, hand_made_order, payment_cancelled, payment_completed, payment_failed,
+    stock_rejected, stock_reserved,
+};
+
+#[tokio::test]
+async fn reserved_stock_and_a_completed_payment_make_the_order_paid() {
+    let app = TestApp::spawn().await;
+    let kim = app.customer();
+    let id = app.place(&kim).await["id"].as_str().unwrap().to_owned();
+    let created = app.bus.wait_for("order.created", &id).await;
+
+    let reserved = stock_reserved(&created);
+    app.bus.publish(&reserved).await;
+    let order = app.order_with_status(&kim, &id, "STOCK_RESERVED").await;
+    assert_eq!((&order["unitPrice"], &order["amount"]), (&json!(UNIT_PRICE.0), &json!(2 * UNIT_PRICE.0)));
+
+    let completed = payment_completed(&reserved);
+    app.bus.publish(&completed).await;
+    let paid = app.bus.wait_for("order.paid", &id).await;
+
+    let Event::PaymentCompleted(payment) = &completed.event else { unreachable!() };
+    let Event::OrderPaid(data) = &paid.event else { unreachable!() };
+    assert_eq!((data.payment_id, data.amount), (payment.payment_id, payment.amount));
+    assert_eq!((paid.causation_id, paid.producer.as_str()), (Some(completed.id), "svc-order"));
+    let order = app.order_with_status(&kim, &id, "PAID").await;
+    assert_eq!(order["paymentId"], json!(payment.payment_id));
+
+    let names = [("order", id.clone()), ("user", kim.id.to_string())];
+    let saga = transcript(&app.bus.events.saga(&id).await, &names);
+    insta::assert_json_snapshot!("paid_saga", saga);
+}
+
+#[tokio::test]
+async fn rejected_stock_fails_the_order_with_the_reason() {
+    let app = TestApp::spawn().await;
+    let kim = app.customer();
+    for (reason, code) in
+        [(StockRejection::OutOfStock, "OUT_OF_STOCK"), (StockRejection::ProductNotFound, "PRODUCT_NOT_FOUND")]
+    {
+        let id = app.place(&kim).await["id"].as_str().unwrap().to_owned();
+        let created = app.bus.wait_for("order.created", &id).await;
+
+        app.bus.publish(&stock_rejected(&created, reason)).await;
+
+        let failed = app.bus.wait_for("order.failed", &id).await;
+        let Event::OrderFailed(data) = &failed.event else { unreachable!() };
+        assert_eq!(serde_json::to_value(data).unwrap()["reason"], code);
+        assert_eq!(data.detail, None);
+        let order = app.order_with_status(&kim, &id, "FAILED").await;
+        assert_eq!(order["failureReason"], code);
+        assert!(order.get("failureDetail").is_none());
+    }
+}
+
+#[tokio::test]
+async fn a_declined_payment_fails_the_order_with_the_decline_reason() {
+    let app = TestApp::spawn().await;
+    let kim = app.customer();
+    let id = app.place(&kim).await["id"].as_str().unwrap().to_owned();
+    let created = app.bus.wait_for("order.created", &id).await;
+
+    app.bus.play(&created, Play::Declined(PaymentDecline::LimitExceeded)).await;
+
+    let failed = app.bus.wait_for("order.failed", &id).await;
+    let data = serde_json::to_value(&failed.event).unwrap()["data"].take();
+    assert_eq!(data, json!({"orderId": id, "reason": "PAYMENT_DECLINED", "detail": "LIMIT_EXCEEDED"}));
+    let order = app.order_with_status(&kim, &id, "FAILED").await;
+    assert_eq!(
+        (&order["failureReason"], &order["failureDetail"]),
+        (&json!("PAYMENT_DECLINED"), &json!("LIMIT_EXCEEDED"))
+    );
+    assert_eq!(order["amount"], json!(2 * UNIT_PRICE.0), "the reservation's price stays on the failed order");
+}
+
+#[tokio::test]
+async fn a_payment_redelivered_or_repeated_pays_once_and_a_refund_cancels_the_order() {
+    let app = TestApp::spawn().await;
+    let kim = app.customer();
+    let id = app.place(&kim).await["id"].as_str().unwrap().to_owned();
+    let created = app.bus.wait_for("order.created", &id).await;
+    let reserved = stock_reserved(&created);
+    app.bus.publish(&reserved).await;
+    let completed = payment_completed(&reserved);
+    app.bus.publish(&completed).await;
+    app.bus.wait_for("order.paid", &id).await;
+
+    // The same event again under another Nats-Msg-Id (JetStream stores it again) ...
+    app.bus.publish_with_msg_id(&completed, "republished-after-the-dedupe-window").await;
+    // ... and a second event reporting the same payment: the order is PAID already.
+    app.bus.publish(&payment_completed(&reserved)).await;
+    // A late failure cannot undo a payment either.
+    app.bus.publish(&payment_failed(&reserved, PaymentDecline::Declined)).await;
+    let cancelled = payment_cancelled(&completed);
+    app.bus.publish(&cancelled).await;
+
+    // The relay publishes in commit order and the consumer works in stream order, so once the
+    // cancellation is announced, any second order.paid or order.failed would have been seen.
+    let announced = app.bus.wait_for("order.cancelled", &id).await;
+    assert_eq!(app.bus.count("order.paid", &id).await, 1);
+    assert_eq!(app.bus.count("order.failed", &id).await, 0);
+    let Event::OrderCancelled(data) = &announced.event else { unreachable!() };
+    let Event::PaymentCompleted(payment) = &completed.event else { unreachable!() };
+    assert_eq!(
+        (data.payment_id, data.amount, announced.causation_id),
+        (payment.payment_id, payment.amount, Some(cancelled.id))
+    );
+    app.order_with_status(&kim, &id, "CANCELLED").await;
+}
+
+#[tokio::test]
+async fn a_hand_published_order_created_creates_the_order_for_its_user() {
+    let app = TestApp::spawn().await;
+    let lee = app.customer();
+    let created = hand_made_order(lee.id);
+    let id = created.correlation_id.clone();
+
+    app.bus.publish(&created).await;
+
+    let order = app.order_with_status(&lee, &id, "PENDING").await;
+    assert_eq!(
+        (&order["userId"], &order["paymentMethod"], &order["quantity"]),
+        (&json!(lee.id), &json!("BANK_TRANSFER"), &json!(1))
+    );
+    let mine: Value = app.get(&lee, "/orders/me").await.json().await.unwrap();
+    assert_eq!(mine["items"][0]["id"], id);
+
+    // And the saga goes on as for any order.
+    app.bus.play(&created, Play::Paid).await;
+    app.bus.wait_for("order.paid", &id).await;
+    app.order_with_status(&lee, &id, "PAID").await;
+    assert_eq!(app.bus.count("order.created", &id).await, 1, "svc-order did not announce it a second time");
+}
+
+#[tokio::test]
+async fn events_for_an_order_nobody_created_are_ignored() {
+    let app = TestApp::spawn().await;
+    let owner = app.customer();
+    let stranger = hand_made_order(owner.id);
+    // Never published: svc-order never hears of this order, only of what follows it.
+    app.bus.publish(&stock_reserved(&stranger)).await;
+    let kim = app.customer();
+    let id = app.place(&kim).await["id"].as_str().unwrap().to_owned();
+    let created = app.bus.wait_for("order.created", &id).await;
+    app.bus.publish(&stock_rejected(&created, StockRejection::OutOfStock)).await;
+
+    // The consumer works in stream order: the stranger's event was handled before this one.
+    app.bus.wait_for("order.failed", &id).await;
+    let admin = app.user(common::Role::Admin);
+    let res = app.get(&admin, &format!("/orders/{}", stranger.correlation_id)).await;
+    assert_eq!(res.status(), reqwest::StatusCode::NOT_FOUND);
+    assert_eq!(app.bus.events.all().await.iter().filter(|(_, e)| e.producer == "svc-order").count(), 2);
+    assert_eq!(app.count("SELECT count(*) FROM dead_letter"), 0, "acknowledged, not dead-lettered");
+    assert_eq!(app.count("SELECT count(*) FROM orders"), 1);
+
+    // An admin can still look at such a saga's events; its "owner" cannot, there is no order.
+    let path = format!("/orders/{}/trace", stranger.correlation_id);
+    let traced = common::harness::eventually(WAIT, || async {
+        let trace: Value = app.get(&admin, &path).await.json().await.ok()?;
+        (trace["events"][0]["type"] == "stock.reserved").then_some(())
+    });
+    traced.await.expect("the stranger's event is traced");
+    assert_eq!(app.get(&owner, &path).await.status(), reqwest::StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn a_payment_that_overtakes_its_reservation_is_applied_after_it() {
+    let app = TestApp::spawn().await;
+    let kim = app.customer();
+    let id = app.place(&kim).await["id"].as_str().unwrap().to_owned();
+    let created = app.bus.wait_for("order.created", &id).await;
+    let reserved = stock_reserved(&created);
+
+    // As after a redelivery: the payment first. It is retried until the reservation is in.
+    app.bus.publish(&payment_completed(&reserved)).await;
+    app.bus.publish(&reserved).await;
+
+    app.bus.wait_for("order.paid", &id).await;
+    let order = app.order_with_status(&kim, &id, "PAID").await;
+    assert_eq!(order["unitPrice"], json!(UNIT_PRICE.0));
+    assert_eq!(app.count("SELECT count(*) FROM dead_letter"), 0);
+}

@@ -1,0 +1,101 @@
+//! `POST /orders` with `Prefer: wait=N`: the answer is the saga's outcome, or a 202 after N s.
+
+use common::event::{PaymentDecline, StockRejection};
+use reqwest::{Response, StatusCode, header};
+use serde_json::Value;
+
+use crate::helpers::{Play, TestApp, order_body, redacted};
+
+/// Places an order asking to wait `prefer`, while the stand-in services play `play` (if any).
+async fn place_and_wait(app: &TestApp, prefer: &str, play: Option<Play>) -> Response {
+    if let Some(play) = play {
+        app.bus.play_when_created(play);
+    }
+    app.post_order(&app.customer(), &order_body()).header("prefer", prefer).send().await.unwrap()
+}
+
+fn header<'a>(res: &'a Response, name: &str) -> &'a str {
+    res.headers().get(name).unwrap_or_else(|| panic!("no {name} header")).to_str().unwrap()
+}
+
+/// The status, the Location and the body, after checking the preference was applied.
+async fn answer(res: Response, applied: &str) -> (StatusCode, String, Value) {
+    assert_eq!(header(&res, "preference-applied"), applied);
+    let location = header(&res, header::LOCATION.as_str()).to_owned();
+    (res.status(), location, res.json().await.unwrap())
+}
+
+#[tokio::test]
+async fn a_paid_order_is_answered_201_created() {
+    let app = TestApp::spawn().await;
+    let res = place_and_wait(&app, "wait=5", Some(Play::Paid)).await;
+
+    let (status, location, order) = answer(res, "wait=5").await;
+
+    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(location, format!("/orders/{}", order["id"].as_str().unwrap()));
+    redacted().bind(|| insta::assert_json_snapshot!("created_paid_order", order));
+    // The answer comes on the commit; the announcement follows through the outbox.
+    app.bus.wait_for("order.paid", order["id"].as_str().unwrap()).await;
+}
+
+#[tokio::test]
+async fn an_order_out_of_stock_is_answered_409() {
+    let app = TestApp::spawn().await;
+    let res = place_and_wait(&app, "respond-async, wait=5", Some(Play::Rejected(StockRejection::OutOfStock))).await;
+
+    let (status, location, problem) = answer(res, "wait=5").await;
+
+    assert_eq!((status, problem["code"].as_str()), (StatusCode::CONFLICT, Some("OUT_OF_STOCK")));
+    let id = location.strip_prefix("/orders/").unwrap();
+    assert_eq!(problem["orderId"], id, "the problem names the order");
+    assert!(problem["detail"].as_str().unwrap().contains(id));
+    redacted().bind(|| insta::assert_json_snapshot!("out_of_stock", problem));
+}
+
+#[tokio::test]
+async fn a_declined_payment_is_answered_402_with_the_decline_reason() {
+    let app = TestApp::spawn().await;
+    let res = place_and_wait(&app, "wait=5", Some(Play::Declined(PaymentDecline::LimitExceeded))).await;
+
+    let (status, location, problem) = answer(res, "wait=5").await;
+
+    assert_eq!((status, problem["code"].as_str()), (StatusCode::PAYMENT_REQUIRED, Some("PAYMENT_DECLINED")));
+    assert_eq!(location, format!("/orders/{}", problem["orderId"].as_str().unwrap()));
+    assert!(problem["detail"].as_str().unwrap().contains("LIMIT_EXCEEDED"));
+    redacted().bind(|| insta::assert_json_snapshot!("payment_declined", problem));
+}
+
+#[tokio::test]
+async fn an_unknown_product_is_answered_404() {
+    let app = TestApp::spawn().await;
+    let res = place_and_wait(&app, "wait=5", Some(Play::Rejected(StockRejection::ProductNotFound))).await;
+
+    let (status, location, problem) = answer(res, "wait=5").await;
+
+    assert_eq!((status, problem["code"].as_str()), (StatusCode::NOT_FOUND, Some("PRODUCT_NOT_FOUND")));
+    // Not to be mistaken for a missing order: the order exists, FAILED, where Location says.
+    let id = location.strip_prefix("/orders/").unwrap();
+    assert_eq!(problem["orderId"], id);
+    assert_eq!(app.count(&format!("SELECT count(*) FROM orders WHERE id = '{id}' AND status = 'FAILED'")), 1);
+    redacted().bind(|| insta::assert_json_snapshot!("product_not_found", problem));
+}
+
+#[tokio::test]
+async fn a_saga_still_running_when_the_wait_ends_is_answered_202() {
+    let app = TestApp::spawn().await;
+    let res = place_and_wait(&app, "wait=1", None).await;
+
+    let (status, location, order) = answer(res, "wait=1").await;
+
+    assert_eq!((status, order["status"].as_str()), (StatusCode::ACCEPTED, Some("PENDING")));
+    assert_eq!(location, format!("/orders/{}", order["id"].as_str().unwrap()));
+}
+
+#[tokio::test]
+async fn a_wait_longer_than_30_seconds_is_capped_and_said_so() {
+    let app = TestApp::spawn().await;
+    let res = place_and_wait(&app, "wait=600", Some(Play::Paid)).await;
+    let (status, _, _) = answer(res, "wait=30").await;
+    assert_eq!(status, StatusCode::CREATED);
+}

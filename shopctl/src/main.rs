@@ -1,1 +1,70 @@
-fn main() {}
+//! `shopctl`: the msa-shop developer tool, usually run through `./shop` at the repository root.
+//!
+//! Each subcommand lives in its own module; to add one, add a variant to [`Command`] and an arm
+//! to the `match` in [`main`].
+
+mod nats;
+mod proc;
+mod test;
+mod up;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "shopctl", version, about = "msa-shop developer tool")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Print the path of a usable nats-server binary, installing the pinned one if needed.
+    EnsureNats,
+    /// Run the workspace test suite against the pinned nats-server.
+    ///
+    /// Extra arguments go to `cargo test`, e.g. `shop test -- -p common -- --nocapture`.
+    Test {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, value_name = "CARGO_ARGS")]
+        cargo_args: Vec<String>,
+    },
+    /// Start NATS (unless one answers at NATS_URL) and the services; stop them on Ctrl-C.
+    Up,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::EnsureNats => nats::ensure_nats_server().map(|bin| {
+            println!("{}", bin.display());
+            ExitCode::SUCCESS
+        }),
+        Command::Test { cargo_args } => test::run(&cargo_args),
+        Command::Up => up::run(),
+    };
+    result.unwrap_or_else(|err| {
+        eprintln!("shopctl: error: {err:#}");
+        ExitCode::FAILURE
+    })
+}
+
+/// The repository root: the directory holding the workspace `Cargo.toml`.
+///
+/// Taken from the compile-time manifest dir, which is correct because shopctl is only ever run
+/// from the checkout it was built in (`./shop` builds it on every call).
+fn repo_root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("shopctl lives one level below the workspace root")
+}
+
+/// Where project-local tools (the Python venv with nats-server) are installed.
+fn tools_dir() -> PathBuf {
+    repo_root().join(".tools")
+}
+
+/// Where `shopctl up` keeps the state of NATS and the services between runs.
+fn data_dir() -> PathBuf {
+    repo_root().join(".data")
+}

@@ -1,0 +1,451 @@
+//! `shopctl up`: NATS plus every implemented service on this machine, until Ctrl-C.
+//!
+//! Each child runs in its own process group, so a Ctrl-C in the terminal reaches only shopctl,
+//! which then stops the services first (they may still publish or ack while draining) and the
+//! nats-server it started last.
+
+use std::convert::Infallible;
+use std::env;
+use std::fmt;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::process::{ExitCode, Stdio};
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow, bail};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::process::Command;
+use tokio::time::{Instant, sleep, timeout};
+
+use crate::nats::ensure_nats_server;
+use crate::proc::{Managed, Signals, cargo, stop_all};
+
+/// A service `up` can start. The binary is `target/release/<name>`.
+struct Service {
+    name: &'static str,
+    http_addr: &'static str,
+    /// Only implemented services are built and started.
+    implemented: bool,
+}
+
+const SERVICES: &[Service] = &[
+    Service { name: "svc-user", http_addr: "127.0.0.1:8081", implemented: true },
+    Service { name: "svc-product", http_addr: "127.0.0.1:8082", implemented: true },
+    Service { name: "svc-order", http_addr: "127.0.0.1:8083", implemented: true },
+    Service { name: "svc-payment", http_addr: "127.0.0.1:8084", implemented: true },
+    Service { name: "svc-settlement", http_addr: "127.0.0.1:8085", implemented: false },
+];
+
+const DEFAULT_NATS_URL: &str = "nats://127.0.0.1:4222";
+const NATS_DEFAULT_PORT: u16 = 4222;
+/// Must match `http:` in nats/nats-server.conf; only used for the summary table.
+const NATS_MONITOR_URL: &str = "http://127.0.0.1:8222";
+
+/// Development defaults for svc-user's bootstrap admin account, as documented in docs/API-SPEC.md.
+/// The password must pass svc-user's policy (8+ characters, a letter and a digit).
+const DEV_ADMIN_EMAIL: &str = "admin@msa-shop.local";
+const DEV_ADMIN_PASSWORD: &str = "admin-dev-password-1";
+
+/// Other development defaults, applied unless set: svc-product seeds the demo catalogue.
+const DEV_DEFAULTS: [(&str, &str); 1] = [("SEED_DEMO", "true")];
+
+const NATS_START_TIMEOUT: Duration = Duration::from_secs(15);
+const READY_TIMEOUT: Duration = Duration::from_secs(60);
+const STOP_GRACE: Duration = Duration::from_secs(10);
+const POLL_INTERVAL: Duration = Duration::from_millis(200);
+
+pub fn run() -> Result<ExitCode> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the tokio runtime")?
+        .block_on(up())
+}
+
+/// Everything `up` has started, so that one place can stop it all whatever happened.
+#[derive(Default)]
+struct Stack {
+    build: Option<Managed>,
+    services: Vec<Managed>,
+    /// Only set if shopctl started nats-server itself (not if one was already running).
+    nats: Option<Managed>,
+}
+
+impl Stack {
+    /// Services first, while NATS is still there for them to drain into; NATS last.
+    async fn shutdown(&mut self, signals: &mut Signals) {
+        if let Some(build) = &mut self.build {
+            build.stop(STOP_GRACE, signals).await;
+        }
+        stop_all(&mut self.services, STOP_GRACE, signals).await;
+        if let Some(nats) = &mut self.nats {
+            nats.stop(STOP_GRACE, signals).await;
+        }
+    }
+}
+
+async fn up() -> Result<ExitCode> {
+    // First of all: once installed, SIGINT/SIGTERM no longer kill us outright, so we always get
+    // to stop the children.
+    let mut signals = Signals::install()?;
+    let mut stack = Stack::default();
+
+    let outcome = tokio::select! {
+        result = start_and_watch(&mut stack) => result.map(|never| match never {}),
+        sig = signals.recv() => {
+            eprintln!("\nshopctl: {sig} received, shutting down");
+            Ok(())
+        }
+    };
+    if let Err(err) = &outcome {
+        eprintln!("shopctl: error: {err:#}\nshopctl: shutting down");
+    }
+    stack.shutdown(&mut signals).await;
+    Ok(if outcome.is_ok() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+/// Builds, starts and then watches everything; returns only on failure (a signal ends it from
+/// outside, by dropping this future). Every child is put into `stack` right after it is spawned,
+/// with no `await` in between, so dropping this future never loses track of one.
+async fn start_and_watch(stack: &mut Stack) -> Result<Infallible> {
+    let root = crate::repo_root();
+    let services: Vec<&Service> = SERVICES.iter().filter(|s| s.implemented).collect();
+
+    // Build before starting anything, so a compile error leaves nothing to clean up.
+    build_services(stack, &services).await?;
+
+    let nats_url =
+        env::var("NATS_URL").ok().filter(|u| !u.trim().is_empty()).unwrap_or_else(|| DEFAULT_NATS_URL.to_owned());
+    let nats_addr = first_server_addr(&nats_url)?;
+    let nats_started = start_nats_unless_running(stack, &nats_url, &nats_addr).await?;
+
+    let admin_defaults = [("ADMIN_EMAIL", DEV_ADMIN_EMAIL), ("ADMIN_PASSWORD", DEV_ADMIN_PASSWORD)];
+    for (var, value) in admin_defaults {
+        if !services.is_empty() && env::var_os(var).is_none() {
+            eprintln!(
+                "shopctl: warning: {var} not set, using the development default `{value}`; \
+                 never use it outside development"
+            );
+        }
+    }
+
+    for service in &services {
+        let data_dir = service_data_dir(service);
+        std::fs::create_dir_all(&data_dir).with_context(|| format!("cannot create {}", data_dir.display()))?;
+        let mut cmd = Command::new(root.join("target/release").join(service.name));
+        // The rest of our environment (RUST_LOG, ADMIN_*, ...) is inherited.
+        cmd.current_dir(root)
+            .env("NATS_URL", &nats_url)
+            .env("HTTP_ADDR", service.http_addr)
+            .env("DATA_DIR", &data_dir)
+            .stdin(Stdio::null())
+            .process_group(0);
+        for (var, value) in admin_defaults.iter().chain(&DEV_DEFAULTS) {
+            if env::var_os(var).is_none() {
+                cmd.env(var, value);
+            }
+        }
+        stack.services.push(Managed::spawn(service.name, &mut cmd)?);
+    }
+
+    wait_until_ready(stack, &services).await?;
+    print_summary(&nats_url, nats_started, &services);
+
+    // Polling is plenty for noticing a crash, and `try_wait` never reaps behind our back (see
+    // `Managed::terminate`).
+    loop {
+        sleep(Duration::from_millis(500)).await;
+        check_alive(stack)?;
+    }
+}
+
+async fn build_services(stack: &mut Stack, services: &[&Service]) -> Result<()> {
+    if services.is_empty() {
+        return Ok(());
+    }
+    let mut cmd = Command::new(cargo());
+    cmd.current_dir(crate::repo_root()).args(["build", "--release"]).stdin(Stdio::null());
+    for service in services {
+        cmd.args(["-p", service.name]);
+    }
+    eprintln!("shopctl: building {:?}", cmd.as_std());
+    let build = stack.build.insert(Managed::spawn("cargo build", &mut cmd)?);
+    let status = build.wait().await?;
+    stack.build = None;
+    if !status.success() {
+        bail!("cargo build failed ({status})");
+    }
+    Ok(())
+}
+
+/// Returns whether shopctl started nats-server (false: one was already answering).
+async fn start_nats_unless_running(stack: &mut Stack, nats_url: &str, addr: &ServerAddr) -> Result<bool> {
+    if accepts_tcp(addr).await {
+        eprintln!("shopctl: using the NATS server already answering at {addr}");
+        return Ok(false);
+    }
+    if !addr.is_local() {
+        bail!(
+            "nothing answers at NATS_URL={nats_url}, and {} is not this machine, so shopctl \
+             cannot start a server there",
+            addr.host
+        );
+    }
+
+    let bin = tokio::task::spawn_blocking(ensure_nats_server).await??;
+    let root = crate::repo_root();
+    let mut cmd = Command::new(&bin);
+    // The config's `store_dir` is relative to the working directory, hence `current_dir`
+    // (nats-server refuses a `--store_dir` flag when the config sets one too). The listen
+    // address follows NATS_URL; flags override the config's `listen`.
+    cmd.current_dir(root)
+        .arg("-c")
+        .arg(root.join("nats/nats-server.conf"))
+        .args(["-a", &addr.host, "-p", &addr.port.to_string()])
+        .stdin(Stdio::null())
+        .process_group(0);
+    eprintln!("shopctl: starting {:?}", cmd.as_std());
+    let nats = stack.nats.insert(Managed::spawn("nats-server", &mut cmd)?);
+
+    let deadline = Instant::now() + NATS_START_TIMEOUT;
+    loop {
+        if let Some(status) = nats.try_exit_status() {
+            bail!("nats-server exited ({status}) before accepting connections; see its log above");
+        }
+        if accepts_tcp(addr).await {
+            return Ok(true);
+        }
+        if Instant::now() >= deadline {
+            bail!("nats-server did not accept connections at {addr} within {}s", NATS_START_TIMEOUT.as_secs());
+        }
+        sleep(POLL_INTERVAL).await;
+    }
+}
+
+async fn accepts_tcp(addr: &ServerAddr) -> bool {
+    let target = addr.to_string();
+    matches!(timeout(Duration::from_secs(1), TcpStream::connect(target)).await, Ok(Ok(_)))
+}
+
+/// Polls every service's readiness endpoint until all answer 200, one fails, or time runs out.
+async fn wait_until_ready(stack: &mut Stack, services: &[&Service]) -> Result<()> {
+    let deadline = Instant::now() + READY_TIMEOUT;
+    let mut ready = vec![false; services.len()];
+    let mut last_answer: Vec<String> = vec!["no answer yet".to_owned(); services.len()];
+    for service in services {
+        eprintln!("shopctl: waiting for {} at http://{}/health/ready", service.name, service.http_addr);
+    }
+    loop {
+        check_alive(stack)?;
+        for (i, service) in services.iter().enumerate() {
+            if ready[i] {
+                continue;
+            }
+            match http_get_status(service.http_addr, "/health/ready").await {
+                Ok(200) => {
+                    ready[i] = true;
+                    eprintln!("shopctl: {} is ready", service.name);
+                }
+                Ok(code) => last_answer[i] = format!("HTTP {code}"),
+                Err(err) => last_answer[i] = format!("{err:#}"),
+            }
+        }
+        if ready.iter().all(|r| *r) {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            let waiting: Vec<String> = services
+                .iter()
+                .zip(&ready)
+                .zip(&last_answer)
+                .filter(|((_, ready), _)| !**ready)
+                .map(|((s, _), answer)| format!("{} (last: {answer})", s.name))
+                .collect();
+            bail!("not ready after {}s: {}", READY_TIMEOUT.as_secs(), waiting.join(", "));
+        }
+        sleep(POLL_INTERVAL).await;
+    }
+}
+
+/// Fails if any child we started has exited.
+fn check_alive(stack: &mut Stack) -> Result<()> {
+    for child in stack.services.iter_mut().chain(stack.nats.as_mut()) {
+        if let Some(status) = child.try_exit_status() {
+            bail!("{} exited unexpectedly ({status}); see its log above", child.name);
+        }
+    }
+    Ok(())
+}
+
+/// A minimal HTTP/1.1 GET returning the status code; enough for a readiness probe.
+async fn http_get_status(addr: &str, path: &str) -> Result<u16> {
+    let exchange = async {
+        let mut stream = TcpStream::connect(addr).await?;
+        let request =
+            format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nUser-Agent: shopctl\r\n\r\n");
+        stream.write_all(request.as_bytes()).await?;
+        // Read the whole (small) response so the server sees an orderly close, not a reset.
+        let mut response = Vec::new();
+        stream.take(64 * 1024).read_to_end(&mut response).await?;
+        anyhow::Ok(response)
+    };
+    let response = timeout(Duration::from_secs(2), exchange).await.map_err(|_| anyhow!("timed out"))??;
+    parse_status_line(&response).ok_or_else(|| anyhow!("not an HTTP response"))
+}
+
+/// The status code from the first line of an HTTP/1.x response (`HTTP/1.1 200 OK`).
+fn parse_status_line(response: &[u8]) -> Option<u16> {
+    let line_end = response.iter().position(|&b| b == b'\n')?;
+    let line = std::str::from_utf8(&response[..line_end]).ok()?;
+    let mut parts = line.split_whitespace();
+    if !parts.next()?.starts_with("HTTP/1.") {
+        return None;
+    }
+    let code = parts.next()?;
+    if code.len() != 3 {
+        return None;
+    }
+    code.parse().ok()
+}
+
+fn service_data_dir(service: &Service) -> PathBuf {
+    crate::data_dir().join(service.name)
+}
+
+fn print_summary(nats_url: &str, nats_started: bool, services: &[&Service]) {
+    let nats_note = if nats_started {
+        format!("started by shopctl; monitoring {NATS_MONITOR_URL}; data {}", crate::data_dir().join("nats").display())
+    } else {
+        "already running, not managed by shopctl".to_owned()
+    };
+    println!();
+    println!("msa-shop is up. Ctrl-C stops everything.");
+    println!();
+    println!("  {:<16} {:<28} notes", "component", "listens on");
+    println!("  {:<16} {:<28} {nats_note}", "nats", nats_url);
+    for service in services {
+        let url = format!("http://{}", service.http_addr);
+        println!("  {:<16} {:<28} data {}", service.name, url, service_data_dir(service).display());
+    }
+    let skipped: Vec<&str> = SERVICES.iter().filter(|s| !s.implemented).map(|s| s.name).collect();
+    if !skipped.is_empty() {
+        println!("  (not implemented yet, not started: {})", skipped.join(", "));
+    }
+    println!();
+}
+
+/// The host and port of one NATS server.
+#[derive(Debug, PartialEq, Eq)]
+struct ServerAddr {
+    host: String,
+    port: u16,
+}
+
+impl ServerAddr {
+    /// Whether shopctl may start a server here: only loopback addresses.
+    fn is_local(&self) -> bool {
+        self.host == "localhost" || self.host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+    }
+}
+
+impl fmt::Display for ServerAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.host.contains(':') {
+            write!(f, "[{}]:{}", self.host, self.port)
+        } else {
+            write!(f, "{}:{}", self.host, self.port)
+        }
+    }
+}
+
+/// The first server of a `NATS_URL`, which may list several separated by commas
+/// (`nats://user:pw@host:4222,nats://other:4222`). Scheme and credentials are optional.
+fn first_server_addr(urls: &str) -> Result<ServerAddr> {
+    let first = urls.split(',').map(str::trim).find(|u| !u.is_empty()).ok_or_else(|| anyhow!("NATS_URL is empty"))?;
+    let invalid = || anyhow!("cannot parse NATS_URL entry {first:?}");
+    let without_scheme = first.split_once("://").map_or(first, |(_, rest)| rest);
+    let authority = without_scheme.split(['/', '?']).next().unwrap_or(without_scheme);
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, hp)| hp);
+
+    let (host, port) = if let Some(bracketed) = host_port.strip_prefix('[') {
+        let (host, rest) = bracketed.split_once(']').ok_or_else(invalid)?;
+        (host, rest.strip_prefix(':'))
+    } else {
+        match host_port.rsplit_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (host_port, None),
+        }
+    };
+    if host.is_empty() {
+        return Err(invalid());
+    }
+    let port = match port {
+        Some(p) => p.parse().map_err(|_| invalid())?,
+        None => NATS_DEFAULT_PORT,
+    };
+    Ok(ServerAddr { host: host.to_owned(), port })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn addr(host: &str, port: u16) -> ServerAddr {
+        ServerAddr { host: host.to_owned(), port }
+    }
+
+    #[test]
+    fn first_server_of_nats_url() {
+        assert_eq!(first_server_addr(DEFAULT_NATS_URL).unwrap(), addr("127.0.0.1", 4222));
+        assert_eq!(first_server_addr("nats://a:4333, nats://b:4444").unwrap(), addr("a", 4333));
+        assert_eq!(first_server_addr(" ,nats://b:4444").unwrap(), addr("b", 4444));
+        assert_eq!(first_server_addr("localhost").unwrap(), addr("localhost", 4222));
+        assert_eq!(first_server_addr("tls://user:p@ss@example.com:7422").unwrap(), addr("example.com", 7422));
+        assert_eq!(first_server_addr("nats://[::1]:4223").unwrap(), addr("::1", 4223));
+        assert_eq!(first_server_addr("nats://[::1]").unwrap(), addr("::1", 4222));
+        assert_eq!(first_server_addr("nats://127.0.0.1:4222/").unwrap(), addr("127.0.0.1", 4222));
+    }
+
+    #[test]
+    fn bad_nats_urls_are_errors() {
+        assert!(first_server_addr("").is_err());
+        assert!(first_server_addr(" , ").is_err());
+        assert!(first_server_addr("nats://:4222").is_err());
+        assert!(first_server_addr("nats://host:notaport").is_err());
+        assert!(first_server_addr("nats://[::1:4222").is_err());
+    }
+
+    #[test]
+    fn server_addr_display_and_locality() {
+        assert_eq!(addr("::1", 4222).to_string(), "[::1]:4222");
+        assert_eq!(addr("127.0.0.1", 4222).to_string(), "127.0.0.1:4222");
+        assert!(addr("127.0.0.1", 1).is_local());
+        assert!(addr("::1", 1).is_local());
+        assert!(addr("localhost", 1).is_local());
+        assert!(!addr("10.0.0.1", 1).is_local());
+        assert!(!addr("nats.example.com", 1).is_local());
+    }
+
+    #[test]
+    fn status_line_parsing() {
+        assert_eq!(parse_status_line(b"HTTP/1.1 200 OK\r\n\r\n"), Some(200));
+        assert_eq!(parse_status_line(b"HTTP/1.0 503 Service Unavailable\r\ncontent-length: 0\r\n"), Some(503));
+        assert_eq!(parse_status_line(b"HTTP/1.1 200 OK"), None, "incomplete line");
+        assert_eq!(parse_status_line(b"SSH-2.0-OpenSSH\r\n"), None);
+        assert_eq!(parse_status_line(b"HTTP/1.1 20 OK\r\n"), None);
+        assert_eq!(parse_status_line(b""), None);
+    }
+
+    #[test]
+    fn service_table_is_consistent() {
+        let mut names: Vec<_> = SERVICES.iter().map(|s| s.name).collect();
+        let mut addrs: Vec<_> = SERVICES.iter().map(|s| s.http_addr).collect();
+        names.sort_unstable();
+        names.dedup();
+        addrs.sort_unstable();
+        addrs.dedup();
+        assert_eq!(names.len(), SERVICES.len(), "duplicate service name");
+        assert_eq!(addrs.len(), SERVICES.len(), "duplicate HTTP address");
+    }
+}

@@ -130,6 +130,13 @@ impl Db {
     }
 }
 
+/// Now, truncated to the millisecond every table stores, so a value reads back exactly as it was
+/// written (a response built before the commit equals one read after it).
+pub fn now() -> time::OffsetDateTime {
+    let now = time::OffsetDateTime::now_utc();
+    now.replace_millisecond(now.millisecond()).unwrap_or(now)
+}
+
 /// Milliseconds since the Unix epoch, the time format of every plumbing table.
 pub fn now_ms() -> i64 {
     (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64

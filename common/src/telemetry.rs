@@ -9,6 +9,8 @@ pub fn init() {
     if json {
         registry.with(fmt::layer().json().flatten_event(true)).init();
     } else {
-        registry.with(fmt::layer().compact()).init();
+        // Colours only for a person at a terminal, not in files or log collectors.
+        let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
+        registry.with(fmt::layer().compact().with_ansi(ansi)).init();
     }
 }

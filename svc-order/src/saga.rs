@@ -16,7 +16,6 @@ use common::{
     outbox,
 };
 use rusqlite::Transaction;
-use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::{
@@ -163,7 +162,7 @@ fn move_order(
         tracing::warn!(order.id = %order_id, "{event_type} for an order svc-order does not know; ignored");
         return Ok(None);
     };
-    match order.apply(change, OffsetDateTime::now_utc()) {
+    match order.apply(change, common::db::now()) {
         Transition::Applied(next) => {
             store::update_order(tx, &next)?;
             tracing::info!(order.id = %order_id, from = %order.status, to = %next.status, "order moved");

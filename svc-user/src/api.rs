@@ -194,8 +194,13 @@ pub async fn register(db: &Db, new: NewUser) -> Result<User, RegisterError> {
         .await
         .context("the password hashing task failed")?
         .context("hashing the password")?;
-    let user =
-        User { id: Uuid::now_v7(), email: email.into_string(), name: name.into_string(), role, created_at: now() };
+    let user = User {
+        id: Uuid::now_v7(),
+        email: email.into_string(),
+        name: name.into_string(),
+        role,
+        created_at: common::db::now(),
+    };
     db.write(move |tx| {
         if !store::insert_user(tx, &user, &hash)? {
             return Err(RegisterError::EmailTaken);
@@ -206,10 +211,4 @@ pub async fn register(db: &Db, new: NewUser) -> Result<User, RegisterError> {
         Ok(user)
     })
     .await
-}
-
-/// Now, to the millisecond the database keeps, so a user reads back exactly as it was created.
-fn now() -> OffsetDateTime {
-    let now = OffsetDateTime::now_utc();
-    now.replace_millisecond(now.millisecond()).unwrap_or(now)
 }

@@ -15,7 +15,6 @@ use common::{
     outbox,
 };
 use serde::Deserialize;
-use time::OffsetDateTime;
 use tokio::time::Instant;
 use uuid::Uuid;
 
@@ -83,7 +82,7 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<IdempotencyKey>, ApiErr
 /// with the same key placed. The UNIQUE (user, key) constraint decides, inside the transaction.
 async fn place(db: &Db, user: Uuid, new: NewOrder, key: Option<IdempotencyKey>) -> Result<Order, ApiError> {
     db.write(move |tx| {
-        let order = Order::place(Uuid::now_v7(), user, new, OffsetDateTime::now_utc());
+        let order = Order::place(Uuid::now_v7(), user, new, common::db::now());
         if store::insert_order(tx, &order, key.as_ref())? {
             outbox::append(tx, &Envelope::new(SERVICE, Event::OrderCreated(order.created_event())))?;
             tracing::info!(order.id = %order.id, user.id = %user, "order placed");

@@ -67,6 +67,13 @@ impl ApiError {
         e
     }
 
+    /// 400 `INVALID_QUERY` for a query parameter `field` that breaks a rule.
+    pub fn invalid_query(field: &str, detail: impl Into<String>) -> Self {
+        let mut e = ApiError::new(StatusCode::BAD_REQUEST, "INVALID_QUERY", detail);
+        e.field = Some(field.to_owned());
+        e
+    }
+
     pub fn not_found(code: &'static str, detail: impl Into<String>) -> Self {
         ApiError::new(StatusCode::NOT_FOUND, code, detail)
     }

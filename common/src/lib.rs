@@ -7,6 +7,7 @@
 //! - [`consumer`]: the idempotent consumer with dead-lettering.
 //! - [`auth`]: Ed25519 JWTs, keys distributed through a JetStream KV bucket.
 //! - [`http`]: problem+json errors, extractors, layers, health.
+//! - [`paging`]: `?page=&size=` of every list and the `{items, page, size, total}` it answers.
 //! - [`runtime`]: wires the above together for one service.
 //! - `harness` (feature): real nats-server and helpers for tests.
 
@@ -18,6 +19,7 @@ pub mod db;
 pub mod event;
 pub mod http;
 pub mod outbox;
+pub mod paging;
 pub mod runtime;
 pub mod telemetry;
 

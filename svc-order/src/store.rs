@@ -2,12 +2,12 @@
 //! callers open the transaction, so an order's change and the outbox row announcing it commit
 //! together.
 
-use common::{Envelope, PaymentMethod, Won, event::OrderFailure};
+use common::{Envelope, PaymentMethod, Won, event::OrderFailure, paging::Paging};
 use rusqlite::{Connection, OptionalExtension, Row, Transaction, params, types::Type};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::domain::{IdempotencyKey, Order, OrderStatus, Page, Quantity, TraceEvent};
+use crate::domain::{IdempotencyKey, Order, OrderStatus, Quantity, TraceEvent};
 
 const ORDER_COLUMNS: &str = "id, user_id, product_id, quantity, payment_method, status, failure_reason, \
     failure_detail, unit_price, amount, payment_id, created_at, updated_at";
@@ -76,12 +76,12 @@ pub fn find_by_idempotency_key(conn: &Connection, user: Uuid, key: &IdempotencyK
 }
 
 /// One page of `user`'s orders, newest first, and how many orders the user has in all.
-pub fn list_orders_by_user(conn: &Connection, user: Uuid, page: Page) -> rusqlite::Result<(Vec<Order>, i64)> {
+pub fn list_orders_by_user(conn: &Connection, user: Uuid, paging: Paging) -> rusqlite::Result<(Vec<Order>, i64)> {
     let items = conn
         .prepare_cached(&format!(
             "SELECT {ORDER_COLUMNS} FROM orders WHERE user_id = ?1 ORDER BY created_at DESC, id DESC LIMIT ?2 OFFSET ?3"
         ))?
-        .query_map(params![user.to_string(), page.size, page.offset()], order_from)?
+        .query_map(params![user.to_string(), paging.limit(), paging.offset()], order_from)?
         .collect::<rusqlite::Result<Vec<_>>>()?;
     let total = conn.query_row("SELECT count(*) FROM orders WHERE user_id = ?1", [user.to_string()], |r| r.get(0))?;
     Ok((items, total))
@@ -261,7 +261,7 @@ mod tests {
             insert_order(&tx, o, None).unwrap();
         }
         insert_order(&tx, &order(Uuid::now_v7(), 9), None).unwrap();
-        let (page, total) = list_orders_by_user(&tx, kim, Page { number: 2, size: 2 }).unwrap();
+        let (page, total) = list_orders_by_user(&tx, kim, Paging { page: 2, size: 2 }).unwrap();
         assert_eq!(total, 5);
         assert_eq!(page.iter().map(|o| o.id).collect::<Vec<_>>(), [orders[2].id, orders[1].id]);
     }

@@ -14,22 +14,10 @@ pub const CONSUMES: &[&str] = &["stock.reserved.*"];
 const MIGRATIONS: &[&str] = &[include_str!("../migrations/0001_payments.sql")];
 
 /// What the HTTP handlers share; each asks only for its part.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, FromRef)]
 pub struct AppState {
     pub db: Db,
     pub verifier: Verifier,
-}
-
-impl FromRef<AppState> for Db {
-    fn from_ref(state: &AppState) -> Self {
-        state.db.clone()
-    }
-}
-
-impl FromRef<AppState> for Verifier {
-    fn from_ref(state: &AppState) -> Self {
-        state.verifier.clone()
-    }
 }
 
 /// A built service: listener bound, consumer started, ready to serve.

@@ -19,33 +19,22 @@ use common::{
     auth::{AuthUser, Verifier},
     db::Db,
     http::{ApiError, Json, Path, Query},
+    paging::{Page, Paging},
 };
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::Value;
 use uuid::Uuid;
 
 use crate::{
-    domain::{Category, InvalidInput, NewProduct, Paging, Product, Quantity},
+    domain::{Category, InvalidInput, NewProduct, Product, Quantity},
     store::{self, ProductFilter},
 };
 
 /// What the handlers share; each asks only for the part it uses.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, FromRef)]
 pub struct AppState {
     pub db: Db,
     pub verifier: Verifier,
-}
-
-impl FromRef<AppState> for Db {
-    fn from_ref(state: &AppState) -> Self {
-        state.db.clone()
-    }
-}
-
-impl FromRef<AppState> for Verifier {
-    fn from_ref(state: &AppState) -> Self {
-        state.verifier.clone()
-    }
 }
 
 pub fn router(state: AppState) -> Router {
@@ -56,7 +45,8 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// `?category=&sellerId=&page=&size=`; an empty parameter counts as absent.
+/// `?category=&sellerId=&page=&size=`; an empty parameter counts as absent. `page` and `size` are
+/// `u32`, so a negative one is refused by the `Query` extractor, before [`Paging::parse`].
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct ListQuery {
@@ -66,25 +56,16 @@ struct ListQuery {
     size: Option<u32>,
 }
 
-/// One page of a list.
-#[derive(Debug, Serialize)]
-struct Page<T> {
-    items: Vec<T>,
-    page: u32,
-    size: u32,
-    total: i64,
-}
-
 async fn list_products(State(db): State<Db>, Query(q): Query<ListQuery>) -> Result<Json<Page<Product>>, ApiError> {
-    let paging = Paging::parse(q.page, q.size).map_err(query_problem)?;
+    let paging = Paging::parse(q.page.map(i64::from), q.size.map(i64::from))?;
     let category = non_empty(q.category).map(|c| Category::parse(Some(&c))).transpose().map_err(query_problem)?;
     let seller_id = non_empty(q.seller_id)
         .map(|s| Uuid::parse_str(&s))
         .transpose()
-        .map_err(|_| query_field_problem("sellerId", "sellerId must be a UUID"))?;
+        .map_err(|_| ApiError::invalid_query("sellerId", "sellerId must be a UUID"))?;
     let filter = ProductFilter { category, seller_id };
     let (items, total) = db.read(move |c| store::list_products(c, &filter, paging).map_err(ApiError::from)).await?;
-    Ok(Json(Page { items, page: paging.page, size: paging.size, total }))
+    Ok(Json(Page::new(items, paging, total)))
 }
 
 async fn get_product(State(db): State<Db>, Path(id): Path<String>) -> Result<Json<Product>, ApiError> {
@@ -188,13 +169,7 @@ fn field_problem(e: InvalidInput) -> ApiError {
 
 /// 400 `INVALID_QUERY` naming the query parameter at fault.
 fn query_problem(e: InvalidInput) -> ApiError {
-    query_field_problem(e.field(), e.to_string())
-}
-
-fn query_field_problem(field: &str, detail: impl Into<String>) -> ApiError {
-    let mut problem = ApiError::new(StatusCode::BAD_REQUEST, "INVALID_QUERY", detail);
-    problem.field = Some(field.to_owned());
-    problem
+    ApiError::invalid_query(e.field(), e.to_string())
 }
 
 fn non_empty(param: Option<String>) -> Option<String> {

@@ -1,7 +1,7 @@
 //! Small synchronous SQL functions. Writers take the caller's `&Transaction`, so a state change and
 //! the outbox rows announcing it always commit together; readers take any `&Connection`.
 
-use common::{Won, db::now_ms, event::StockRejection};
+use common::{Won, db::now_ms, event::StockRejection, paging::Paging};
 use rusqlite::{
     Connection, OptionalExtension, Row, Transaction, params, params_from_iter,
     types::{Type, Value},
@@ -9,7 +9,7 @@ use rusqlite::{
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::domain::{Category, Decision, NewProduct, Paging, Product, Quantity, Reservation, ReservationStatus};
+use crate::domain::{Category, Decision, NewProduct, Product, Quantity, Reservation, ReservationStatus};
 
 const PRODUCT_COLUMNS: &str = "id, seller_id, name, category, price, stock, created_at, updated_at";
 

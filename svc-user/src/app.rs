@@ -22,38 +22,14 @@ use crate::{
 /// svc-user's own migrations, after the plumbing tables `common` adds.
 pub const MIGRATIONS: &[&str] = &[include_str!("../migrations/0001_users.sql")];
 
-/// What the handlers share. Each handler asks only for the parts it uses (see the `FromRef`
-/// impls); [`Verifier`] among them is what lets `AuthUser` extract.
-#[derive(Clone, Debug)]
+/// What the handlers share. Each handler asks only for the parts it uses (`FromRef` makes each
+/// field a sub-state); [`Verifier`] among them is what lets `AuthUser` extract.
+#[derive(Clone, Debug, FromRef)]
 pub struct AppState {
     pub db: Db,
     pub verifier: Verifier,
     pub tokens: Tokens,
     pub decoy: DecoyHash,
-}
-
-impl FromRef<AppState> for Db {
-    fn from_ref(state: &AppState) -> Self {
-        state.db.clone()
-    }
-}
-
-impl FromRef<AppState> for Verifier {
-    fn from_ref(state: &AppState) -> Self {
-        state.verifier.clone()
-    }
-}
-
-impl FromRef<AppState> for Tokens {
-    fn from_ref(state: &AppState) -> Self {
-        state.tokens.clone()
-    }
-}
-
-impl FromRef<AppState> for DecoyHash {
-    fn from_ref(state: &AppState) -> Self {
-        state.decoy.clone()
-    }
 }
 
 /// Issues access tokens: the signing key and how long a token lives.

@@ -23,26 +23,17 @@ use crate::{
     waiters::Waiters,
 };
 
-/// Everything the handlers use; each handler extracts only the parts it needs.
-#[derive(Clone, Debug)]
+/// Everything the handlers use; each handler extracts only the parts it needs. `POST /orders`,
+/// the one user of `waiters` and `stop`, takes the whole state.
+#[derive(Clone, Debug, FromRef)]
 pub struct AppState {
     pub db: Db,
     pub verifier: Verifier,
+    #[from_ref(skip)]
     pub waiters: Waiters,
     /// Cancelled at shutdown: waiting requests answer at once instead of holding the shutdown up.
+    #[from_ref(skip)]
     pub stop: CancellationToken,
-}
-
-impl FromRef<AppState> for Db {
-    fn from_ref(state: &AppState) -> Self {
-        state.db.clone()
-    }
-}
-
-impl FromRef<AppState> for Verifier {
-    fn from_ref(state: &AppState) -> Self {
-        state.verifier.clone()
-    }
 }
 
 pub fn router(state: AppState) -> Router {
@@ -76,11 +67,11 @@ fn may_see(user: &AuthUser, order: &Order) -> bool {
     order.user_id == user.id || user.is_admin()
 }
 
-/// Request input that breaks a rule: 422 naming the field, or 400 for headers and query strings,
-/// which are not the request's content.
+/// Request input that breaks a rule: 422 naming the field, or 400 for a header, which is not the
+/// request's content.
 fn invalid(e: InvalidInput) -> ApiError {
     match e {
-        InvalidInput::IdempotencyKey(_) | InvalidInput::Page(_) | InvalidInput::Size(_) => {
+        InvalidInput::IdempotencyKey(_) => {
             let mut err = ApiError::new(StatusCode::BAD_REQUEST, e.code(), e.to_string());
             err.field = Some(e.field().to_owned());
             err

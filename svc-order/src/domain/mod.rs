@@ -2,7 +2,7 @@
 //! preference and the causal order of a saga's events. No I/O; the clock and the database are the
 //! callers' business.
 //!
-//! - [`new_order`]: [`Quantity`], [`NewOrder::parse`], [`IdempotencyKey`] and [`Page`].
+//! - [`new_order`]: [`Quantity`], [`NewOrder::parse`] and [`IdempotencyKey`].
 //! - [`order`]: [`Order`], [`OrderStatus`] and the transitions saga events cause.
 //! - [`prefer`]: [`Wait`], parsed from RFC 7240 `Prefer` headers.
 //! - [`trace`]: [`TraceEvent`] and [`causal_order`].
@@ -12,7 +12,7 @@ pub mod order;
 pub mod prefer;
 pub mod trace;
 
-pub use new_order::{IdempotencyKey, NewOrder, Page, Quantity};
+pub use new_order::{IdempotencyKey, NewOrder, Quantity};
 pub use order::{Change, Order, OrderStatus, Transition, decline_code};
 pub use prefer::Wait;
 pub use trace::{TraceEvent, causal_order};
@@ -29,22 +29,16 @@ pub enum InvalidInput {
     PaymentMethod(&'static str),
     #[error("{0}")]
     IdempotencyKey(&'static str),
-    #[error("{0}")]
-    Page(&'static str),
-    #[error("{0}")]
-    Size(&'static str),
 }
 
 impl InvalidInput {
-    /// The name of the request field (or header, or query parameter) at fault.
+    /// The name of the request field (or header) at fault.
     pub fn field(&self) -> &'static str {
         match self {
             InvalidInput::ProductId(_) => "productId",
             InvalidInput::Quantity(_) => "quantity",
             InvalidInput::PaymentMethod(_) => "paymentMethod",
             InvalidInput::IdempotencyKey(_) => "Idempotency-Key",
-            InvalidInput::Page(_) => "page",
-            InvalidInput::Size(_) => "size",
         }
     }
 
@@ -55,7 +49,6 @@ impl InvalidInput {
             InvalidInput::Quantity(_) => "INVALID_QUANTITY",
             InvalidInput::PaymentMethod(_) => "INVALID_PAYMENT_METHOD",
             InvalidInput::IdempotencyKey(_) => "INVALID_IDEMPOTENCY_KEY",
-            InvalidInput::Page(_) | InvalidInput::Size(_) => "INVALID_QUERY",
         }
     }
 }

@@ -92,38 +92,6 @@ impl IdempotencyKey {
     }
 }
 
-/// One page of a listing: `page` counts from 1, `size` is 1 to 100 (default 20).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Page {
-    pub number: u32,
-    pub size: u32,
-}
-
-impl Page {
-    pub const DEFAULT_SIZE: u32 = 20;
-    pub const MAX_SIZE: u32 = 100;
-
-    pub fn parse(page: Option<i64>, size: Option<i64>) -> Result<Self, InvalidInput> {
-        let number = match page {
-            None => 1,
-            Some(n) => u32::try_from(n).ok().filter(|n| *n >= 1).ok_or(InvalidInput::Page("page must be 1 or more"))?,
-        };
-        let size = match size {
-            None => Self::DEFAULT_SIZE,
-            Some(n) => u32::try_from(n)
-                .ok()
-                .filter(|n| (1..=Self::MAX_SIZE).contains(n))
-                .ok_or(InvalidInput::Size("size must be from 1 to 100"))?,
-        };
-        Ok(Page { number, size })
-    }
-
-    /// Rows to skip before this page.
-    pub fn offset(self) -> i64 {
-        (i64::from(self.number) - 1) * i64::from(self.size)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use serde_json::json;
@@ -183,19 +151,5 @@ mod tests {
         for raw in [&b""[..], &[b'k'; 101], b"tab\there", "caf\u{e9}".as_bytes(), b"nul\0"] {
             assert_eq!(IdempotencyKey::parse(raw).unwrap_err().code(), "INVALID_IDEMPOTENCY_KEY", "{raw:?}");
         }
-    }
-
-    #[test]
-    fn paging_defaults_to_the_first_page_of_20() {
-        assert_eq!(Page::parse(None, None), Ok(Page { number: 1, size: 20 }));
-        assert_eq!(Page::parse(Some(3), Some(10)).unwrap().offset(), 20);
-    }
-
-    #[test]
-    fn a_page_below_1_or_a_size_outside_1_to_100_is_refused() {
-        assert_eq!(Page::parse(Some(0), None).unwrap_err().field(), "page");
-        assert_eq!(Page::parse(None, Some(0)).unwrap_err().field(), "size");
-        assert_eq!(Page::parse(None, Some(101)).unwrap_err().field(), "size");
-        assert!(Page::parse(None, Some(100)).is_ok());
     }
 }

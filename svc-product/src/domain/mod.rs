@@ -3,10 +3,8 @@
 //!
 //! - [`new_product`]: [`ProductName`], [`Price`], [`Stock`], [`Category`] and [`NewProduct::parse`].
 //! - [`reservation`]: [`Quantity`], [`ReservationStatus`] and the [`decide`] rule for `order.created`.
-//! - [`paging`]: [`Paging`], the `?page=&size=` of every list.
 
 pub mod new_product;
-pub mod paging;
 pub mod reservation;
 
 use common::Won;
@@ -15,7 +13,6 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 pub use new_product::{Category, NewProduct, Price, ProductName, Stock};
-pub use paging::Paging;
 pub use reservation::{AmountOverflow, Decision, Quantity, Reservation, ReservationStatus, decide};
 
 /// Why a request was refused. Each variant is the request field at fault; the text says what the
@@ -32,10 +29,6 @@ pub enum InvalidInput {
     Category(&'static str),
     #[error("{0}")]
     Quantity(&'static str),
-    #[error("{0}")]
-    Page(&'static str),
-    #[error("{0}")]
-    Size(&'static str),
 }
 
 impl InvalidInput {
@@ -47,8 +40,6 @@ impl InvalidInput {
             InvalidInput::Stock(_) => "stock",
             InvalidInput::Category(_) => "category",
             InvalidInput::Quantity(_) => "quantity",
-            InvalidInput::Page(_) => "page",
-            InvalidInput::Size(_) => "size",
         }
     }
 
@@ -60,7 +51,6 @@ impl InvalidInput {
             InvalidInput::Stock(_) => "INVALID_STOCK",
             InvalidInput::Category(_) => "INVALID_CATEGORY",
             InvalidInput::Quantity(_) => "INVALID_QUANTITY",
-            InvalidInput::Page(_) | InvalidInput::Size(_) => "INVALID_QUERY",
         }
     }
 }
@@ -128,7 +118,6 @@ mod tests {
         for e in errors {
             assert_eq!(e.code(), format!("INVALID_{}", e.field().to_uppercase()));
         }
-        assert_eq!(InvalidInput::Size("").code(), "INVALID_QUERY");
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! to the `match` in [`main`].
 
 mod nats;
+mod outbox;
 mod proc;
 mod test;
 mod up;
@@ -33,6 +34,25 @@ enum Command {
     },
     /// Start NATS (unless one answers at NATS_URL) and the services; stop them on Ctrl-C.
     Up,
+    /// Work with a service's transactional outbox.
+    #[command(subcommand)]
+    Outbox(OutboxCommand),
+}
+
+#[derive(Subcommand)]
+enum OutboxCommand {
+    /// Queue a service's already-published events to be published again (e.g. after the stream
+    /// lost them). Safe to repeat: every consumer applies an event id once.
+    Republish {
+        /// The service, e.g. svc-order.
+        service: String,
+        /// Only events created at or after this time (RFC 3339); default: every kept event.
+        #[arg(long)]
+        since: Option<String>,
+        /// The service's DATA_DIR; default: where `shop up` keeps it (.data/<service>).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -44,6 +64,9 @@ fn main() -> ExitCode {
         }),
         Command::Test { cargo_args } => test::run(&cargo_args),
         Command::Up => up::run(),
+        Command::Outbox(OutboxCommand::Republish { service, since, data_dir }) => {
+            outbox::republish(&service, data_dir.as_deref(), since.as_deref())
+        }
     };
     result.unwrap_or_else(|err| {
         eprintln!("shopctl: error: {err:#}");

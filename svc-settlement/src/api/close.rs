@@ -1,0 +1,74 @@
+//! `POST /settlements/close?date=YYYY-MM-DD`: an admin closes a business day now.
+
+use axum::{extract::State, http::StatusCode};
+use common::{
+    auth::AuthUser,
+    event::SellerPayout,
+    http::{ApiError, Json, Query},
+};
+use serde::{Deserialize, Serialize};
+
+use super::{forbidden, invalid_date, missing, overflow};
+use crate::{
+    app::AppState,
+    closing::{self, CloseError},
+    domain::{CloseRecord, access::may_close, calendar::parse_day},
+};
+
+#[derive(Debug, Deserialize)]
+pub struct CloseQuery {
+    date: Option<String>,
+}
+
+/// A close record on the wire; the same body every time the day is closed again.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CloseView {
+    date: String,
+    time_zone: String,
+    closed_at: String,
+    fee_rate_bps: u16,
+    /// The id of the day's `settlement.closed` event.
+    event_id: String,
+    payouts: Vec<SellerPayout>,
+}
+
+impl From<&CloseRecord> for CloseView {
+    fn from(r: &CloseRecord) -> Self {
+        CloseView {
+            date: r.date.to_string(),
+            time_zone: r.time_zone.clone(),
+            closed_at: r.closed_at.to_string(),
+            fee_rate_bps: r.fee_rate.bps(),
+            event_id: r.event_id.to_string(),
+            payouts: r.payouts.clone(),
+        }
+    }
+}
+
+/// Closes the day (grace period does not apply: the admin decides), or answers with the existing
+/// close. 409 `DAY_NOT_ENDED` while the day is not over in the service's time zone.
+pub async fn close(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Query(q): Query<CloseQuery>,
+) -> Result<Json<CloseView>, ApiError> {
+    may_close(&user).map_err(forbidden)?;
+    let date = parse_day(q.date.as_deref().ok_or_else(|| missing("date"))?).map_err(invalid_date)?;
+    let now = state.clock.now();
+    let rules = state.rules.clone();
+    match state.db.write(move |tx| closing::close_day(tx, &rules, date, now)).await {
+        Ok(closed) => Ok(Json(closed.record().into())),
+        Err(CloseError::NotEnded(date)) => {
+            let ends_at = state.rules.calendar.end_of(date).map(|t| t.to_string()).unwrap_or_default();
+            Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "DAY_NOT_ENDED",
+                format!("business day {date} has not ended yet in {}", state.rules.calendar.name()),
+            )
+            .with_member("endsAt", ends_at))
+        }
+        Err(CloseError::Overflow(e)) => Err(overflow(e)),
+        Err(CloseError::Db(e)) => Err(e.into()),
+    }
+}

@@ -1,0 +1,57 @@
+//! The HTTP API: settlement reports for sellers and admins, and the close for admins.
+//!
+//! | route                                                   | who                 | answer       |
+//! |---------------------------------------------------------|---------------------|--------------|
+//! | `GET /settlements/daily?date=YYYY-MM-DD[&sellerId=&category=]` | seller (own), admin | 200 report |
+//! | `GET /settlements/monthly?month=YYYY-MM[&sellerId=&category=]` | seller (own), admin | 200 report |
+//! | `POST /settlements/close?date=YYYY-MM-DD`               | admin               | 200 close record, also when already closed |
+//!
+//! Errors: 401 `UNAUTHENTICATED`/`INVALID_TOKEN`; 403 `FORBIDDEN` (customer, a seller naming
+//! another seller, a non-admin closing); 400 `INVALID_DATE`, `INVALID_MONTH` or `INVALID_QUERY`
+//! (missing parameter, sellerId not a UUID); 409 `DAY_NOT_ENDED`.
+
+mod close;
+mod reports;
+
+use axum::{
+    Router,
+    http::StatusCode,
+    routing::{get, post},
+};
+use common::http::ApiError;
+
+use crate::{
+    app::AppState,
+    domain::{Overflow, access::Forbidden, calendar::InvalidDay},
+};
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/settlements/daily", get(reports::daily))
+        .route("/settlements/monthly", get(reports::monthly))
+        .route("/settlements/close", post(close::close))
+        .with_state(state)
+}
+
+fn forbidden(e: Forbidden) -> ApiError {
+    ApiError::new(StatusCode::FORBIDDEN, "FORBIDDEN", e.to_string())
+}
+
+/// 400 naming the query parameter at fault.
+fn bad_query(code: &'static str, field: &str, detail: impl Into<String>) -> ApiError {
+    let mut e = ApiError::new(StatusCode::BAD_REQUEST, code, detail);
+    e.field = Some(field.to_owned());
+    e
+}
+
+fn invalid_date(e: InvalidDay) -> ApiError {
+    bad_query("INVALID_DATE", "date", e.to_string())
+}
+
+fn missing(field: &str) -> ApiError {
+    ApiError::invalid_query(field, format!("missing query parameter `{field}`"))
+}
+
+fn overflow(e: Overflow) -> ApiError {
+    ApiError::internal(e)
+}

@@ -1,0 +1,147 @@
+//! `GET /settlements/daily` and `GET /settlements/monthly`.
+//!
+//! Both answer `{date|month, timeZone, closed, rows: [{sellerId, category, gross, refunds, net,
+//! orders, fee, payout}], totals: {gross, refunds, net, orders, fee, payout}}`. Rows are per
+//! seller and category, ordered by seller id then category; adjustments count on the day they
+//! are booked on. A closed day is reported at the fee rate it was closed with.
+
+use axum::extract::State;
+use common::{
+    auth::AuthUser,
+    db::DbError,
+    http::{ApiError, Json, Query},
+};
+use jiff::civil::Date;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::{bad_query, forbidden, invalid_date, missing, overflow};
+use crate::{
+    app::AppState,
+    domain::{
+        FeeRate, Figures, Month,
+        access::report_scope,
+        calendar::parse_day,
+        report::{self, DayGroup, Row},
+    },
+    store::{self, ledger::Filter},
+};
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DailyQuery {
+    date: Option<String>,
+    seller_id: Option<String>,
+    category: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MonthlyQuery {
+    month: Option<String>,
+    seller_id: Option<String>,
+    category: Option<String>,
+}
+
+/// A daily report on the wire.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DailyReport {
+    date: String,
+    time_zone: String,
+    /// The day is closed: these figures are final.
+    closed: bool,
+    rows: Vec<Row>,
+    totals: Figures,
+}
+
+/// A monthly report on the wire.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MonthlyReport {
+    month: String,
+    time_zone: String,
+    /// The month has ended and every one of its days with entries is closed.
+    closed: bool,
+    rows: Vec<Row>,
+    totals: Figures,
+}
+
+/// `GET /settlements/daily?date=YYYY-MM-DD[&sellerId=][&category=]`
+pub async fn daily(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Query(q): Query<DailyQuery>,
+) -> Result<Json<DailyReport>, ApiError> {
+    let seller_id = scope(&user, q.seller_id.as_deref())?;
+    let date = parse_day(q.date.as_deref().ok_or_else(|| missing("date"))?).map_err(invalid_date)?;
+    let filter = Filter { from: Some(date), to: Some(date), seller_id, category: category(q.category) };
+    let (groups, close) = state
+        .db
+        .read(move |c| Ok::<_, DbError>((store::ledger::day_groups(c, &filter)?, store::days::find_close(c, date)?)))
+        .await?;
+    let rate = close.as_ref().map_or(state.rules.fee_rate, |c| c.fee_rate);
+    let (rows, totals) = rows_and_totals(&groups, |_| rate)?;
+    Ok(Json(DailyReport {
+        date: date.to_string(),
+        time_zone: state.rules.calendar.name().to_owned(),
+        closed: close.is_some(),
+        rows,
+        totals,
+    }))
+}
+
+/// `GET /settlements/monthly?month=YYYY-MM[&sellerId=][&category=]`: the month's business days
+/// summed, each day settled at its own rate (so the month equals the sum of its daily reports).
+pub async fn monthly(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Query(q): Query<MonthlyQuery>,
+) -> Result<Json<MonthlyReport>, ApiError> {
+    let seller_id = scope(&user, q.seller_id.as_deref())?;
+    let raw = q.month.as_deref().ok_or_else(|| missing("month"))?;
+    let month = Month::parse(raw).map_err(|e| bad_query("INVALID_MONTH", "month", e.to_string()))?;
+    let (first, last) = (month.first_day(), month.last_day());
+    let filter = Filter { from: Some(first), to: Some(last), seller_id, category: category(q.category) };
+    let (groups, rates, open) = state
+        .db
+        .read(move |c| {
+            let groups = store::ledger::day_groups(c, &filter)?;
+            let rates = store::days::close_rates(c, first, last)?;
+            let open = store::ledger::open_days_with_entries(c)?;
+            Ok::<_, DbError>((groups, rates, open))
+        })
+        .await?;
+    let default_rate = state.rules.fee_rate;
+    let (rows, totals) = rows_and_totals(&groups, |d| rates.get(&d).copied().unwrap_or(default_rate))?;
+    let ended = state.rules.calendar.has_ended(last, state.clock.now());
+    let closed = ended && !open.iter().any(|d| (first..=last).contains(d));
+    Ok(Json(MonthlyReport {
+        month: month.to_string(),
+        time_zone: state.rules.calendar.name().to_owned(),
+        closed,
+        rows,
+        totals,
+    }))
+}
+
+/// The seller filter the caller gets: the role is checked before the parameter is parsed, so a
+/// customer is told 403 whatever it sent.
+fn scope(user: &AuthUser, seller_id: Option<&str>) -> Result<Option<Uuid>, ApiError> {
+    report_scope(user, None).map_err(forbidden)?;
+    let asked = seller_id
+        .map(|s| Uuid::parse_str(s).map_err(|_| ApiError::invalid_query("sellerId", "sellerId must be a UUID")))
+        .transpose()?;
+    report_scope(user, asked).map_err(forbidden)
+}
+
+/// An empty `category=` means no category filter.
+fn category(raw: Option<String>) -> Option<String> {
+    raw.filter(|c| !c.is_empty())
+}
+
+fn rows_and_totals(groups: &[DayGroup], rate_of: impl Fn(Date) -> FeeRate) -> Result<(Vec<Row>, Figures), ApiError> {
+    let rows = report::rows(groups, rate_of).map_err(overflow)?;
+    let totals = report::totals(&rows).map_err(overflow)?;
+    Ok((rows, totals))
+}

@@ -1,0 +1,65 @@
+//! Small synchronous SQL functions. Reads take a `&Connection`, so they work on a pooled
+//! connection and inside a transaction alike.
+//!
+//! - [`ledger`]: booking and finding entries, and the per-day sums reports are built from.
+//! - [`days`]: closed days and their payouts.
+
+pub mod days;
+pub mod ledger;
+
+use jiff::civil::Date;
+use rusqlite::{Row, types::Type};
+use uuid::Uuid;
+
+fn uuid_at(row: &Row<'_>, idx: usize) -> rusqlite::Result<Uuid> {
+    let text = row.get_ref(idx)?.as_str()?;
+    Uuid::parse_str(text).map_err(|e| rusqlite::Error::FromSqlConversionFailure(idx, Type::Text, Box::new(e)))
+}
+
+/// Reads a `YYYY-MM-DD` column; the service only ever writes valid days there.
+fn date_at(row: &Row<'_>, idx: usize) -> rusqlite::Result<Date> {
+    let text = row.get_ref(idx)?.as_str()?;
+    crate::domain::calendar::parse_day(text)
+        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(idx, Type::Text, Box::new(e)))
+}
+
+fn timestamp_at(row: &Row<'_>, idx: usize) -> rusqlite::Result<jiff::Timestamp> {
+    let text = row.get_ref(idx)?.as_str()?;
+    text.parse().map_err(|e: jiff::Error| rusqlite::Error::FromSqlConversionFailure(idx, Type::Text, Box::new(e)))
+}
+
+#[cfg(test)]
+mod tests {
+    use common::db::{Db, DbError};
+
+    /// What the schema itself refuses, whatever the code above it does.
+    #[tokio::test]
+    async fn the_schema_keeps_the_ledger_append_only_and_closed_days_final() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("t.db"), crate::app::MIGRATIONS).await.unwrap();
+        let run = |sql: &'static str| {
+            let db = db.clone();
+            async move { db.write(move |tx| tx.execute_batch(sql).map_err(DbError::from)).await }
+        };
+        run("INSERT INTO ledger VALUES ('e1', 'SALE', 'p1', 'o1', 's1', 'books', 100, '2026-11-30T01:00:00Z',
+                                       '2026-11-30', '2026-11-30', 0);
+             INSERT INTO closed_days VALUES ('2026-11-30', 'Asia/Seoul', 300, '2026-12-01T00:00:00Z', 'c1');")
+        .await
+        .unwrap();
+        let refused = [
+            "INSERT INTO ledger VALUES ('e2', 'REFUND', 'p1', 'o1', 's1', 'books', 100, '2026-11-30T02:00:00Z',
+                                        '2026-11-30', '2026-11-30', 0)",
+            "INSERT INTO ledger VALUES ('e3', 'SALE', 'p1', 'o1', 's1', 'books', 100, '2026-11-30T02:00:00Z',
+                                        '2026-11-30', '2026-12-01', 0)",
+            "INSERT INTO ledger VALUES ('e4', 'SALE', 'p4', 'o4', 's1', 'books', 100, '2026-12-01T02:00:00Z',
+                                        '2026-12-02', '2026-12-01', 0)",
+            "UPDATE ledger SET amount = 1",
+            "DELETE FROM ledger",
+            "UPDATE closed_days SET fee_rate_bps = 0",
+            "DELETE FROM closed_days",
+        ];
+        for sql in refused {
+            assert!(run(sql).await.is_err(), "{sql}");
+        }
+    }
+}

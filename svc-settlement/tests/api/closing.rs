@@ -1,0 +1,142 @@
+//! Closing business days: by hand, by the scheduler on the injected clock, idempotently, and
+//! never changing a closed day afterwards.
+
+use common::{
+    Event, Role,
+    harness::{eventually, transcript},
+};
+use uuid::Uuid;
+
+use crate::helpers::{WAIT, admin, at, json, sale, spawn_app};
+
+const AFTER_NOV_30: &str = "2026-12-01T00:30:00+09:00";
+
+#[tokio::test]
+async fn closing_a_day_records_payouts_and_announces_them_once_however_often_it_is_closed() {
+    let app = spawn_app(AFTER_NOV_30, &[]).await;
+    let seller = Uuid::now_v7();
+    app.publish_all(&[
+        sale(seller, "books", 30_000, at("2026-11-30T10:00:00+09:00")),
+        sale(seller, "toys", 999, at("2026-11-30T11:00:00+09:00")),
+    ])
+    .await;
+
+    let first = json(app.close("2026-11-30").await, 200).await;
+    assert_eq!(first["closedAt"], "2026-11-30T15:30:00Z", "closed at the service clock's time");
+    insta::assert_json_snapshot!("close_record", first, {
+        ".eventId" => "[event]", ".payouts[].sellerId" => "[seller]",
+    });
+    let event = app.closed_event("2026-11-30").await;
+    assert_eq!(event.id.to_string(), first["eventId"]);
+    insta::assert_json_snapshot!(
+        "closed_event",
+        transcript(std::slice::from_ref(&event), &[("seller", seller.to_string())])
+    );
+    let Event::SettlementClosed(closed) = &event.event else { panic!("{event:?}") };
+    assert_eq!(serde_json::to_value(&closed.payouts).unwrap(), first["payouts"]);
+
+    let again = json(app.close("2026-11-30").await, 200).await;
+    assert_eq!(again, first);
+    assert_eq!(app.count("outbox WHERE subject = ?1", "settlement.closed.2026-11-30"), 1);
+    assert_eq!(app.count("closed_days WHERE date = ?1", "2026-11-30"), 1);
+    assert_eq!(app.daily("2026-11-30").await["closed"], true);
+    assert_eq!(app.closed_events("2026-11-30").await.len(), 1);
+}
+
+#[tokio::test]
+async fn a_day_that_has_not_ended_in_the_time_zone_cannot_be_closed() {
+    let app = spawn_app("2026-11-30T23:59:59+09:00", &[]).await;
+    let problem = json(app.close("2026-11-30").await, 409).await;
+    assert_eq!(problem["endsAt"], "2026-11-30T15:00:00Z");
+    insta::assert_json_snapshot!("day_not_ended", problem);
+    let future = json(app.close("2027-01-01").await, 409).await;
+    assert_eq!(future["code"], "DAY_NOT_ENDED");
+
+    // One second later it has ended: no grace period for an admin.
+    app.clock.set(at("2026-12-01T00:00:00+09:00"));
+    let closed = json(app.close("2026-11-30").await, 200).await;
+    assert_eq!(closed["payouts"], serde_json::json!([]), "a day without entries closes with no payouts");
+}
+
+#[tokio::test]
+async fn only_admins_close_days() {
+    let app = spawn_app(AFTER_NOV_30, &[]).await;
+    let path = "/settlements/close?date=2026-11-30";
+    assert_eq!(json(app.post(path, None).await, 401).await["code"], "UNAUTHENTICATED");
+    for role in [Role::Customer, Role::Seller] {
+        assert_eq!(json(app.post(path, Some((Uuid::now_v7(), role))).await, 403).await["code"], "FORBIDDEN");
+    }
+    for (bad, code) in
+        [("?date=2026-11-31", "INVALID_DATE"), ("?date=yesterday", "INVALID_DATE"), ("", "INVALID_QUERY")]
+    {
+        let problem = json(app.post(&format!("/settlements/close{bad}"), admin()).await, 400).await;
+        assert_eq!(problem["code"], code, "{bad}");
+    }
+    assert_eq!(app.count("closed_days WHERE ?1 = ?1", ""), 0);
+}
+
+#[tokio::test]
+async fn the_scheduler_closes_days_with_entries_once_the_grace_period_after_their_end_has_passed() {
+    // Nothing is due yet: Nov 29 ends at midnight, and only an hour after that is it due.
+    let app = spawn_app("2026-11-29T20:00:00+09:00", &["--close-tick-secs", "1"]).await;
+    let seller = Uuid::now_v7();
+    app.publish_all(&[
+        sale(seller, "books", 10_000, at("2026-11-29T15:00:00+09:00")),
+        sale(seller, "books", 20_000, at("2026-11-30T10:00:00+09:00")),
+    ])
+    .await;
+
+    // Nov 29 ended 24.5 h ago, Nov 30 59 min 59 s ago: the next round closes the first only.
+    app.clock.set(at("2026-12-01T00:59:59+09:00"));
+    let nov29 = app.closed_event("2026-11-29").await;
+    assert!(matches!(&nov29.event, Event::SettlementClosed(c) if c.payouts[0].gross.0 == 10_000));
+    // That round saw Nov 30 at the same instant, so it left it open.
+    assert_eq!(app.daily("2026-11-30").await["closed"], false);
+
+    app.clock.set(at("2026-12-01T01:00:00+09:00"));
+    let nov30 = app.closed_event("2026-11-30").await;
+    let Event::SettlementClosed(closed) = &nov30.event else { panic!("{nov30:?}") };
+    assert_eq!((closed.date.as_str(), closed.time_zone.as_str()), ("2026-11-30", "Asia/Seoul"));
+    assert_eq!((closed.payouts[0].seller_id, closed.payouts[0].payout.0), (seller, 19_400));
+    assert_eq!(nov30.occurred_at.unix_timestamp(), at("2026-12-01T01:00:00+09:00").as_second());
+    let report = eventually(WAIT, || async {
+        let r = app.daily("2026-11-30").await;
+        (r["closed"] == true).then_some(r)
+    })
+    .await
+    .expect("the day reads as closed");
+    assert_eq!(report["totals"]["payout"], 19_400);
+    // Days without entries are left alone.
+    assert_eq!(app.daily("2026-11-28").await["closed"], false);
+}
+
+#[tokio::test]
+async fn a_closed_day_keeps_the_fee_rate_it_was_closed_with_when_the_rate_changes() {
+    let mut app = spawn_app(AFTER_NOV_30, &[]).await;
+    let seller = Uuid::now_v7();
+    app.publish_all(&[
+        sale(seller, "books", 10_000, at("2026-11-30T10:00:00+09:00")),
+        sale(seller, "books", 10_000, at("2026-12-01T00:10:00+09:00")),
+    ])
+    .await;
+    assert_eq!(app.close("2026-11-30").await.status(), 200);
+
+    app.stop().await;
+    app.config.fee_rate_bps = "500".parse().unwrap();
+    app.start().await;
+    assert_eq!(app.daily("2026-11-30").await["totals"]["fee"], 300);
+    assert_eq!(app.daily("2026-12-01").await["totals"]["fee"], 500);
+    assert_eq!(app.monthly("2026-11").await["totals"]["fee"], 300);
+}
+
+#[tokio::test]
+async fn the_service_refuses_to_start_in_another_time_zone_than_its_ledger_was_kept_in() {
+    let mut app = spawn_app(AFTER_NOV_30, &[]).await;
+    app.stop().await;
+    let mut moved = app.config.clone();
+    moved.time_zone = "Europe/Paris".parse().unwrap();
+    let stop = tokio_util::sync::CancellationToken::new();
+    let err = svc_settlement::App::build_with_clock(moved, stop.clone(), app.clock.clone()).await.unwrap_err();
+    stop.cancel();
+    assert!(err.to_string().contains("keeps business days in time zone Asia/Seoul"), "{err}");
+}

@@ -1,0 +1,9 @@
+//! svc-settlement's integration tests: the real service against a real nats-server, events
+//! published by hand, time moved by a manual clock.
+
+mod booking;
+mod closing;
+mod helpers;
+mod rebuild;
+mod reconciliation;
+mod reports;

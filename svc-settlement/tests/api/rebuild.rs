@@ -1,0 +1,106 @@
+//! Rebuilding the ledger from the stream: the replay reproduces the live figures, closes included,
+//! and can replace a lost database while the service is stopped.
+
+use serde_json::Value;
+use svc_settlement::rebuild::{self, Options};
+use uuid::Uuid;
+
+use crate::helpers::{TestApp, at, json, refund, sale, spawn_app};
+
+async fn reports(app: &TestApp) -> Vec<Value> {
+    let mut out = Vec::new();
+    for date in ["2026-11-30", "2026-12-01"] {
+        out.push(app.daily(date).await);
+    }
+    out.push(app.monthly("2026-11").await);
+    out
+}
+
+#[tokio::test]
+async fn a_rebuild_reproduces_the_live_ledger_and_can_replace_a_lost_one() {
+    let mut app = spawn_app("2026-12-01T00:30:00+09:00", &[]).await;
+    let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
+    let books = sale(a, "books", 10_000, at("2026-11-30T10:00:00+09:00"));
+    let toys = sale(b, "toys", 20_000, at("2026-11-30T11:00:00+09:00"));
+    let food = sale(a, "food", 999, at("2026-11-30T23:59:59+09:00"));
+    let next_day = sale(b, "books", 5_000, at("2026-12-01T00:10:00+09:00"));
+    let refunded = refund(&books, at("2026-11-30T12:00:00+09:00"));
+    app.publish_all(&[books, toys.clone(), food, next_day, refunded.clone()]).await;
+    let close = json(app.close("2026-11-30").await, 200).await;
+
+    // After the close: a late refund and a late sale for the closed day, and a re-published event.
+    let late_refund = refund(&toys, at("2026-11-30T23:00:00+09:00"));
+    let late_sale = sale(a, "books", 3_000, at("2026-11-30T21:00:00+09:00"));
+    app.publish_all(&[late_refund, late_sale]).await;
+    let seq = app.publish_as(&refunded, &Uuid::now_v7().to_string()).await;
+    app.consumed_through(seq).await;
+    let live = reports(&app).await;
+    assert_eq!(live[1]["totals"]["refunds"], 20_000, "the late refund is an adjustment on Dec 1");
+
+    let summary = rebuild::run(&app.config, Options::default()).await.expect("rebuild runs");
+    assert!(summary.is_clean(), "{summary}");
+    assert!(summary.complete && !summary.swapped);
+    assert_eq!((summary.applied, summary.duplicates, summary.closes), (7, 1, 1), "{summary}");
+    assert!(summary.rejected.is_empty(), "{summary}");
+
+    let err = rebuild::run(&app.config, Options { swap: true }).await.expect_err("the service holds the file");
+    assert!(err.to_string().contains("in use"), "{err:#}");
+
+    app.stop().await;
+    let summary = rebuild::run(&app.config, Options { swap: true }).await.expect("swap while stopped");
+    assert!(summary.is_clean() && summary.swapped, "{summary}");
+    let replaced = summary.replaced.expect("the old file is kept");
+    assert!(replaced.exists(), "{}", replaced.display());
+
+    // The database is lost; the stream still has everything.
+    std::fs::remove_file(app.config.db_path()).unwrap();
+    let summary = rebuild::run(&app.config, Options { swap: true }).await.expect("rebuild a lost database");
+    assert!(summary.swapped && summary.replaced.is_none());
+    assert!(
+        summary.differences.iter().all(|d| matches!(
+            d,
+            rebuild::Difference::Figures { live: None, .. }
+                | rebuild::Difference::Closed { live: false, rebuilt: true, .. }
+        )),
+        "{summary}"
+    );
+    assert!(!summary.differences.is_empty());
+
+    app.start().await;
+    assert_eq!(reports(&app).await, live);
+    // The replayed close is the published one: same record, nothing new to announce.
+    assert_eq!(json(app.close("2026-11-30").await, 200).await, close);
+    assert_eq!(app.count("outbox WHERE ?1 = ?1", ""), 0);
+}
+
+#[tokio::test]
+async fn a_close_published_after_events_it_did_not_count_is_replayed_where_it_took_effect() {
+    let app = spawn_app("2026-12-01T00:30:00+09:00", &[]).await;
+    let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
+    let counted = sale(a, "books", 10_000, at("2026-11-30T10:00:00+09:00"));
+    app.publish_all(&[counted.clone(), sale(b, "toys", 2_000, at("2026-11-30T11:00:00+09:00"))]).await;
+    assert_eq!(app.close("2026-11-30").await.status(), 200);
+    let closed = app.closed_event("2026-11-30").await;
+
+    // Events for the closed day, booked live on Dec 1...
+    let late = [
+        refund(&counted, at("2026-11-30T12:00:00+09:00")),
+        sale(b, "toys", 7_000, at("2026-11-30T13:00:00+09:00")),
+        sale(a, "food", 1_000, at("2026-12-01T00:20:00+09:00")),
+    ];
+    app.publish_all(&late).await;
+    // ...and the close moved behind them in the stream, as when they arrive between the close's
+    // commit and the relay publishing it.
+    let stream = app.js.get_stream(common::bus::STREAM).await.unwrap();
+    let original = stream.get_last_raw_message_by_subject("settlement.closed.2026-11-30").await.unwrap();
+    assert!(stream.delete_message(original.sequence).await.unwrap());
+    let moved_to = app.publish_bare(&closed).await;
+    let live = reports(&app).await;
+    assert_eq!(live[1]["totals"]["gross"], 8_000, "the late sale is an adjustment on Dec 1");
+
+    let summary = rebuild::run(&app.config, Options::default()).await.expect("rebuild runs");
+    assert!(summary.is_clean(), "{summary}");
+    assert_eq!(summary.moved_closes.len(), 1, "{summary}");
+    let moved = &summary.moved_closes[0];
+    assert_eq!((moved.date.as_str(), moved.event_seq, moved.moved), ("2026-11-30", moved_to, 2), "{summary}");
+}

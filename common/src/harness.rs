@@ -228,23 +228,24 @@ pub async fn settled(
     .is_some()
 }
 
-/// `events` in causal order: causes before effects, siblings (e.g. `order.failed` and
-/// `stock.released`, both caused by `payment.failed`) by event type, so the order is the same run
-/// after run whatever the timing.
+/// `events` in causal order, the same run after run whatever the timing: each root (an event
+/// caused by a request) in the order they happened, each followed by everything it caused, depth
+/// first; siblings (e.g. `order.failed` and `stock.released`, both caused by `payment.failed`) by
+/// event type.
 pub fn causal_order(events: &[Envelope]) -> Vec<Envelope> {
     let ids: std::collections::HashSet<_> = events.iter().map(|e| e.id).collect();
-    let mut by_time = events.to_vec();
-    by_time.sort_by_key(|e| (e.event.event_type(), e.occurred_at));
+    let mut roots: Vec<&Envelope> =
+        events.iter().filter(|e| e.causation_id.is_none_or(|c| !ids.contains(&c))).collect();
+    roots.sort_by_key(|e| (e.occurred_at, e.event.event_type()));
     let mut ordered = Vec::with_capacity(events.len());
-    let mut frontier: Vec<Envelope> =
-        by_time.iter().filter(|e| e.causation_id.is_none_or(|c| !ids.contains(&c))).cloned().collect();
-    while !frontier.is_empty() {
-        let mut next = Vec::new();
-        for e in frontier {
-            next.extend(by_time.iter().filter(|c| c.causation_id == Some(e.id)).cloned());
-            ordered.push(e);
-        }
-        frontier = next;
+    // An explicit stack instead of recursion; children are pushed in reverse so the first sibling
+    // (by type) comes out first.
+    let mut stack: Vec<&Envelope> = roots.into_iter().rev().collect();
+    while let Some(e) = stack.pop() {
+        ordered.push(e.clone());
+        let mut children: Vec<&Envelope> = events.iter().filter(|c| c.causation_id == Some(e.id)).collect();
+        children.sort_by_key(|c| std::cmp::Reverse((c.event.event_type(), c.occurred_at)));
+        stack.extend(children);
     }
     ordered
 }
@@ -315,5 +316,52 @@ impl TestIssuer {
     /// A bearer token for `user` with `role`, valid for an hour.
     pub fn token(&self, user: uuid::Uuid, role: crate::Role) -> String {
         self.key.issue(user, role, Duration::from_secs(3600))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{OrderFailed, OrderFailure, PaymentMethod, ReleaseReason, StockReleased};
+    use crate::{Event, event::OrderCreated};
+
+    #[test]
+    fn causal_order_is_the_same_whatever_order_events_arrive_in() {
+        let order = uuid::Uuid::now_v7();
+        let created = Envelope::new(
+            "svc-order",
+            Event::OrderCreated(OrderCreated {
+                order_id: order,
+                user_id: order,
+                product_id: order,
+                quantity: 1,
+                payment_method: PaymentMethod::Card,
+            }),
+        );
+        let released = Envelope::caused_by(
+            "svc-product",
+            &created,
+            Event::StockReleased(StockReleased {
+                order_id: order,
+                product_id: order,
+                quantity: 1,
+                reason: ReleaseReason::PaymentFailed,
+            }),
+        );
+        let failed = Envelope::caused_by(
+            "svc-order",
+            &created,
+            Event::OrderFailed(OrderFailed { order_id: order, reason: OrderFailure::PaymentDeclined, detail: None }),
+        );
+        let later_root = Envelope::new(
+            "svc-order",
+            Event::OrderFailed(OrderFailed { order_id: order, reason: OrderFailure::OutOfStock, detail: None }),
+        );
+        let types = |events: Vec<Envelope>| -> Vec<&'static str> {
+            causal_order(&events).iter().map(|e| e.event.event_type()).collect()
+        };
+        let expected = ["order.created", "order.failed", "stock.released", "order.failed"];
+        assert_eq!(types(vec![created.clone(), released.clone(), failed.clone(), later_root.clone()]), expected);
+        assert_eq!(types(vec![later_root, failed, released, created]), expected);
     }
 }

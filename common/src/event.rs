@@ -263,6 +263,10 @@ pub struct SettlementClosed {
     pub date: String,
     pub time_zone: String,
     pub payouts: Vec<SellerPayout>,
+    /// How many ledger entries svc-settlement had booked (all days) when it closed the day: the
+    /// close's position in the ledger, so a rebuild from the stream closes the day at exactly the
+    /// same point even though this event is published a moment after the close.
+    pub ledger_entries: u64,
 }
 
 /// Declares [`Event`] from one table: variant (= payload type), event type, and the subject key.

@@ -6,6 +6,7 @@
 mod nats;
 mod outbox;
 mod proc;
+mod settlement;
 mod test;
 mod up;
 
@@ -37,6 +38,25 @@ enum Command {
     /// Work with a service's transactional outbox.
     #[command(subcommand)]
     Outbox(OutboxCommand),
+    /// svc-settlement's ledger.
+    #[command(subcommand)]
+    Settlement(SettlementCommand),
+}
+
+#[derive(Subcommand)]
+enum SettlementCommand {
+    /// Rebuild the ledger from the event stream into a fresh database and compare it with the
+    /// live one; exits non-zero when they differ.
+    Rebuild {
+        /// Replace the live database with the rebuilt one (stop svc-settlement first).
+        #[arg(long)]
+        swap: bool,
+        /// svc-settlement's DATA_DIR; default: where `shop up` keeps it (.data/svc-settlement).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        #[arg(long, env = "NATS_URL", default_value = "nats://127.0.0.1:4222")]
+        nats_url: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -66,6 +86,9 @@ fn main() -> ExitCode {
         Command::Up => up::run(),
         Command::Outbox(OutboxCommand::Republish { service, since, data_dir }) => {
             outbox::republish(&service, data_dir.as_deref(), since.as_deref())
+        }
+        Command::Settlement(SettlementCommand::Rebuild { swap, data_dir, nats_url }) => {
+            settlement::rebuild(data_dir.as_deref(), &nats_url, swap)
         }
     };
     result.unwrap_or_else(|err| {

@@ -1,4 +1,4 @@
-//! `shopctl up`: NATS plus every implemented service on this machine, until Ctrl-C.
+//! `shopctl up`: NATS plus every service on this machine, until Ctrl-C.
 //!
 //! Each child runs in its own process group, so a Ctrl-C in the terminal reaches only shopctl,
 //! which then stops the services first (they may still publish or ack while draining) and the
@@ -25,16 +25,14 @@ use crate::proc::{Managed, Signals, cargo, stop_all};
 struct Service {
     name: &'static str,
     http_addr: &'static str,
-    /// Only implemented services are built and started.
-    implemented: bool,
 }
 
 const SERVICES: &[Service] = &[
-    Service { name: "svc-user", http_addr: "127.0.0.1:8081", implemented: true },
-    Service { name: "svc-product", http_addr: "127.0.0.1:8082", implemented: true },
-    Service { name: "svc-order", http_addr: "127.0.0.1:8083", implemented: true },
-    Service { name: "svc-payment", http_addr: "127.0.0.1:8084", implemented: true },
-    Service { name: "svc-settlement", http_addr: "127.0.0.1:8085", implemented: false },
+    Service { name: "svc-user", http_addr: "127.0.0.1:8081" },
+    Service { name: "svc-product", http_addr: "127.0.0.1:8082" },
+    Service { name: "svc-order", http_addr: "127.0.0.1:8083" },
+    Service { name: "svc-payment", http_addr: "127.0.0.1:8084" },
+    Service { name: "svc-settlement", http_addr: "127.0.0.1:8085" },
 ];
 
 const DEFAULT_NATS_URL: &str = "nats://127.0.0.1:4222";
@@ -110,7 +108,7 @@ async fn up() -> Result<ExitCode> {
 /// with no `await` in between, so dropping this future never loses track of one.
 async fn start_and_watch(stack: &mut Stack) -> Result<Infallible> {
     let root = crate::repo_root();
-    let services: Vec<&Service> = SERVICES.iter().filter(|s| s.implemented).collect();
+    let services: Vec<&Service> = SERVICES.iter().collect(); // all of them, in start order
 
     // Build before starting anything, so a compile error leaves nothing to clean up.
     build_services(stack, &services).await?;
@@ -122,7 +120,7 @@ async fn start_and_watch(stack: &mut Stack) -> Result<Infallible> {
 
     let admin_defaults = [("ADMIN_EMAIL", DEV_ADMIN_EMAIL), ("ADMIN_PASSWORD", DEV_ADMIN_PASSWORD)];
     for (var, value) in admin_defaults {
-        if !services.is_empty() && env::var_os(var).is_none() {
+        if env::var_os(var).is_none() {
             eprintln!(
                 "shopctl: warning: {var} not set, using the development default `{value}`; \
                  never use it outside development"
@@ -161,9 +159,6 @@ async fn start_and_watch(stack: &mut Stack) -> Result<Infallible> {
 }
 
 async fn build_services(stack: &mut Stack, services: &[&Service]) -> Result<()> {
-    if services.is_empty() {
-        return Ok(());
-    }
     let mut cmd = Command::new(cargo());
     cmd.current_dir(crate::repo_root()).args(["build", "--release"]).stdin(Stdio::null());
     for service in services {
@@ -327,10 +322,6 @@ fn print_summary(nats_url: &str, nats_started: bool, services: &[&Service]) {
     for service in services {
         let url = format!("http://{}", service.http_addr);
         println!("  {:<16} {:<28} data {}", service.name, url, service_data_dir(service).display());
-    }
-    let skipped: Vec<&str> = SERVICES.iter().filter(|s| !s.implemented).map(|s| s.name).collect();
-    if !skipped.is_empty() {
-        println!("  (not implemented yet, not started: {})", skipped.join(", "));
     }
     println!();
 }

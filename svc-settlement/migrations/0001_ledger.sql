@@ -30,13 +30,16 @@ CREATE TABLE ledger (
 CREATE INDEX ledger_by_day ON ledger (business_date, seller_id, category);
 
 -- Closed business days. `fee_rate_bps` is the rate the day was settled at, so its report never
--- changes even if FEE_RATE_BPS does later.
+-- changes even if FEE_RATE_BPS does later. `ledger_entries` is the close's position in the
+-- ledger: how many entries (all days) were booked when it committed; its event carries it, so a
+-- rebuild from the stream closes the day at the same point.
 CREATE TABLE closed_days (
-    date         TEXT    NOT NULL PRIMARY KEY,                   -- YYYY-MM-DD
-    time_zone    TEXT    NOT NULL,                               -- IANA name
-    fee_rate_bps INTEGER NOT NULL CHECK (fee_rate_bps BETWEEN 0 AND 10000),
-    closed_at    TEXT    NOT NULL,                               -- RFC 3339 UTC, by the service's clock
-    event_id     TEXT    NOT NULL UNIQUE                         -- the settlement.closed event
+    date           TEXT    NOT NULL PRIMARY KEY,                 -- YYYY-MM-DD
+    time_zone      TEXT    NOT NULL,                             -- IANA name
+    fee_rate_bps   INTEGER NOT NULL CHECK (fee_rate_bps BETWEEN 0 AND 10000),
+    closed_at      TEXT    NOT NULL,                             -- RFC 3339 UTC, by the service's clock
+    event_id       TEXT    NOT NULL UNIQUE,                      -- the settlement.closed event
+    ledger_entries INTEGER NOT NULL CHECK (ledger_entries >= 0)  -- count(*) FROM ledger at the close
 ) STRICT, WITHOUT ROWID;
 
 -- What each seller is paid for a closed day: the payouts of its settlement.closed event.

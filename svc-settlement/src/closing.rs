@@ -67,6 +67,7 @@ pub fn close_day(tx: &Transaction<'_>, rules: &Rules, date: Date, now: Timestamp
     tracing::info!(
         date = %date,
         sellers = record.payouts.len(),
+        ledger_entries = record.ledger_entries,
         event.id = %event_id,
         "business day closed"
     );
@@ -74,7 +75,8 @@ pub fn close_day(tx: &Transaction<'_>, rules: &Rules, date: Date, now: Timestamp
 }
 
 /// Settles `date` from the ledger as it stands and records the close (no event): the shared
-/// core of [`close_day`] and of replaying a `settlement.closed` in the rebuild.
+/// core of [`close_day`] and of replaying a `settlement.closed` in the rebuild. The record keeps
+/// how many entries the ledger held, read in the same transaction (closing books nothing).
 pub fn record_close(
     tx: &Transaction<'_>,
     rules: &Rules,
@@ -84,12 +86,14 @@ pub fn record_close(
 ) -> Result<CloseRecord, CloseError> {
     let groups = store::ledger::day_groups(tx, &Filter::days(date, date))?;
     let rows = report::rows(&groups, |_| rules.fee_rate)?;
+    let ledger_entries = store::ledger::count_entries(tx)?;
     let record = CloseRecord {
         date,
         time_zone: rules.calendar.name().to_owned(),
         fee_rate: rules.fee_rate,
         closed_at: at,
         event_id,
+        ledger_entries,
         payouts: report::payouts(&rows)?,
     };
     store::days::insert_close(tx, &record)?;

@@ -30,6 +30,8 @@ pub struct CloseView {
     fee_rate_bps: u16,
     /// The id of the day's `settlement.closed` event.
     event_id: String,
+    /// How many ledger entries (all days) were booked when the day closed.
+    ledger_entries: u64,
     payouts: Vec<SellerPayout>,
 }
 
@@ -41,6 +43,7 @@ impl From<&CloseRecord> for CloseView {
             closed_at: r.closed_at.to_string(),
             fee_rate_bps: r.fee_rate.bps(),
             event_id: r.event_id.to_string(),
+            ledger_entries: r.ledger_entries,
             payouts: r.payouts.clone(),
         }
     }

@@ -16,6 +16,9 @@ pub struct CloseRecord {
     pub fee_rate: FeeRate,
     pub closed_at: Timestamp,
     pub event_id: Uuid,
+    /// How many ledger entries (all days) were booked when the day closed: where the close sits
+    /// in the ledger, which the rebuild replays it at.
+    pub ledger_entries: u64,
     /// One per seller with entries that day, ordered by seller id.
     pub payouts: Vec<SellerPayout>,
 }
@@ -27,6 +30,7 @@ impl CloseRecord {
             date: self.date.to_string(),
             time_zone: self.time_zone.clone(),
             payouts: self.payouts.clone(),
+            ledger_entries: self.ledger_entries,
         }
     }
 }

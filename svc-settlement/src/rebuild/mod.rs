@@ -1,21 +1,28 @@
 //! Rebuilding the ledger from the event stream (`shopctl settlement rebuild`).
 //!
-//! [`run`] replays `SHOP_EVENTS` from its first message through an ephemeral ordered consumer
-//! filtered to `payment.completed.*`, `payment.cancelled.*` and `settlement.closed.*` into a fresh
-//! `<data_dir>/svc-settlement.rebuild.db`, through the live service's own handler and dedupe
-//! (so the rebuilt file is what the service would have written). A `settlement.closed` closes its
-//! day at its position in the stream, so later events for that day become adjustments as they
-//! did live; the payouts the replay computes are checked against the ones the event published.
+//! [`run`] reads `SHOP_EVENTS` from its first message through its last sequence at the start, in
+//! two ephemeral ordered consumers, into a fresh `<data_dir>/svc-settlement.rebuild.db`:
+//!
+//! 1. `settlement.closed.*`: every published close with its watermark `ledgerEntries`, how many
+//!    ledger entries (all days) the live service had booked when the close committed.
+//! 2. `payment.completed.*` and `payment.cancelled.*`, in stream order, through the live
+//!    service's own handler and dedupe (so the rebuilt file is what the service would have
+//!    written). Whenever the replayed ledger holds exactly as many entries as a pending close's
+//!    watermark (0 included, before the first event), the day is closed through the live closing
+//!    code, recorded with the event's id and time, before the next event is applied; events for it
+//!    that come later become adjustments on the next open day, as they did live. The payouts and
+//!    the count the replay closes with are checked against the published ones.
+//!
 //! Then every (business day, seller, category) figure and every closed day is compared with the
 //! live database, which is only read.
 //!
-//! A `settlement.closed` is published moments after the close commits, so payment events the live
-//! service booked after the close (on the next open day) can sit before it in the stream. When a
-//! replayed close does not reproduce its published payouts, [`cut`] finds the stream position
-//! where the close must have taken effect (the shortest suffix of the day's entries whose removal
-//! reproduces them) and the replay runs again closing the day there; the summary lists such
-//! `movedCloses`. What no cut explains (out-of-order redeliveries around a close) is reported as a
-//! close mismatch and as differences.
+//! The watermark, not the event's position, says where a close took effect: `settlement.closed`
+//! is published by the outbox relay moments after the close commits, so payment events booked
+//! after it can sit before it in the stream. The replay reproduces the live booking exactly when
+//! the live consumer processed the payment events in stream order. A transient retry (a refund
+//! redelivered after later events, because its sale was not booked yet) can reorder live
+//! processing; the replay cannot know that order, and the comparison reports what differs, as
+//! close mismatches and differences.
 //!
 //! With [`Options::swap`] the rebuilt file replaces the live one, which is kept beside it as
 //! `svc-settlement.db.replaced-<unix ms>`. Only while svc-settlement is stopped: the swap refuses
@@ -33,12 +40,11 @@ use uuid::Uuid;
 
 use crate::{SERVICE, app::MIGRATIONS, config::Config, domain::Figures};
 
+mod closes;
 mod compare;
-pub mod cut;
 mod replay;
+mod stream;
 mod swap;
-
-pub use replay::REPLAYS;
 
 /// How to rebuild.
 #[derive(Debug, Clone, Copy, Default)]
@@ -61,15 +67,13 @@ pub struct Summary {
     pub applied: u64,
     /// Messages skipped as seen before: an event id already processed, or a close re-published.
     pub duplicates: u64,
-    /// `settlement.closed` events replayed as closes.
+    /// Days closed at the watermark of their `settlement.closed`.
     pub closes: u64,
     /// Events the live consumer would dead-letter: `<event id or subject>: <reason>`.
     pub rejected: Vec<String>,
     /// Events still failing at the end (e.g. a refund whose sale never came).
     pub unapplied: Vec<String>,
-    /// Closes that took effect live before their event's position in the stream.
-    pub moved_closes: Vec<MovedClose>,
-    /// Replayed closes whose payouts differ from what their `settlement.closed` published.
+    /// Replayed closes that differ from what their `settlement.closed` published.
     pub close_mismatches: Vec<CloseMismatch>,
     /// Where the rebuilt ledger differs from the live one.
     pub differences: Vec<Difference>,
@@ -85,26 +89,16 @@ impl Summary {
     }
 }
 
-/// A replayed close that does not reproduce its published payouts.
+/// A replayed close that does not reproduce its published payouts, or that the replay could
+/// only take with another number of ledger entries (it ran out of entries before the watermark).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CloseMismatch {
     pub date: String,
     pub published: Vec<SellerPayout>,
     pub replayed: Vec<SellerPayout>,
-}
-
-/// A close the replay applied before its event's stream position, as the live service did.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct MovedClose {
-    pub date: String,
-    /// Stream sequence of the `settlement.closed` event.
-    pub event_seq: u64,
-    /// The close took effect just before this stream message.
-    pub before_seq: u64,
-    /// Entries of the day in between, booked live on a later day.
-    pub moved: usize,
+    pub published_ledger_entries: u64,
+    pub replayed_ledger_entries: u64,
 }
 
 /// One difference between the live and the rebuilt ledger.
@@ -137,15 +131,17 @@ impl std::fmt::Display for Summary {
         for r in self.rejected.iter().chain(&self.unapplied) {
             writeln!(f, "  skipped {r}")?;
         }
-        for m in &self.moved_closes {
-            writeln!(
-                f,
-                "  close of {} (stream message {}) took effect before message {}: {} entries after it were booked later",
-                m.date, m.event_seq, m.before_seq, m.moved
-            )?;
-        }
         for m in &self.close_mismatches {
-            writeln!(f, "  close of {} does not reproduce its published payouts", m.date)?;
+            if m.published != m.replayed {
+                writeln!(f, "  close of {} does not reproduce its published payouts", m.date)?;
+            }
+            if m.published_ledger_entries != m.replayed_ledger_entries {
+                writeln!(
+                    f,
+                    "  close of {} was taken after {} ledger entries live, after {} in the replay",
+                    m.date, m.published_ledger_entries, m.replayed_ledger_entries
+                )?;
+            }
         }
         for d in &self.differences {
             match d {
@@ -177,27 +173,12 @@ pub async fn run(config: &Config, options: Options) -> anyhow::Result<Summary> {
     let js = jetstream::new(nats.clone());
     let (complete, last_seq) = stream_bounds(&js).await?;
 
-    // Each pass that discovers where a close really took effect is void: run again with it.
-    let mut cuts = Vec::new();
-    let mut summary = loop {
-        swap::remove_database(&rebuilt)?;
-        let db = Db::open(&rebuilt, MIGRATIONS).await.context("creating the rebuild database")?;
-        crate::app::ensure_time_zone(&db, &rules).await?;
-        let mut pass = replay::Replay::new(db, rules.clone(), cuts.clone());
-        let cut = replay::replay_stream(&js, &mut pass, last_seq).await?;
-        let summary = pass.finish();
-        match cut {
-            None => break summary,
-            Some(cut) => {
-                tracing::info!(date = %cut.date, before_seq = cut.before_seq, "close took effect earlier; replaying again");
-                cuts.push(cut);
-                let path = rebuilt.clone();
-                // The pass's pool closes its connections in the background; wait before deleting.
-                tokio::task::spawn_blocking(move || swap::leave_wal_within(&path, std::time::Duration::from_secs(10)))
-                    .await??;
-            }
-        }
-    };
+    swap::remove_database(&rebuilt)?;
+    let db = Db::open(&rebuilt, MIGRATIONS).await.context("creating the rebuild database")?;
+    crate::app::ensure_time_zone(&db, &rules).await?;
+    let mut summary = Summary::default();
+    let closes = closes::scan(&js, last_seq, &rules, &mut summary).await?;
+    let mut summary = replay::Replay::new(db, rules.clone(), closes, summary).run(&js, last_seq).await?;
     summary.complete = complete;
     summary.live_db = live.clone();
     summary.rebuilt_db = rebuilt.clone();

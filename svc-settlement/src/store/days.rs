@@ -6,7 +6,7 @@ use common::{Won, event::SellerPayout};
 use jiff::civil::Date;
 use rusqlite::{Connection, OptionalExtension, Transaction, params, types::Type};
 
-use super::{date_at, timestamp_at, uuid_at};
+use super::{count_at, count_param, date_at, timestamp_at, uuid_at};
 use crate::domain::{CloseRecord, FeeRate};
 
 /// Records a close and its payouts. Fails if the day is already closed: callers check first, in
@@ -14,8 +14,16 @@ use crate::domain::{CloseRecord, FeeRate};
 pub fn insert_close(tx: &Transaction<'_>, close: &CloseRecord) -> rusqlite::Result<()> {
     let date = close.date.to_string();
     tx.execute(
-        "INSERT INTO closed_days (date, time_zone, fee_rate_bps, closed_at, event_id) VALUES (?1, ?2, ?3, ?4, ?5)",
-        params![date, close.time_zone, close.fee_rate.bps(), close.closed_at.to_string(), close.event_id.to_string()],
+        "INSERT INTO closed_days (date, time_zone, fee_rate_bps, closed_at, event_id, ledger_entries)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![
+            date,
+            close.time_zone,
+            close.fee_rate.bps(),
+            close.closed_at.to_string(),
+            close.event_id.to_string(),
+            count_param(close.ledger_entries)?
+        ],
     )?;
     let mut stmt = tx.prepare_cached(
         "INSERT INTO payouts (date, seller_id, gross, refunds, net, fee, payout, orders)
@@ -40,15 +48,17 @@ pub fn insert_close(tx: &Transaction<'_>, close: &CloseRecord) -> rusqlite::Resu
 pub fn find_close(conn: &Connection, date: Date) -> rusqlite::Result<Option<CloseRecord>> {
     let key = date.to_string();
     let head = conn
-        .prepare_cached("SELECT time_zone, fee_rate_bps, closed_at, event_id FROM closed_days WHERE date = ?1")?
+        .prepare_cached(
+            "SELECT time_zone, fee_rate_bps, closed_at, event_id, ledger_entries FROM closed_days WHERE date = ?1",
+        )?
         .query_row([&key], |row| {
             let bps: u16 = row.get(1)?;
             let fee_rate = FeeRate::new(bps)
                 .map_err(|e| rusqlite::Error::FromSqlConversionFailure(1, Type::Integer, Box::new(e)))?;
-            Ok((row.get::<_, String>(0)?, fee_rate, timestamp_at(row, 2)?, uuid_at(row, 3)?))
+            Ok((row.get::<_, String>(0)?, fee_rate, timestamp_at(row, 2)?, uuid_at(row, 3)?, count_at(row, 4)?))
         })
         .optional()?;
-    let Some((time_zone, fee_rate, closed_at, event_id)) = head else { return Ok(None) };
+    let Some((time_zone, fee_rate, closed_at, event_id, ledger_entries)) = head else { return Ok(None) };
     let payouts = conn
         .prepare_cached(
             "SELECT seller_id, gross, refunds, net, fee, payout, orders FROM payouts WHERE date = ?1 ORDER BY seller_id",
@@ -65,7 +75,7 @@ pub fn find_close(conn: &Connection, date: Date) -> rusqlite::Result<Option<Clos
             })
         })?
         .collect::<rusqlite::Result<_>>()?;
-    Ok(Some(CloseRecord { date, time_zone, fee_rate, closed_at, event_id, payouts }))
+    Ok(Some(CloseRecord { date, time_zone, fee_rate, closed_at, event_id, ledger_entries, payouts }))
 }
 
 /// Closed days from `start` on, ascending: what the booking rule skips over.

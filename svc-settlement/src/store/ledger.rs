@@ -5,7 +5,7 @@ use jiff::civil::Date;
 use rusqlite::{Connection, OptionalExtension, Row, Transaction, params, types::Type};
 use uuid::Uuid;
 
-use super::{date_at, timestamp_at, uuid_at};
+use super::{count_at, date_at, timestamp_at, uuid_at};
 use crate::domain::{Entry, Kind, Posting, Sums, report::DayGroup};
 
 const COLUMNS: &str =
@@ -119,13 +119,9 @@ fn entry_from_row(row: &Row<'_>) -> rusqlite::Result<Entry> {
     })
 }
 
-/// Every entry booked on `date`: (entry id, seller, kind, amount). The rebuild's close check.
-pub fn entries_on(conn: &Connection, date: Date) -> rusqlite::Result<Vec<(Uuid, Uuid, Kind, Won)>> {
-    let mut stmt = conn.prepare_cached("SELECT id, seller_id, kind, amount FROM ledger WHERE business_date = ?1")?;
-    stmt.query_map([date.to_string()], |row| {
-        Ok((uuid_at(row, 0)?, uuid_at(row, 1)?, kind_at(row, 2)?, Won(row.get(3)?)))
-    })?
-    .collect()
+/// How many entries the ledger holds, all days: a close's position in it (the ledger only grows).
+pub fn count_entries(conn: &Connection) -> rusqlite::Result<u64> {
+    conn.prepare_cached("SELECT count(*) FROM ledger")?.query_row([], |row| count_at(row, 0))
 }
 
 /// Reads a `kind` column; the CHECK constraint makes a failure a corrupted file.

@@ -23,6 +23,17 @@ fn date_at(row: &Row<'_>, idx: usize) -> rusqlite::Result<Date> {
         .map_err(|e| rusqlite::Error::FromSqlConversionFailure(idx, Type::Text, Box::new(e)))
 }
 
+/// Reads a count; the column's CHECK keeps it non-negative.
+fn count_at(row: &Row<'_>, idx: usize) -> rusqlite::Result<u64> {
+    let n: i64 = row.get(idx)?;
+    u64::try_from(n).map_err(|e| rusqlite::Error::FromSqlConversionFailure(idx, Type::Integer, Box::new(e)))
+}
+
+/// A count as SQLite's signed integer (rusqlite binds no `u64` without `fallible_uint`).
+fn count_param(n: u64) -> rusqlite::Result<i64> {
+    i64::try_from(n).map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))
+}
+
 fn timestamp_at(row: &Row<'_>, idx: usize) -> rusqlite::Result<jiff::Timestamp> {
     let text = row.get_ref(idx)?.as_str()?;
     text.parse().map_err(|e: jiff::Error| rusqlite::Error::FromSqlConversionFailure(idx, Type::Text, Box::new(e)))
@@ -43,7 +54,7 @@ mod tests {
         };
         run("INSERT INTO ledger VALUES ('e1', 'SALE', 'p1', 'o1', 's1', 'books', 100, '2026-11-30T01:00:00Z',
                                        '2026-11-30', '2026-11-30', 0);
-             INSERT INTO closed_days VALUES ('2026-11-30', 'Asia/Seoul', 300, '2026-12-01T00:00:00Z', 'c1');")
+             INSERT INTO closed_days VALUES ('2026-11-30', 'Asia/Seoul', 300, '2026-12-01T00:00:00Z', 'c1', 1);")
         .await
         .unwrap();
         let refused = [

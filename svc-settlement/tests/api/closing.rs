@@ -7,7 +7,7 @@ use common::{
 };
 use uuid::Uuid;
 
-use crate::helpers::{WAIT, admin, at, json, sale, spawn_app};
+use crate::helpers::{WAIT, admin, at, json, refund, sale, spawn_app};
 
 const AFTER_NOV_30: &str = "2026-12-01T00:30:00+09:00";
 
@@ -41,6 +41,35 @@ async fn closing_a_day_records_payouts_and_announces_them_once_however_often_it_
     assert_eq!(app.count("closed_days WHERE date = ?1", "2026-11-30"), 1);
     assert_eq!(app.daily("2026-11-30").await["closed"], true);
     assert_eq!(app.closed_events("2026-11-30").await.len(), 1);
+}
+
+#[tokio::test]
+async fn a_close_carries_how_many_ledger_entries_of_every_day_were_booked_when_it_committed() {
+    let app = spawn_app(AFTER_NOV_30, &[]).await;
+    let seller = Uuid::now_v7();
+    let nov30 = sale(seller, "books", 10_000, at("2026-11-30T10:00:00+09:00"));
+    app.publish_all(&[
+        sale(seller, "books", 1_000, at("2026-11-29T10:00:00+09:00")),
+        nov30.clone(),
+        sale(seller, "books", 3_000, at("2026-12-01T00:10:00+09:00")),
+    ])
+    .await;
+    let close = json(app.close("2026-11-30").await, 200).await;
+    assert_eq!(close["ledgerEntries"], 3, "entries of other days, open or not, count too");
+    let event = app.closed_event("2026-11-30").await;
+    let Event::SettlementClosed(closed) = &event.event else { panic!("{event:?}") };
+    assert_eq!(closed.ledger_entries, 3);
+    assert_eq!(app.count("closed_days WHERE date = ?1 AND ledger_entries = 3", "2026-11-30"), 1);
+
+    // An adjustment of the closed day counts for later closes; a repeat books nothing, so it does not.
+    let seq = app.publish_as(&nov30, &Uuid::now_v7().to_string()).await;
+    app.consumed_through(seq).await;
+    app.publish_all(&[refund(&nov30, at("2026-11-30T20:00:00+09:00"))]).await;
+    assert_eq!(json(app.close("2026-11-29").await, 200).await["ledgerEntries"], 4);
+    let event = app.closed_event("2026-11-29").await;
+    assert!(matches!(&event.event, Event::SettlementClosed(c) if c.ledger_entries == 4), "{event:?}");
+    // Closing again answers the record as it was taken.
+    assert_eq!(json(app.close("2026-11-30").await, 200).await, close);
 }
 
 #[tokio::test]

@@ -73,14 +73,26 @@ async fn a_rebuild_reproduces_the_live_ledger_and_can_replace_a_lost_one() {
     assert_eq!(app.count("outbox WHERE ?1 = ?1", ""), 0);
 }
 
+/// The proof of the watermark: both closes sit in the stream after payment events they did not
+/// count (as when those arrive between a close's commit and the relay publishing it), and the
+/// rebuild still closes each day where it took effect live, the first one before any entry.
 #[tokio::test]
-async fn a_close_published_after_events_it_did_not_count_is_replayed_where_it_took_effect() {
+async fn a_close_published_after_events_it_did_not_count_is_replayed_at_its_watermark() {
     let app = spawn_app("2026-12-01T00:30:00+09:00", &[]).await;
     let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
+    let nov29 = json(app.close("2026-11-29").await, 200).await;
+    assert_eq!(nov29["ledgerEntries"], 0);
+    let nov29_closed = app.closed_event("2026-11-29").await;
     let counted = sale(a, "books", 10_000, at("2026-11-30T10:00:00+09:00"));
-    app.publish_all(&[counted.clone(), sale(b, "toys", 2_000, at("2026-11-30T11:00:00+09:00"))]).await;
-    assert_eq!(app.close("2026-11-30").await.status(), 200);
-    let closed = app.closed_event("2026-11-30").await;
+    app.publish_all(&[
+        counted.clone(),
+        sale(b, "toys", 4_000, at("2026-11-29T18:00:00+09:00")), // Nov 29 is closed: booked on Nov 30
+        sale(b, "toys", 2_000, at("2026-11-30T11:00:00+09:00")),
+    ])
+    .await;
+    let nov30 = json(app.close("2026-11-30").await, 200).await;
+    assert_eq!(nov30["ledgerEntries"], 3);
+    let nov30_closed = app.closed_event("2026-11-30").await;
 
     // Events for the closed day, booked live on Dec 1...
     let late = [
@@ -89,18 +101,29 @@ async fn a_close_published_after_events_it_did_not_count_is_replayed_where_it_to
         sale(a, "food", 1_000, at("2026-12-01T00:20:00+09:00")),
     ];
     app.publish_all(&late).await;
-    // ...and the close moved behind them in the stream, as when they arrive between the close's
-    // commit and the relay publishing it.
+    // ...and both closes moved behind them in the stream: replayed at their stream positions,
+    // every entry above would land on a day that was already closed live.
     let stream = app.js.get_stream(common::bus::STREAM).await.unwrap();
-    let original = stream.get_last_raw_message_by_subject("settlement.closed.2026-11-30").await.unwrap();
-    assert!(stream.delete_message(original.sequence).await.unwrap());
-    let moved_to = app.publish_bare(&closed).await;
+    for closed in [&nov29_closed, &nov30_closed] {
+        let original = stream.get_last_raw_message_by_subject(&closed.subject()).await.unwrap();
+        assert!(stream.delete_message(original.sequence).await.unwrap());
+        app.publish_bare(closed).await;
+    }
+    assert_eq!(app.daily("2026-11-29").await["totals"]["gross"], 0);
     let live = reports(&app).await;
-    assert_eq!(live[1]["totals"]["gross"], 8_000, "the late sale is an adjustment on Dec 1");
+    assert_eq!(live[0]["totals"]["gross"], 16_000, "the late Nov 29 sale is an adjustment on Nov 30");
+    assert_eq!(live[1]["totals"]["gross"], 8_000, "the late Nov 30 sale is an adjustment on Dec 1");
 
     let summary = rebuild::run(&app.config, Options::default()).await.expect("rebuild runs");
     assert!(summary.is_clean(), "{summary}");
-    assert_eq!(summary.moved_closes.len(), 1, "{summary}");
-    let moved = &summary.moved_closes[0];
-    assert_eq!((moved.date.as_str(), moved.event_seq, moved.moved), ("2026-11-30", moved_to, 2), "{summary}");
+    assert_eq!((summary.messages, summary.applied, summary.closes), (8, 6, 2), "{summary}");
+    let rebuilt = rusqlite::Connection::open(app.config.rebuild_db_path()).unwrap();
+    let closes: Vec<(String, i64)> = rebuilt
+        .prepare("SELECT date, ledger_entries FROM closed_days ORDER BY date")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(closes, [("2026-11-29".to_owned(), 0), ("2026-11-30".to_owned(), 3)]);
 }

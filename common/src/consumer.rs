@@ -131,7 +131,7 @@ pub async fn process(db: &Db, spec: &ConsumerSpec, handler: Arc<dyn Handler>, ms
 
     let outcome = match Envelope::decode(&subject, &msg.payload) {
         Err(error) => {
-            let span = tracing::error_span!("event", event.subject = %subject, msg.id = msg_id.as_deref());
+            let span = tracing::error_span!("event", consumer = %spec.durable);
             let reason = error.to_string();
             dead_letter(db, spec, &subject, msg_id.clone(), stream_seq, deliveries, &reason, &msg.payload)
                 .instrument(span)

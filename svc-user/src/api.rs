@@ -5,10 +5,13 @@
 //!   409 `EMAIL_TAKEN`.
 //! - `POST /auth/login` {email, password}: 200 `{accessToken, tokenType, expiresIn}`;
 //!   401 `INVALID_CREDENTIALS`, the same whichever of the two was wrong.
+//! - Both hash a password, a bounded number at a time (see [`crate::hashing`]): 503 `BUSY` with
+//!   `Retry-After: 1` when no turn comes soon enough.
 //! - `GET /users/me` (Bearer): 200 with the user; 401 `UNAUTHENTICATED` or `INVALID_TOKEN`;
 //!   404 `USER_NOT_FOUND` if the account is gone.
 //! - `GET /users/{id}` (Bearer): the same for that user, readable by the user itself or an admin;
-//!   anyone else gets 404 `USER_NOT_FOUND`, so ids cannot be probed.
+//!   anyone else gets 404 `USER_NOT_FOUND`, so ids cannot be probed; so does an id that is not a
+//!   UUID at all.
 //!
 //! Every body is JSON; the common extractor answers 400 `MALFORMED_JSON`, 415 and 422
 //! `INVALID_BODY` for bodies that are not the expected JSON at all.
@@ -35,8 +38,10 @@ use uuid::Uuid;
 
 use crate::{
     SERVICE,
-    app::{AppState, DecoyHash, Tokens},
+    app::{AppState, DecoyHash},
     domain::{Email, InvalidInput, NewUser, PasswordHash, User},
+    hashing::{Hashing, HashingError},
+    keys::Tokens,
     store,
 };
 
@@ -91,9 +96,13 @@ struct TokenResponse {
     expires_in: u64,
 }
 
-async fn sign_up(State(db): State<Db>, Json(body): Json<SignUpRequest>) -> Result<impl IntoResponse, ApiError> {
+async fn sign_up(
+    State(db): State<Db>,
+    State(hashing): State<Hashing>,
+    Json(body): Json<SignUpRequest>,
+) -> Result<impl IntoResponse, ApiError> {
     let new = NewUser::parse(&body.email, body.password, &body.name, body.role.as_deref()).map_err(invalid)?;
-    let user = register(&db, new).await?;
+    let user = register(&db, &hashing, new).await?;
     tracing::info!(user.id = %user.id, user.role = user.role.as_str(), "user registered");
     let location = HeaderValue::try_from(format!("/users/{}", user.id)).map_err(ApiError::internal)?;
     Ok((StatusCode::CREATED, [(header::LOCATION, location)], Json(UserView::from(user))))
@@ -103,6 +112,7 @@ async fn log_in(
     State(db): State<Db>,
     State(tokens): State<Tokens>,
     State(decoy): State<DecoyHash>,
+    State(hashing): State<Hashing>,
     Json(body): Json<LogInRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
     let LogInRequest { email, password } = body;
@@ -117,10 +127,7 @@ async fn log_in(
         Some((user, hash)) => (Some(user), hash),
         None => (None, decoy.0),
     };
-    let matches = tokio::task::spawn_blocking(move || hash.verify(&password))
-        .await
-        .map_err(ApiError::internal)?
-        .map_err(ApiError::internal)?;
+    let matches = hashing.run(move || hash.verify(&password)).await?.map_err(ApiError::internal)?;
     let user = user.filter(|_| matches).ok_or_else(|| {
         ApiError::new(StatusCode::UNAUTHORIZED, "INVALID_CREDENTIALS", "the email or password is wrong")
             .with_header(header::WWW_AUTHENTICATE, "Bearer")
@@ -137,8 +144,14 @@ async fn me(State(db): State<Db>, caller: AuthUser) -> Result<Json<UserView>, Ap
     Ok(Json(UserView::from(user)))
 }
 
-async fn user_by_id(State(db): State<Db>, caller: AuthUser, Path(id): Path<Uuid>) -> Result<Json<UserView>, ApiError> {
+async fn user_by_id(
+    State(db): State<Db>,
+    caller: AuthUser,
+    Path(id): Path<String>,
+) -> Result<Json<UserView>, ApiError> {
     let not_found = || ApiError::not_found("USER_NOT_FOUND", "no such user");
+    // Taken as text: an id that is not a UUID names no user, and answers like any other.
+    let id = Uuid::parse_str(&id).map_err(|_| not_found())?;
     if caller.id != id && !caller.is_admin() {
         return Err(not_found());
     }
@@ -162,6 +175,8 @@ pub enum RegisterError {
     #[error("an account with this email already exists")]
     EmailTaken,
     #[error(transparent)]
+    Hashing(#[from] HashingError),
+    #[error(transparent)]
     Failed(#[from] anyhow::Error),
 }
 
@@ -181,6 +196,7 @@ impl From<RegisterError> for ApiError {
     fn from(e: RegisterError) -> Self {
         match e {
             RegisterError::EmailTaken => ApiError::conflict("EMAIL_TAKEN", e.to_string()),
+            RegisterError::Hashing(e) => e.into(),
             RegisterError::Failed(e) => ApiError::internal(format!("{e:#}")),
         }
     }
@@ -188,12 +204,9 @@ impl From<RegisterError> for ApiError {
 
 /// Creates an account and announces it: the user row and its `user.registered` outbox row commit
 /// in one transaction. Shared by sign-up and the admin bootstrap.
-pub async fn register(db: &Db, new: NewUser) -> Result<User, RegisterError> {
+pub async fn register(db: &Db, hashing: &Hashing, new: NewUser) -> Result<User, RegisterError> {
     let NewUser { email, password, name, role } = new;
-    let hash = tokio::task::spawn_blocking(move || PasswordHash::new(&password))
-        .await
-        .context("the password hashing task failed")?
-        .context("hashing the password")?;
+    let hash = hashing.run(move || PasswordHash::new(&password)).await?.context("hashing the password")?;
     let user = User {
         id: Uuid::now_v7(),
         email: email.into_string(),

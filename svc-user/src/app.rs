@@ -1,22 +1,19 @@
 //! Wiring: configuration in, a running svc-user out.
 
-use std::{net::SocketAddr, sync::Arc, time::Duration};
+use std::net::SocketAddr;
 
 use anyhow::Context;
 use axum::{Router, extract::FromRef};
-use common::{
-    auth::{self, SigningKey, Verifier},
-    db::{Db, now_ms},
-    runtime::Runtime,
-};
+use common::{auth::Verifier, db::Db, runtime::Runtime};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
     SERVICE, api,
     config::Config,
-    domain::{NewUser, PasswordHash, User},
-    store,
+    domain::{NewUser, PasswordHash},
+    hashing::Hashing,
+    keys::{self, Tokens},
 };
 
 /// svc-user's own migrations, after the plumbing tables `common` adds.
@@ -30,25 +27,7 @@ pub struct AppState {
     pub verifier: Verifier,
     pub tokens: Tokens,
     pub decoy: DecoyHash,
-}
-
-/// Issues access tokens: the signing key and how long a token lives.
-#[derive(Clone, Debug)]
-pub struct Tokens {
-    key: Arc<SigningKey>,
-    ttl: Duration,
-}
-
-impl Tokens {
-    /// A signed access token naming `user` and its role.
-    pub fn issue(&self, user: &User) -> String {
-        self.key.issue(user.id, user.role, self.ttl)
-    }
-
-    /// How long each token is valid from issue.
-    pub fn ttl(&self) -> Duration {
-        self.ttl
-    }
+    pub hashing: Hashing,
 }
 
 /// The hash unknown emails are checked against at login (see [`PasswordHash::decoy`]).
@@ -65,7 +44,7 @@ pub struct App {
 
 impl App {
     /// Binds the listener, starts the shared runtime (database, NATS, key watch, outbox relay),
-    /// loads or creates the signing key and publishes its public half, and creates the bootstrap
+    /// brings the signing keys in line with the bucket (see [`keys`]) and creates the bootstrap
     /// admin if configured. Serving starts with [`App::run_until_stopped`]; `stop` ends it.
     pub async fn build(config: Config, stop: CancellationToken) -> anyhow::Result<Self> {
         // A bad admin setting is a configuration error: report it before touching anything.
@@ -79,24 +58,20 @@ impl App {
         let addr = listener.local_addr()?;
         let runtime = Runtime::start(SERVICE, &config.common, MIGRATIONS, stop).await?;
 
-        let key = signing_key(&runtime.db).await?;
-        let jwk = key.public_jwk();
-        auth::publish_key(&auth::keys_bucket(&runtime.js).await?, &jwk).await.context("publishing the signing key")?;
-        // The bucket watch delivers the key as well, but only eventually; the tokens this service
-        // issues must verify here from the first request on.
-        runtime.verifier.insert(&jwk)?;
-        tracing::info!(kid = %jwk.kid, "signing key published");
+        let tokens = keys::start(&runtime, config.token_ttl()).await?;
 
-        let decoy = tokio::task::spawn_blocking(PasswordHash::decoy).await??;
+        let hashing = Hashing::per_cpu();
+        let decoy = hashing.run(PasswordHash::decoy).await??;
         if let Some(admin) = admin {
-            bootstrap_admin(&runtime.db, admin).await?;
+            bootstrap_admin(&runtime.db, &hashing, admin).await?;
         }
 
         let state = AppState {
             db: runtime.db.clone(),
             verifier: runtime.verifier.clone(),
-            tokens: Tokens { key: Arc::new(key), ttl: config.token_ttl() },
+            tokens,
             decoy: DecoyHash(decoy),
+            hashing,
         };
         Ok(App { addr, listener, runtime, router: api::router(state) })
     }
@@ -112,32 +87,20 @@ impl App {
     }
 }
 
-/// The key persisted in our database, or a new one persisted now. One immediate transaction, so
-/// two instances starting on the same file cannot each create their own.
-async fn signing_key(db: &Db) -> anyhow::Result<SigningKey> {
-    db.write(|tx| {
-        if let Some((kid, der)) = store::find_signing_key(tx)? {
-            return SigningKey::from_pkcs8_der(kid, &der);
-        }
-        let key = SigningKey::generate();
-        store::insert_signing_key(tx, key.kid(), &key.to_pkcs8_der(), now_ms())?;
-        tracing::info!(kid = key.kid(), "generated a new signing key");
-        Ok::<_, anyhow::Error>(key)
-    })
-    .await
-}
-
 /// Creates the configured admin unless an account with that email exists, which is left exactly
 /// as it is (the configured password is not re-applied). This goes through sign-up's own path and
 /// lets the unique index decide, at the price of one password hash per start.
-async fn bootstrap_admin(db: &Db, admin: NewUser) -> anyhow::Result<()> {
+async fn bootstrap_admin(db: &Db, hashing: &Hashing, admin: NewUser) -> anyhow::Result<()> {
     let email = admin.email.as_str().to_owned();
-    match api::register(db, admin).await {
+    match api::register(db, hashing, admin).await {
         Ok(user) => tracing::info!(user.id = %user.id, admin.email = %email, "bootstrap admin created"),
         Err(api::RegisterError::EmailTaken) => {
             tracing::info!(admin.email = %email, "bootstrap admin already exists; left unchanged")
         }
         Err(api::RegisterError::Failed(e)) => return Err(e.context("creating the bootstrap admin")),
+        Err(api::RegisterError::Hashing(e)) => {
+            return Err(anyhow::Error::new(e).context("creating the bootstrap admin"));
+        }
     }
     Ok(())
 }

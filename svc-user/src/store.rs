@@ -37,11 +37,45 @@ pub fn find_by_id(conn: &Connection, id: Uuid) -> rusqlite::Result<Option<User>>
         .optional()
 }
 
-/// The newest signing key as `(kid, PKCS#8 DER)`.
-pub fn find_signing_key(conn: &Connection) -> rusqlite::Result<Option<(String, Vec<u8>)>> {
-    conn.query_row("SELECT kid, pkcs8_der FROM signing_keys ORDER BY created_at DESC, rowid DESC LIMIT 1", [], |row| {
-        Ok((row.get(0)?, row.get(1)?))
-    })
+/// A persisted signing key as `(kid, PKCS#8 DER)`.
+pub type StoredKey = (String, Vec<u8>);
+
+// "Newest" is insertion order: `rowid` breaks ties between keys created in the same millisecond.
+const NEWEST_FIRST: &str = "ORDER BY created_at DESC, rowid DESC";
+
+/// Every key not retired yet, oldest first: the keys whose public halves belong in the bucket.
+pub fn find_signing_keys_in_use(conn: &Connection) -> rusqlite::Result<Vec<StoredKey>> {
+    let mut keys = conn
+        .prepare_cached(&format!("SELECT kid, pkcs8_der FROM signing_keys WHERE retired_at IS NULL {NEWEST_FIRST}"))?
+        .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?
+        .collect::<rusqlite::Result<Vec<StoredKey>>>()?;
+    keys.reverse();
+    Ok(keys)
+}
+
+/// The newest key not retired: the one to sign with.
+pub fn find_active_signing_key(conn: &Connection) -> rusqlite::Result<Option<StoredKey>> {
+    conn.query_row(
+        &format!("SELECT kid, pkcs8_der FROM signing_keys WHERE retired_at IS NULL {NEWEST_FIRST} LIMIT 1"),
+        [],
+        |row| Ok((row.get(0)?, row.get(1)?)),
+    )
+    .optional()
+}
+
+/// The newest key not retired that is newer than `kid`: a replacement someone (another instance
+/// on the same file) already made for it.
+pub fn find_signing_key_after(conn: &Connection, kid: &str) -> rusqlite::Result<Option<StoredKey>> {
+    conn.query_row(
+        &format!(
+            "SELECT kid, pkcs8_der FROM signing_keys
+             WHERE retired_at IS NULL
+               AND (created_at, rowid) > (SELECT created_at, rowid FROM signing_keys WHERE kid = ?1)
+             {NEWEST_FIRST} LIMIT 1"
+        ),
+        [kid],
+        |row| Ok((row.get(0)?, row.get(1)?)),
+    )
     .optional()
 }
 
@@ -57,6 +91,16 @@ pub fn insert_signing_key(
         params![kid, pkcs8_der, created_at_ms],
     )?;
     Ok(())
+}
+
+/// Marks `kid` retired, and says whether it did: false for a key that is not ours or was retired
+/// already.
+pub fn retire_signing_key(tx: &Transaction<'_>, kid: &str, retired_at_ms: i64) -> rusqlite::Result<bool> {
+    let retired = tx.execute(
+        "UPDATE signing_keys SET retired_at = ?2 WHERE kid = ?1 AND retired_at IS NULL",
+        params![kid, retired_at_ms],
+    )?;
+    Ok(retired == 1)
 }
 
 fn user_from(row: &Row<'_>) -> rusqlite::Result<User> {
@@ -130,13 +174,61 @@ mod tests {
     }
 
     #[test]
-    fn the_newest_signing_key_is_the_one_found() {
+    fn the_newest_key_not_retired_is_the_active_one() {
         let mut conn = migrated();
-        assert_eq!(find_signing_key(&conn).unwrap(), None);
+        assert_eq!(find_active_signing_key(&conn).unwrap(), None);
         let tx = conn.transaction().unwrap();
         insert_signing_key(&tx, "old", b"old-der", 1).unwrap();
         insert_signing_key(&tx, "new", b"new-der", 2).unwrap();
         tx.commit().unwrap();
-        assert_eq!(find_signing_key(&conn).unwrap(), Some(("new".into(), b"new-der".to_vec())));
+        assert_eq!(find_active_signing_key(&conn).unwrap(), Some(("new".into(), b"new-der".to_vec())));
+
+        let tx = conn.transaction().unwrap();
+        assert!(retire_signing_key(&tx, "new", 3).unwrap());
+        tx.commit().unwrap();
+        assert_eq!(find_active_signing_key(&conn).unwrap(), Some(("old".into(), b"old-der".to_vec())));
+    }
+
+    #[test]
+    fn a_key_is_retired_once_and_unknown_keys_not_at_all() {
+        let mut conn = migrated();
+        let tx = conn.transaction().unwrap();
+        insert_signing_key(&tx, "k", b"der", 1).unwrap();
+        assert!(retire_signing_key(&tx, "k", 2).unwrap());
+        assert!(!retire_signing_key(&tx, "k", 3).unwrap(), "already retired");
+        assert!(!retire_signing_key(&tx, "stranger", 3).unwrap(), "not ours");
+        let retired_at: i64 = tx.query_row("SELECT retired_at FROM signing_keys", [], |r| r.get(0)).unwrap();
+        assert_eq!(retired_at, 2, "the first retirement is the one recorded");
+    }
+
+    #[test]
+    fn keys_in_use_are_listed_oldest_first_without_the_retired_ones() {
+        let mut conn = migrated();
+        let tx = conn.transaction().unwrap();
+        for (kid, at) in [("a", 1), ("b", 2), ("c", 2), ("d", 4)] {
+            insert_signing_key(&tx, kid, kid.as_bytes(), at).unwrap();
+        }
+        retire_signing_key(&tx, "b", 5).unwrap();
+        tx.commit().unwrap();
+        let kids: Vec<String> = find_signing_keys_in_use(&conn).unwrap().into_iter().map(|(kid, _)| kid).collect();
+        assert_eq!(kids, ["a", "c", "d"]);
+    }
+
+    #[test]
+    fn only_a_key_in_use_inserted_later_counts_as_a_replacement() {
+        let mut conn = migrated();
+        let tx = conn.transaction().unwrap();
+        // "older" is inserted last but created first: age is `created_at`, then insertion order.
+        for (kid, at) in [("retired", 2), ("replacement", 3), ("older", 1)] {
+            insert_signing_key(&tx, kid, kid.as_bytes(), at).unwrap();
+        }
+        retire_signing_key(&tx, "retired", 4).unwrap();
+        tx.commit().unwrap();
+        assert_eq!(
+            find_signing_key_after(&conn, "retired").unwrap().map(|(kid, _)| kid).as_deref(),
+            Some("replacement")
+        );
+        assert_eq!(find_signing_key_after(&conn, "replacement").unwrap(), None);
+        assert_eq!(find_signing_key_after(&conn, "unknown").unwrap(), None);
     }
 }

@@ -118,7 +118,12 @@ impl TestApp {
 
     /// A connection to the service's own database file, for looking behind the API.
     pub fn db(&self) -> rusqlite::Connection {
-        rusqlite::Connection::open(self.data_dir.path().join("svc-user.db")).expect("open svc-user.db")
+        Self::db_at(&self.data_dir)
+    }
+
+    /// The database in `data_dir`, for looking behind (or changing under) a stopped service.
+    pub fn db_at(data_dir: &TempDir) -> rusqlite::Connection {
+        rusqlite::Connection::open(data_dir.path().join("svc-user.db")).expect("open svc-user.db")
     }
 
     pub fn count(&self, sql: &str) -> i64 {

@@ -79,3 +79,20 @@ async fn a_user_is_readable_at_its_location_by_itself_and_an_admin_only() {
     assert_eq!(other.status(), StatusCode::NOT_FOUND);
     assert_eq!(other.json::<Value>().await.unwrap()["code"], "USER_NOT_FOUND");
 }
+
+#[tokio::test]
+async fn an_id_that_is_not_a_uuid_is_a_user_not_found_like_any_other() {
+    let app = spawn_app().await;
+    app.register("kim@example.com").await;
+    let token = app.token("kim@example.com", PASSWORD).await;
+    let get = async |path: String| app.client.get(app.url(&path)).bearer_auth(&token).send().await.unwrap();
+
+    let not_a_uuid = get("/users/not-a-uuid".into()).await;
+    let someone_else = get(format!("/users/{}", uuid::Uuid::now_v7())).await;
+
+    assert_eq!((not_a_uuid.status(), someone_else.status()), (StatusCode::NOT_FOUND, StatusCode::NOT_FOUND));
+    let (not_a_uuid, someone_else): (Value, Value) =
+        (not_a_uuid.json().await.unwrap(), someone_else.json().await.unwrap());
+    assert_eq!(not_a_uuid["code"], "USER_NOT_FOUND");
+    assert_eq!(not_a_uuid, someone_else, "the two 404s must be indistinguishable");
+}

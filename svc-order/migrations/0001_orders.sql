@@ -6,7 +6,7 @@ CREATE TABLE orders (
     id              TEXT    NOT NULL PRIMARY KEY,  -- UUIDv7 (any UUID for hand-published orders)
     user_id         TEXT    NOT NULL,
     product_id      TEXT    NOT NULL,
-    quantity        INTEGER NOT NULL CHECK (quantity BETWEEN 1 AND 100),
+    quantity        INTEGER NOT NULL CHECK (quantity >= 1),  -- POST /orders allows 1..100; order.created any
     payment_method  TEXT    NOT NULL CHECK (payment_method IN ('CARD', 'BANK_TRANSFER')),
     status          TEXT    NOT NULL CHECK (status IN ('PENDING', 'STOCK_RESERVED', 'PAID', 'FAILED', 'CANCELLED')),
     failure_reason  TEXT    CHECK (failure_reason IN ('OUT_OF_STOCK', 'PRODUCT_NOT_FOUND', 'PAYMENT_DECLINED')),

@@ -15,7 +15,7 @@ use crate::{
     waiters::Waiters,
 };
 
-const MIGRATIONS: &[&str] = &[include_str!("../migrations/0001_orders.sql")];
+pub(crate) const MIGRATIONS: &[&str] = &[include_str!("../migrations/0001_orders.sql")];
 
 /// A built service, listening but not yet serving.
 #[derive(Debug)]

@@ -3,7 +3,9 @@
 //! `order.cancelled`). A second consumer records every saga event for the trace endpoint.
 //!
 //! Every reaction reads the order's state and decides (see [`crate::domain::Transition`]), so
-//! duplicates and late events change nothing and announce nothing twice.
+//! duplicates and late events change nothing and announce nothing twice. An event that
+//! contradicts its order (another product, quantity or amount) is dead-lettered; one for an order
+//! svc-order does not know yet is retried, as its `order.created` may still be on its way.
 
 use common::{
     Envelope, Event,
@@ -93,7 +95,9 @@ impl Handler for Trace {
 
 /// Our own `order.created` finds its order stored and changes nothing. One published by hand
 /// (docs/EVENTS.md shows how) for an order svc-order has never seen creates that order, PENDING,
-/// so its owner can follow it like any other.
+/// so its owner can follow it like any other. Any quantity svc-product and svc-payment accept is
+/// accepted here too (the REST limit of 100 is the entry's rule), so the saga never charges an
+/// order svc-order did not store.
 fn on_order_created(tx: &Transaction<'_>, envelope: &Envelope, e: &OrderCreated) -> Result<(), HandlerError> {
     let quantity = Quantity::new(e.quantity).map_err(|err| HandlerError::Reject(format!("order.created: {err}")))?;
     let new = NewOrder { product_id: e.product_id, quantity, payment_method: e.payment_method };
@@ -105,7 +109,12 @@ fn on_order_created(tx: &Transaction<'_>, envelope: &Envelope, e: &OrderCreated)
 }
 
 fn on_stock_reserved(tx: &Transaction<'_>, envelope: &Envelope, e: &StockReserved) -> Result<(), HandlerError> {
-    let change = Change::StockReserved { unit_price: e.unit_price, amount: e.amount };
+    let change = Change::StockReserved {
+        product_id: e.product_id,
+        quantity: e.quantity,
+        unit_price: e.unit_price,
+        amount: e.amount,
+    };
     move_order(tx, envelope, e.order_id, change)?;
     Ok(())
 }
@@ -123,9 +132,13 @@ fn on_stock_rejected(tx: &Transaction<'_>, envelope: &Envelope, e: &StockRejecte
 }
 
 fn on_payment_completed(tx: &Transaction<'_>, envelope: &Envelope, e: &PaymentCompleted) -> Result<(), HandlerError> {
-    if move_order(tx, envelope, e.order_id, Change::Paid { payment_id: e.payment_id })?.is_some() {
-        // The amount charged, as the payment service reports it.
-        let paid = OrderPaid { order_id: e.order_id, payment_id: e.payment_id, amount: e.amount };
+    let change = Change::Paid { payment_id: e.payment_id, amount: e.amount };
+    if let Some(order) = move_order(tx, envelope, e.order_id, change)? {
+        // The order's own amount, which the payment was checked against.
+        let amount = order
+            .amount
+            .ok_or_else(|| HandlerError::Reject(format!("order {} was paid without a reserved amount", order.id)))?;
+        let paid = OrderPaid { order_id: e.order_id, payment_id: e.payment_id, amount };
         emit(tx, envelope, Event::OrderPaid(paid))?;
     }
     Ok(())
@@ -147,10 +160,13 @@ fn on_payment_cancelled(tx: &Transaction<'_>, envelope: &Envelope, e: &PaymentCa
     Ok(())
 }
 
-/// Applies `change` to the order if the state machine allows it, and returns the moved order.
-/// `None` when there is nothing to do: an ignored change, or an order svc-order does not know
-/// (events for such orders are legitimate when people publish sagas by hand, so they are logged
-/// and acknowledged, not dead-lettered). An early change is retried.
+/// Applies `change` to the order if the state machine allows it, and returns the moved order;
+/// `None` when the change is ignored. An early change is retried, a contradicting one rejected.
+///
+/// An order svc-order does not know is retried too. Every stock or payment event follows an
+/// `order.created` that this consumer also receives, so a missing order means that event has not
+/// been applied yet (a hand-published one was Nak'd, say) and is coming. A true orphan is
+/// dead-lettered, visibly, once the retries run out.
 fn move_order(
     tx: &Transaction<'_>,
     envelope: &Envelope,
@@ -159,8 +175,9 @@ fn move_order(
 ) -> Result<Option<Order>, HandlerError> {
     let event_type = envelope.event.event_type();
     let Some(order) = store::find_order(tx, order_id)? else {
-        tracing::warn!(order.id = %order_id, "{event_type} for an order svc-order does not know; ignored");
-        return Ok(None);
+        return Err(HandlerError::Transient(anyhow::anyhow!(
+            "{event_type} for order {order_id}, which svc-order does not know (yet); waiting for its order.created"
+        )));
     };
     match order.apply(change, common::db::now()) {
         Transition::Applied(next) => {
@@ -175,10 +192,171 @@ fn move_order(
         Transition::Early { status } => Err(HandlerError::Transient(anyhow::anyhow!(
             "{event_type} arrived while order {order_id} is {status}; waiting for the step before it"
         ))),
+        Transition::Contradicted(why) => {
+            Err(HandlerError::Reject(format!("{event_type} contradicts its order: {why}")))
+        }
     }
 }
 
 fn emit(tx: &Transaction<'_>, cause: &Envelope, event: Event) -> Result<(), HandlerError> {
     outbox::append(tx, &Envelope::caused_by(SERVICE, cause, event))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use common::{
+        PaymentMethod, Won,
+        consumer::{Outcome, apply},
+        db::{Db, DbError},
+    };
+
+    use super::*;
+    use crate::domain::OrderStatus;
+
+    const UNIT_PRICE: Won = Won(15_000);
+
+    /// svc-order's database in `dir`, migrated as the service migrates it.
+    async fn database(dir: &tempfile::TempDir) -> Db {
+        Db::open(&dir.path().join("svc-order.db"), crate::app::MIGRATIONS).await.unwrap()
+    }
+
+    /// Applies `event` as the saga consumer does: dedupe row, reaction and outbox in one transaction.
+    async fn handle(db: &Db, event: &Envelope) -> Outcome {
+        apply(db, SERVICE, Arc::new(Saga::new(Waiters::default())), event.clone()).await
+    }
+
+    fn created(quantity: u32) -> Envelope {
+        let event = OrderCreated {
+            order_id: Uuid::now_v7(),
+            user_id: Uuid::now_v7(),
+            product_id: Uuid::now_v7(),
+            quantity,
+            payment_method: PaymentMethod::Card,
+        };
+        Envelope::new("by-hand", Event::OrderCreated(event))
+    }
+
+    /// svc-product's reservation for `created`, after `edit`.
+    fn reserved(created: &Envelope, edit: impl FnOnce(&mut StockReserved)) -> Envelope {
+        let Event::OrderCreated(c) = &created.event else { panic!("not an order.created") };
+        let mut event = StockReserved {
+            order_id: c.order_id,
+            product_id: c.product_id,
+            quantity: c.quantity,
+            unit_price: UNIT_PRICE,
+            amount: UNIT_PRICE.times(c.quantity).unwrap(),
+            seller_id: Uuid::now_v7(),
+            category: "books".into(),
+            user_id: c.user_id,
+            payment_method: c.payment_method,
+        };
+        edit(&mut event);
+        Envelope::caused_by("svc-product", created, Event::StockReserved(event))
+    }
+
+    /// svc-payment's charge of `amount` for `reserved`.
+    fn completed(reserved: &Envelope, amount: Won) -> Envelope {
+        let Event::StockReserved(r) = &reserved.event else { panic!("not a stock.reserved") };
+        let event = PaymentCompleted {
+            payment_id: Uuid::now_v7(),
+            order_id: r.order_id,
+            user_id: r.user_id,
+            amount,
+            method: r.payment_method,
+            seller_id: r.seller_id,
+            category: r.category.clone(),
+            product_id: r.product_id,
+            quantity: r.quantity,
+        };
+        Envelope::caused_by("svc-payment", reserved, Event::PaymentCompleted(event))
+    }
+
+    async fn order_of(db: &Db, created: &Envelope) -> Option<Order> {
+        let id = Uuid::parse_str(&created.correlation_id).unwrap();
+        db.read(move |c| store::find_order(c, id).map_err(DbError::from)).await.unwrap()
+    }
+
+    /// What svc-order announced, in commit order.
+    async fn announced(db: &Db) -> Vec<Envelope> {
+        db.read(|c| {
+            let mut stmt = c.prepare("SELECT subject, payload FROM outbox ORDER BY seq")?;
+            let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?)))?;
+            Ok::<_, DbError>(
+                rows.map(|row| row.map(|(s, p)| Envelope::decode(&s, &p).unwrap())).collect::<Result<_, _>>()?,
+            )
+        })
+        .await
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn an_event_for_an_order_not_created_yet_is_retried_and_applies_once_the_order_is_in() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = database(&dir).await;
+        let created = created(2);
+        let reserved = reserved(&created, |_| {});
+
+        let early = handle(&db, &reserved).await;
+
+        assert!(matches!(&early, Outcome::Retry(why) if why.contains("does not know")), "{early:?}");
+        assert_eq!(handle(&db, &created).await, Outcome::Applied);
+        // The failed attempt left no dedupe row behind: the redelivery is applied, not skipped.
+        assert_eq!(handle(&db, &reserved).await, Outcome::Applied);
+        let order = order_of(&db, &created).await.unwrap();
+        assert_eq!((order.status, order.amount), (OrderStatus::StockReserved, Some(Won(30_000))));
+    }
+
+    #[tokio::test]
+    async fn a_reservation_that_contradicts_the_order_is_dead_lettered_and_changes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = database(&dir).await;
+        let created = created(2);
+        handle(&db, &created).await;
+
+        let other_product = reserved(&created, |r| r.product_id = Uuid::now_v7());
+        let other_quantity = reserved(&created, |r| {
+            r.quantity = 3;
+            r.amount = UNIT_PRICE.times(3).unwrap();
+        });
+        let wrong_amount = reserved(&created, |r| r.amount = Won(29_999));
+        for event in [other_product, other_quantity, wrong_amount] {
+            let outcome = handle(&db, &event).await;
+            assert!(matches!(&outcome, Outcome::DeadLettered(why) if why.contains("contradicts")), "{outcome:?}");
+        }
+
+        assert_eq!(order_of(&db, &created).await.unwrap().status, OrderStatus::Pending);
+        assert_eq!(handle(&db, &reserved(&created, |_| {})).await, Outcome::Applied, "the true one still applies");
+    }
+
+    #[tokio::test]
+    async fn a_payment_of_other_than_the_reserved_amount_is_dead_lettered_and_announces_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = database(&dir).await;
+        let created = created(2);
+        let reserved = reserved(&created, |_| {});
+        handle(&db, &created).await;
+        handle(&db, &reserved).await;
+
+        let short = handle(&db, &completed(&reserved, Won(29_999))).await;
+
+        assert!(matches!(&short, Outcome::DeadLettered(why) if why.contains("contradicts")), "{short:?}");
+        assert_eq!(order_of(&db, &created).await.unwrap().status, OrderStatus::StockReserved);
+        assert!(announced(&db).await.is_empty());
+    }
+
+    #[tokio::test]
+    async fn an_order_created_for_more_units_than_a_request_may_ask_is_stored() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = database(&dir).await;
+        let created = created(Quantity::MAX_PER_REQUEST + 50);
+
+        assert_eq!(handle(&db, &created).await, Outcome::Applied);
+
+        let order = order_of(&db, &created).await.expect("the order is stored");
+        assert_eq!((order.quantity.get(), order.status), (150, OrderStatus::Pending));
+        assert_eq!(handle(&db, &reserved(&created, |_| {})).await, Outcome::Applied);
+    }
 }

@@ -46,18 +46,20 @@ pub fn router(state: AppState) -> Router {
 }
 
 /// `?category=&sellerId=&page=&size=`; an empty parameter counts as absent. `page` and `size` are
-/// `u32`, so a negative one is refused by the `Query` extractor, before [`Paging::parse`].
+/// taken as `i64` (serde's `flatten` cannot read numbers from a query string, so not
+/// [`common::paging::PageQuery`]) and judged by [`Paging::parse`], so a negative or oversized one
+/// is a problem naming its parameter, like `0` is.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct ListQuery {
     category: Option<String>,
     seller_id: Option<String>,
-    page: Option<u32>,
-    size: Option<u32>,
+    page: Option<i64>,
+    size: Option<i64>,
 }
 
 async fn list_products(State(db): State<Db>, Query(q): Query<ListQuery>) -> Result<Json<Page<Product>>, ApiError> {
-    let paging = Paging::parse(q.page.map(i64::from), q.size.map(i64::from))?;
+    let paging = Paging::parse(q.page, q.size)?;
     let category = non_empty(q.category).map(|c| Category::parse(Some(&c))).transpose().map_err(query_problem)?;
     let seller_id = non_empty(q.seller_id)
         .map(|s| Uuid::parse_str(&s))

@@ -30,9 +30,10 @@ const PREFERENCE_APPLIED: HeaderName = HeaderName::from_static("preference-appli
 const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
 
 /// The request body, as loosely typed as JSON itself: a field of the wrong JSON type is reported
-/// by [`NewOrder::parse`] as that field's problem (422 naming it), not as an unreadable body.
+/// by [`NewOrder::parse`] as that field's problem (422 naming it), not as an unreadable body. An
+/// unknown field (a misspelt `productID`, say) is a 422 `INVALID_BODY` naming it.
 #[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateOrderBody {
     pub product_id: serde_json::Value,
     pub quantity: serde_json::Value,
@@ -62,7 +63,7 @@ pub async fn create_order(
     let Some(wait) = wait else {
         return Ok(accepted(order));
     };
-    let order = wait_for_outcome(&state, order, wait).await?;
+    let order = wait_for_outcome(&state, order, wait).await;
     let mut res = outcome(order);
     res.headers_mut().insert(PREFERENCE_APPLIED, header_value(&wait.to_string()));
     Ok(res)
@@ -107,25 +108,37 @@ async fn place(db: &Db, user: Uuid, new: NewOrder, key: Option<IdempotencyKey>) 
 
 /// Waits, holding no connection, until the order's saga has settled, `wait` has passed or the
 /// service stops; returns the order as it then is.
-async fn wait_for_outcome(state: &AppState, order: Order, wait: Wait) -> Result<Order, ApiError> {
+///
+/// The order is committed by now, so this never fails: were the answer an error, a client
+/// without an `Idempotency-Key` would retry into a second order. If the order cannot be read
+/// again, the error is logged and the order is returned as last read (so the client gets a `202`
+/// and the `Location` to follow it).
+async fn wait_for_outcome(state: &AppState, placed: Order, wait: Wait) -> Order {
     let deadline = Instant::now() + wait.duration();
+    let id = placed.id;
     // Subscribe before (re-)reading, so a change committed in between still wakes us.
-    let mut changes = state.waiters.subscribe(order.id);
+    let mut changes = state.waiters.subscribe(id);
+    let mut current = placed;
     loop {
-        let id = order.id;
-        let current = state
-            .db
-            .read(move |c| store::find_order(c, id).map_err(DbError::from))
-            .await?
-            .ok_or_else(|| ApiError::internal(format!("order {id} vanished")))?;
+        match state.db.read(move |c| store::find_order(c, id).map_err(DbError::from)).await {
+            Ok(Some(order)) => current = order,
+            Ok(None) => {
+                tracing::error!(order.id = %id, "a placed order vanished while its request waited; answering 202");
+                return current;
+            }
+            Err(error) => {
+                tracing::error!(order.id = %id, %error, "cannot re-read a placed order while waiting; answering 202");
+                return current;
+            }
+        }
         if current.status.is_settled() {
-            return Ok(current);
+            return current;
         }
         tokio::select! {
-            _ = state.stop.cancelled() => return Ok(current),
+            _ = state.stop.cancelled() => return current,
             woke = tokio::time::timeout_at(deadline, changes.changed()) => {
                 if woke.is_err() {
-                    return Ok(current);
+                    return current;
                 }
             }
         }
@@ -183,4 +196,62 @@ fn with_location(order: Uuid, mut res: Response) -> Response {
 fn header_value(s: &str) -> HeaderValue {
     // Built from UUIDs, digits and ASCII words only.
     HeaderValue::from_str(s).expect("a valid header value")
+}
+
+#[cfg(test)]
+mod tests {
+    use common::{PaymentMethod, auth::Verifier};
+    use tokio_util::sync::CancellationToken;
+
+    use super::*;
+    use crate::{domain::Quantity, waiters::Waiters};
+
+    fn state(db: Db) -> AppState {
+        AppState { db, verifier: Verifier::new(), waiters: Waiters::default(), stop: CancellationToken::new() }
+    }
+
+    fn placed() -> Order {
+        let new = NewOrder {
+            product_id: Uuid::now_v7(),
+            quantity: Quantity::new(2).unwrap(),
+            payment_method: PaymentMethod::Card,
+        };
+        Order::place(Uuid::now_v7(), Uuid::now_v7(), new, common::db::now())
+    }
+
+    /// The answer `POST /orders` with `Prefer: wait=5` gives once its order was committed.
+    async fn answer_after_waiting(db: Db, placed: Order) -> Response {
+        let wait = Wait::from_prefer(["wait=5"]).unwrap();
+        outcome(wait_for_outcome(&state(db), placed, wait).await)
+    }
+
+    async fn assert_accepted_as_placed(res: Response, placed: &Order) {
+        assert_eq!(res.status(), StatusCode::ACCEPTED);
+        assert_eq!(res.headers()[header::LOCATION], format!("/orders/{}", placed.id));
+        let body = axum::body::to_bytes(res.into_body(), usize::MAX).await.unwrap();
+        assert_eq!(serde_json::from_slice::<serde_json::Value>(&body).unwrap(), serde_json::to_value(placed).unwrap());
+    }
+
+    #[tokio::test]
+    async fn an_order_that_cannot_be_read_again_while_waiting_is_answered_202_as_placed() {
+        let dir = tempfile::tempdir().unwrap();
+        // No orders table: every re-read fails.
+        let broken = Db::open(&dir.path().join("svc-order.db"), &[]).await.unwrap();
+        let placed = placed();
+
+        let res = answer_after_waiting(broken, placed.clone()).await;
+
+        assert_accepted_as_placed(res, &placed).await;
+    }
+
+    #[tokio::test]
+    async fn an_order_that_vanished_while_waiting_is_answered_202_as_placed() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("svc-order.db"), crate::app::MIGRATIONS).await.unwrap();
+        let placed = placed(); // never stored: as if deleted after its commit
+
+        let res = answer_after_waiting(db, placed.clone()).await;
+
+        assert_accepted_as_placed(res, &placed).await;
+    }
 }

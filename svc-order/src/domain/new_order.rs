@@ -6,26 +6,33 @@ use uuid::Uuid;
 
 use super::{InvalidInput, Order};
 
-/// How many units one order may ask for: 1 to 100.
+/// How many units an order is for: at least 1. A request may ask for at most
+/// [`Quantity::MAX_PER_REQUEST`]; that limit is the REST entry's rule, not the saga's, so an order
+/// published by hand (`order.created`) may be for more, as svc-product and svc-payment accept.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(transparent)]
 pub struct Quantity(u32);
 
 impl Quantity {
     pub const MIN: u32 = 1;
-    pub const MAX: u32 = 100;
-    const RULE: InvalidInput = InvalidInput::Quantity("quantity must be a whole number from 1 to 100");
+    /// The most units one `POST /orders` may ask for.
+    pub const MAX_PER_REQUEST: u32 = 100;
+    const REQUEST_RULE: InvalidInput = InvalidInput::Quantity("quantity must be a whole number from 1 to 100");
 
-    /// Checks a quantity from any source (a request, an event, a stored row).
+    /// Checks a quantity from the saga or the database: an `order.created` or a stored row.
     pub fn new(n: u32) -> Result<Self, InvalidInput> {
-        if (Self::MIN..=Self::MAX).contains(&n) { Ok(Quantity(n)) } else { Err(Self::RULE) }
+        if n >= Self::MIN { Ok(Quantity(n)) } else { Err(InvalidInput::Quantity("quantity must be at least 1")) }
     }
 
-    /// A quantity as it came in a JSON body. Taken as a raw JSON value so that `"2"`, `1.5` or
-    /// `null` are reported as a bad quantity, like `0` is, rather than as an unreadable body.
+    /// A quantity as it came in a request's JSON body: 1 to [`Quantity::MAX_PER_REQUEST`]. Taken
+    /// as a raw JSON value so that `"2"`, `1.5` or `null` are reported as a bad quantity, like `0`
+    /// is, rather than as an unreadable body.
     pub fn from_json(raw: &serde_json::Value) -> Result<Self, InvalidInput> {
-        let n = raw.as_u64().and_then(|n| u32::try_from(n).ok()).ok_or(Self::RULE)?;
-        Self::new(n)
+        raw.as_u64()
+            .and_then(|n| u32::try_from(n).ok())
+            .filter(|n| (Self::MIN..=Self::MAX_PER_REQUEST).contains(n))
+            .map(Quantity)
+            .ok_or(Self::REQUEST_RULE)
     }
 
     pub fn get(self) -> u32 {
@@ -112,6 +119,13 @@ mod tests {
         for n in [json!(0), json!(101), json!(-1), json!(u64::MAX)] {
             assert_eq!(Quantity::from_json(&n).unwrap_err().field(), "quantity", "{n} was accepted");
         }
+    }
+
+    #[test]
+    fn an_order_created_may_be_for_more_than_a_request_may_ask_but_not_for_0() {
+        assert_eq!(Quantity::new(101).unwrap().get(), 101);
+        assert_eq!(Quantity::new(u32::MAX).unwrap().get(), u32::MAX);
+        assert_eq!(Quantity::new(0).unwrap_err().field(), "quantity");
     }
 
     #[test]

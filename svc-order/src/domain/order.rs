@@ -89,12 +89,12 @@ pub struct Order {
     pub updated_at: OffsetDateTime,
 }
 
-/// What a saga event says happened to an order.
+/// What a saga event says happened to an order, with the facts the order can check it against.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Change {
-    StockReserved { unit_price: Won, amount: Won },
+    StockReserved { product_id: Uuid, quantity: u32, unit_price: Won, amount: Won },
     Failed { reason: OrderFailure, detail: Option<String> },
-    Paid { payment_id: Uuid },
+    Paid { payment_id: Uuid, amount: Won },
     Cancelled,
 }
 
@@ -121,6 +121,9 @@ pub enum Transition {
     /// The change presupposes a step the order has not taken yet (paid before its stock was
     /// reserved): a redelivery overtook its predecessor. Retry later rather than lose it.
     Early { status: OrderStatus },
+    /// The event contradicts the order (another product or quantity, a charge other than the
+    /// reserved amount): it is not about this order as placed, so no retry can make it apply.
+    Contradicted(String),
 }
 
 impl Order {
@@ -154,10 +157,14 @@ impl Order {
         }
     }
 
-    /// Decides what `change` does to this order at time `at`. The whole state machine is this
-    /// table; everything not listed is ignored.
+    /// Decides what `change` does to this order at time `at`. A change that contradicts the order
+    /// is refused whatever the status; otherwise the whole state machine is this table, and
+    /// everything not listed is ignored.
     pub fn apply(&self, change: Change, at: OffsetDateTime) -> Transition {
         use OrderStatus::*;
+        if let Some(contradiction) = self.contradiction(&change) {
+            return Transition::Contradicted(contradiction);
+        }
         match (self.status, change.target()) {
             (Pending, StockReserved)
             | (Pending | StockReserved, Failed)
@@ -168,10 +175,37 @@ impl Order {
         }
     }
 
+    /// What in `change` cannot be true of this order, if anything. The reservation must be for the
+    /// order's product and quantity at unit price x quantity; the payment must charge what was
+    /// reserved (known once the stock is reserved: a payment before that is early, not wrong).
+    fn contradiction(&self, change: &Change) -> Option<String> {
+        let id = self.id;
+        match *change {
+            Change::StockReserved { product_id, quantity, unit_price, amount } => {
+                if product_id != self.product_id {
+                    Some(format!("stock reserved for product {product_id}; order {id} is for {}", self.product_id))
+                } else if quantity != self.quantity.get() {
+                    Some(format!("stock reserved for {quantity} units; order {id} is for {}", self.quantity.get()))
+                } else if unit_price.times(quantity) != Some(amount) {
+                    Some(format!("reserved amount {amount} is not unit price {unit_price} x quantity {quantity}"))
+                } else {
+                    None
+                }
+            }
+            Change::Paid { amount, .. } => match self.amount {
+                Some(reserved) if reserved != amount => {
+                    Some(format!("payment of {amount} for order {id}, whose reserved amount is {reserved}"))
+                }
+                _ => None,
+            },
+            Change::Failed { .. } | Change::Cancelled => None,
+        }
+    }
+
     fn changed(&self, change: Change, at: OffsetDateTime) -> Order {
         let mut next = Order { status: change.target(), updated_at: at, ..self.clone() };
         match change {
-            Change::StockReserved { unit_price, amount } => {
+            Change::StockReserved { unit_price, amount, .. } => {
                 next.unit_price = Some(unit_price);
                 next.amount = Some(amount);
             }
@@ -179,7 +213,7 @@ impl Order {
                 next.failure_reason = Some(reason);
                 next.failure_detail = detail;
             }
-            Change::Paid { payment_id } => next.payment_id = Some(payment_id),
+            Change::Paid { payment_id, .. } => next.payment_id = Some(payment_id),
             Change::Cancelled => {}
         }
         next
@@ -198,12 +232,12 @@ pub fn decline_code(decline: PaymentDecline) -> &'static str {
 mod tests {
     use super::*;
 
+    const PRODUCT: Uuid = Uuid::from_u128(0x0193a000_0000_7000_8000_000000000001);
+
+    /// An order for 2 units of [`PRODUCT`].
     fn pending() -> Order {
-        let new = NewOrder {
-            product_id: Uuid::now_v7(),
-            quantity: Quantity::new(2).unwrap(),
-            payment_method: PaymentMethod::Card,
-        };
+        let new =
+            NewOrder { product_id: PRODUCT, quantity: Quantity::new(2).unwrap(), payment_method: PaymentMethod::Card };
         Order::place(Uuid::now_v7(), Uuid::now_v7(), new, OffsetDateTime::UNIX_EPOCH)
     }
 
@@ -211,16 +245,18 @@ mod tests {
         Order { status, ..order.clone() }
     }
 
+    /// What svc-product reserves for [`pending`]'s order.
     fn reserve() -> Change {
-        Change::StockReserved { unit_price: Won(15_000), amount: Won(30_000) }
+        Change::StockReserved { product_id: PRODUCT, quantity: 2, unit_price: Won(15_000), amount: Won(30_000) }
     }
 
     fn fail(reason: OrderFailure) -> Change {
         Change::Failed { reason, detail: None }
     }
 
+    /// What svc-payment charges for [`reserve`]'s reservation.
     fn paid() -> Change {
-        Change::Paid { payment_id: Uuid::now_v7() }
+        Change::Paid { payment_id: Uuid::now_v7(), amount: Won(30_000) }
     }
 
     fn applied(t: Transition) -> Order {
@@ -253,7 +289,7 @@ mod tests {
     fn a_reserved_order_is_paid_with_the_payment_id() {
         let payment_id = Uuid::now_v7();
         let reserved = applied(pending().apply(reserve(), later()));
-        let order = applied(reserved.apply(Change::Paid { payment_id }, later()));
+        let order = applied(reserved.apply(Change::Paid { payment_id, amount: Won(30_000) }, later()));
         assert_eq!(
             (order.status, order.payment_id, order.amount),
             (OrderStatus::Paid, Some(payment_id), Some(Won(30_000)))
@@ -304,6 +340,49 @@ mod tests {
     #[test]
     fn a_payment_before_the_reservation_is_early() {
         assert_eq!(pending().apply(paid(), later()), Transition::Early { status: OrderStatus::Pending });
+    }
+
+    #[test]
+    fn a_reservation_for_another_product_or_quantity_contradicts_the_order_whatever_its_status() {
+        let other_product = Change::StockReserved {
+            product_id: Uuid::now_v7(),
+            quantity: 2,
+            unit_price: Won(15_000),
+            amount: Won(30_000),
+        };
+        let other_quantity =
+            Change::StockReserved { product_id: PRODUCT, quantity: 3, unit_price: Won(15_000), amount: Won(45_000) };
+        for status in [OrderStatus::Pending, OrderStatus::StockReserved, OrderStatus::Failed] {
+            for change in [other_product.clone(), other_quantity.clone()] {
+                let decision = at(&pending(), status).apply(change.clone(), later());
+                assert!(matches!(decision, Transition::Contradicted(_)), "{status}, {change:?}: {decision:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_reservation_whose_amount_is_not_unit_price_times_quantity_contradicts_the_order() {
+        for (unit_price, amount) in [(15_000, 29_999), (15_000, 15_000), (i64::MAX, 1)] {
+            let change = Change::StockReserved {
+                product_id: PRODUCT,
+                quantity: 2,
+                unit_price: Won(unit_price),
+                amount: Won(amount),
+            };
+            assert!(
+                matches!(pending().apply(change, later()), Transition::Contradicted(_)),
+                "{unit_price} x 2 = {amount}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_payment_of_other_than_the_reserved_amount_contradicts_the_order() {
+        let reserved = applied(pending().apply(reserve(), later()));
+        let short = Change::Paid { payment_id: Uuid::now_v7(), amount: Won(29_999) };
+        assert!(matches!(reserved.apply(short.clone(), later()), Transition::Contradicted(_)));
+        let paid_order = applied(reserved.apply(paid(), later()));
+        assert!(matches!(paid_order.apply(short, later()), Transition::Contradicted(_)), "even once paid");
     }
 
     #[test]

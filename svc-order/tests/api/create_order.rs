@@ -94,6 +94,29 @@ async fn invalid_orders_are_refused_and_nothing_is_stored() {
 }
 
 #[tokio::test]
+async fn an_unknown_field_in_the_body_is_refused_naming_it_and_nothing_is_stored() {
+    let app = TestApp::spawn().await;
+    let kim = app.customer();
+    let product = Uuid::now_v7();
+    for (body, field) in [
+        (json!({"productId": product, "quantity": 1, "paymentMethod": "CARD", "coupon": "FREE"}), "coupon"),
+        // A misspelt field is not taken for an absent one.
+        (json!({"productID": product, "productId": product, "quantity": 1, "paymentMethod": "CARD"}), "productID"),
+    ] {
+        let res = app.post_order(&kim, &body).send().await.unwrap();
+
+        assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        let problem: Value = res.json().await.unwrap();
+        assert_eq!(
+            (problem["code"].as_str(), problem["field"].as_str()),
+            (Some("INVALID_BODY"), Some(field)),
+            "{body}"
+        );
+    }
+    assert_eq!(app.count("SELECT count(*) FROM orders"), 0);
+}
+
+#[tokio::test]
 async fn an_invalid_quantity_is_a_problem_naming_the_rule() {
     let app = TestApp::spawn().await;
     let body = json!({"productId": Uuid::now_v7(), "quantity": 101, "paymentMethod": "CARD"});

@@ -3,7 +3,11 @@
 
 use std::{net::SocketAddr, time::Duration};
 
-use async_nats::jetstream::{self, message::PublishMessage};
+use async_nats::jetstream::{
+    self,
+    consumer::{self, PullConsumer},
+    message::PublishMessage,
+};
 use clap::Parser;
 use common::{
     Envelope, Event, PaymentMethod, Role, Won,
@@ -160,6 +164,13 @@ impl Bus {
             .wait_for(WAIT, |e| e.event.event_type() == event_type && e.correlation_id == order)
             .await
             .unwrap_or_else(|| panic!("no {event_type} for order {order}"))
+    }
+
+    /// svc-order's saga consumer as JetStream sees it (`None` until the app has created it).
+    pub async fn saga_consumer(&self) -> Option<consumer::Info> {
+        let mut consumer: PullConsumer =
+            self.js.get_consumer_from_stream("svc-order", common::bus::STREAM).await.ok()?;
+        consumer.info().await.ok().cloned()
     }
 
     /// How many events of `event_type` the saga of `order` has seen.

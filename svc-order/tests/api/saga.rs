@@ -2,11 +2,12 @@
 //! make it announce its outcome exactly once.
 
 use common::{
-    Event,
-    event::{PaymentDecline, StockRejection},
-    harness::transcript,
+    Envelope, Event, Won,
+    event::{PaymentDecline, StockRejection, StockReserved},
+    harness::{eventually, transcript},
 };
 use serde_json::{Value, json};
+use uuid::Uuid;
 
 use crate::helpers::{
     Play, TestApp, UNIT_PRICE, WAIT, hand_made_order, payment_cancelled, payment_completed, payment_failed,
@@ -31,10 +32,10 @@ async fn reserved_stock_and_a_completed_payment_make_the_order_paid() {
 
     let Event::PaymentCompleted(payment) = &completed.event else { unreachable!() };
     let Event::OrderPaid(data) = &paid.event else { unreachable!() };
-    assert_eq!((data.payment_id, data.amount), (payment.payment_id, payment.amount));
     assert_eq!((paid.causation_id, paid.producer.as_str()), (Some(completed.id), "svc-order"));
     let order = app.order_with_status(&kim, &id, "PAID").await;
     assert_eq!(order["paymentId"], json!(payment.payment_id));
+    assert_eq!((json!(data.payment_id), json!(data.amount)), (order["paymentId"].clone(), order["amount"].clone()));
 
     let names = [("order", id.clone()), ("user", kim.id.to_string())];
     let saga = transcript(&app.bus.events.saga(&id).await, &names);
@@ -143,34 +144,122 @@ async fn a_hand_published_order_created_creates_the_order_for_its_user() {
 }
 
 #[tokio::test]
-async fn events_for_an_order_nobody_created_are_ignored() {
+async fn a_hand_published_order_created_for_more_than_100_units_is_stored_and_followed() {
+    let app = TestApp::spawn().await;
+    let lee = app.customer();
+    let mut created = hand_made_order(lee.id);
+    let Event::OrderCreated(data) = &mut created.event else { unreachable!() };
+    data.quantity = 150; // POST /orders would refuse it; svc-product and svc-payment take it
+    let id = created.correlation_id.clone();
+
+    app.bus.publish(&created).await;
+
+    let order = app.order_with_status(&lee, &id, "PENDING").await;
+    assert_eq!(order["quantity"], 150);
+    app.bus.play(&created, Play::Paid).await;
+    let paid = app.bus.wait_for("order.paid", &id).await;
+    let Event::OrderPaid(data) = &paid.event else { unreachable!() };
+    assert_eq!(data.amount, UNIT_PRICE.times(150).unwrap());
+    assert_eq!(app.count("SELECT count(*) FROM dead_letter"), 0);
+}
+
+#[tokio::test]
+async fn a_stock_event_that_overtakes_its_order_created_is_applied_once_the_order_is_in() {
+    let app = TestApp::spawn().await;
+    let lee = app.customer();
+    let created = hand_made_order(lee.id);
+    let id = created.correlation_id.clone();
+    let reserved = stock_reserved(&created);
+
+    // As when svc-order Nak'd a hand-published order.created once: what follows it comes first.
+    app.bus.publish(&reserved).await;
+    app.bus.publish(&created).await;
+
+    let order = app.order_with_status(&lee, &id, "STOCK_RESERVED").await;
+    assert_eq!(order["amount"], json!(UNIT_PRICE.0));
+    app.bus.publish(&payment_completed(&reserved)).await;
+    app.bus.wait_for("order.paid", &id).await;
+    assert_eq!(app.count("SELECT count(*) FROM dead_letter"), 0);
+}
+
+#[tokio::test]
+async fn events_for_an_order_nobody_created_are_retried_not_acknowledged() {
     let app = TestApp::spawn().await;
     let owner = app.customer();
     let stranger = hand_made_order(owner.id);
     // Never published: svc-order never hears of this order, only of what follows it.
     app.bus.publish(&stock_reserved(&stranger)).await;
+
+    // Nak'd and delivered again, rather than acknowledged as handled. After the consumer's last
+    // attempt it is dead-lettered like any event that keeps failing (common's consumer, proved by
+    // `plumbing::a_message_failing_on_every_attempt_is_dead_lettered_on_the_last`).
+    let consumer = eventually(WAIT, || async { app.bus.saga_consumer().await.filter(|c| c.num_redelivered >= 1) })
+        .await
+        .expect("the event is delivered again");
+    assert_eq!(consumer.num_ack_pending, 1, "still unacknowledged");
+    assert_eq!(app.count("SELECT count(*) FROM dead_letter"), 0, "not dead-lettered before its retries ran out");
+
+    // Meanwhile the events behind it flow on.
     let kim = app.customer();
     let id = app.place(&kim).await["id"].as_str().unwrap().to_owned();
     let created = app.bus.wait_for("order.created", &id).await;
     app.bus.publish(&stock_rejected(&created, StockRejection::OutOfStock)).await;
-
-    // The consumer works in stream order: the stranger's event was handled before this one.
     app.bus.wait_for("order.failed", &id).await;
     let admin = app.user(common::Role::Admin);
     let res = app.get(&admin, &format!("/orders/{}", stranger.correlation_id)).await;
     assert_eq!(res.status(), reqwest::StatusCode::NOT_FOUND);
-    assert_eq!(app.bus.events.all().await.iter().filter(|(_, e)| e.producer == "svc-order").count(), 2);
-    assert_eq!(app.count("SELECT count(*) FROM dead_letter"), 0, "acknowledged, not dead-lettered");
     assert_eq!(app.count("SELECT count(*) FROM orders"), 1);
 
     // An admin can still look at such a saga's events; its "owner" cannot, there is no order.
     let path = format!("/orders/{}/trace", stranger.correlation_id);
-    let traced = common::harness::eventually(WAIT, || async {
+    let traced = eventually(WAIT, || async {
         let trace: Value = app.get(&admin, &path).await.json().await.ok()?;
         (trace["events"][0]["type"] == "stock.reserved").then_some(())
     });
     traced.await.expect("the stranger's event is traced");
     assert_eq!(app.get(&owner, &path).await.status(), reqwest::StatusCode::NOT_FOUND);
+}
+
+/// `stock_reserved(created)` after `edit`.
+fn reserved_with(created: &Envelope, edit: impl FnOnce(&mut StockReserved)) -> Envelope {
+    let mut reserved = stock_reserved(created);
+    let Event::StockReserved(data) = &mut reserved.event else { unreachable!() };
+    edit(data);
+    reserved
+}
+
+#[tokio::test]
+async fn a_reservation_or_payment_that_contradicts_the_order_is_dead_lettered() {
+    let app = TestApp::spawn().await;
+    let kim = app.customer();
+    let id = app.place(&kim).await["id"].as_str().unwrap().to_owned(); // 2 units
+    let created = app.bus.wait_for("order.created", &id).await;
+
+    app.bus.publish(&reserved_with(&created, |r| r.product_id = Uuid::now_v7())).await;
+    let three_units = reserved_with(&created, |r| {
+        r.quantity = 3;
+        r.amount = UNIT_PRICE.times(3).unwrap();
+    });
+    app.bus.publish(&three_units).await;
+    let reserved = stock_reserved(&created);
+    app.bus.publish(&reserved).await;
+    let order = app.order_with_status(&kim, &id, "STOCK_RESERVED").await;
+    assert_eq!(order["amount"], json!(2 * UNIT_PRICE.0));
+
+    let mut short = payment_completed(&reserved);
+    let Event::PaymentCompleted(payment) = &mut short.event else { unreachable!() };
+    payment.amount = Won(payment.amount.0 - 1);
+    app.bus.publish(&short).await;
+    app.bus.publish(&payment_completed(&reserved)).await;
+
+    // The consumer works in stream order: the contradictions were handled before this.
+    let paid = app.bus.wait_for("order.paid", &id).await;
+    let Event::OrderPaid(data) = &paid.event else { unreachable!() };
+    assert_eq!(data.amount, Won(2 * UNIT_PRICE.0), "the order's own amount");
+    assert_eq!(app.bus.count("order.paid", &id).await, 1);
+    let contradictions =
+        "SELECT count(*) FROM dead_letter WHERE consumer = 'svc-order' AND reason LIKE '%contradicts%'";
+    assert_eq!(app.count(contradictions), 3);
 }
 
 #[tokio::test]

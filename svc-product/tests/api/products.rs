@@ -64,6 +64,9 @@ async fn an_invalid_query_is_a_400_problem_naming_the_parameter() {
         ("size=0", "size"),
         ("size=101", "size"),
         ("page=0", "page"),
+        ("page=-1", "page"),
+        ("size=-1", "size"),
+        ("page=4294967296", "page"),
         ("category=Books", "category"),
         ("sellerId=not-a-uuid", "sellerId"),
     ] {

@@ -3,7 +3,7 @@
 -- One row per charged order: the gateway's verdict and what payment.completed forwards.
 -- `order_id` is UNIQUE because an order is charged at most once, however often its stock.reserved
 -- is redelivered or re-published; the saga checks first, the index is the last word.
--- CANCELLED and `cancelled_at` are for the refund endpoint (a later issue): a cancelled payment
+-- CANCELLED and `cancelled_at` are set by the refund endpoint (POST /payments/{id}/cancel): a cancelled payment
 -- keeps its row, so a second cancel or a late stock.reserved still finds it.
 CREATE TABLE payments (
     id             TEXT    NOT NULL PRIMARY KEY,  -- UUIDv7

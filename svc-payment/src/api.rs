@@ -1,4 +1,4 @@
-//! The HTTP API: read-only views of payments for their payer and for admins.
+//! The HTTP API: payments for their payer and for admins, and the refund (cancel) endpoint.
 //!
 //! | route                          | answer                                                      |
 //! |--------------------------------|-------------------------------------------------------------|

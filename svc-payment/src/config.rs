@@ -26,9 +26,10 @@ pub struct Config {
     /// Seed of the decline draw: the same seed declines the same orders on every run.
     #[arg(long, env = "DECLINE_SEED", default_value_t = 0)]
     pub decline_seed: u64,
-    /// Simulated gateway latency per charge, in milliseconds. For demos: the charge holds the
-    /// payment database's writer while it waits.
-    #[arg(long, env = "GATEWAY_LATENCY_MS", default_value_t = 0)]
+    /// Simulated gateway latency per charge, in milliseconds (at most 1000). For demos: the charge
+    /// holds the payment database's writer while it waits, so it must stay well below the 5 s
+    /// busy timeout other writers (cancels, the relay) wait for it.
+    #[arg(long, env = "GATEWAY_LATENCY_MS", default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=1000))]
     pub latency_ms: u64,
 }
 
@@ -72,7 +73,13 @@ mod tests {
 
     #[test]
     fn out_of_range_gateway_flags_are_refused() {
-        for args in [["--decline-rate-bps", "10001"], ["--payment-limit", "-1"], ["--decline-seed", "-1"]] {
+        let bad = [
+            ["--decline-rate-bps", "10001"],
+            ["--payment-limit", "-1"],
+            ["--decline-seed", "-1"],
+            ["--latency-ms", "1001"],
+        ];
+        for args in bad {
             assert!(Config::try_parse_from(std::iter::once("svc-payment").chain(args)).is_err(), "{args:?}");
         }
     }

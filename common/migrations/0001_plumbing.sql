@@ -34,5 +34,6 @@ CREATE TABLE dead_letter (
     deliveries   INTEGER NOT NULL,
     reason       TEXT    NOT NULL,
     payload      BLOB    NOT NULL,
-    created_at   INTEGER NOT NULL
+    created_at   INTEGER NOT NULL,
+    replayed_at  INTEGER                       -- set by `shopctl dead-letter replay`
 ) STRICT;

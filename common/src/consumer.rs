@@ -251,15 +251,42 @@ fn retry_delay(deliveries: i64) -> Duration {
     Duration::from_secs(1 << exp).min(Duration::from_secs(30))
 }
 
-/// Deletes processed ids older than `older_than`; they must outlive the stream's max age so no
-/// redelivery can outlast its dedupe row.
-pub fn purge_processed(tx: &Transaction<'_>, older_than_ms: i64) -> rusqlite::Result<usize> {
-    tx.execute("DELETE FROM processed WHERE processed_at < ?1", [older_than_ms])
+/// Deletes up to `limit` processed ids older than `older_than_ms`; they must outlive the stream's
+/// max age so no redelivery can outlast its dedupe row. Returns how many went.
+pub fn purge_processed(tx: &Transaction<'_>, older_than_ms: i64, limit: usize) -> rusqlite::Result<usize> {
+    tx.execute(
+        "DELETE FROM processed WHERE (consumer, message_id) IN
+           (SELECT consumer, message_id FROM processed WHERE processed_at < ?1 LIMIT ?2)",
+        params![older_than_ms, limit as i64],
+    )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn purging_processed_ids_takes_old_ones_in_bounded_batches() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("p.db"), &[]).await.unwrap();
+        let rows = [("a", "1", 10), ("a", "2", 20), ("b", "1", 30), ("b", "2", 5_000)];
+        db.write(move |tx| {
+            for (consumer, id, at) in rows {
+                tx.execute("INSERT INTO processed VALUES (?1, ?2, ?3)", params![consumer, id, at])?;
+            }
+            Ok::<_, DbError>(())
+        })
+        .await
+        .unwrap();
+        let purge = |limit| db.write(move |tx| purge_processed(tx, 1_000, limit).map_err(DbError::from));
+        assert_eq!(purge(2).await.unwrap(), 2);
+        assert_eq!(purge(2).await.unwrap(), 1);
+        let left: i64 = db
+            .read(|c| c.query_row("SELECT count(*) FROM processed", [], |r| r.get(0)).map_err(DbError::from))
+            .await
+            .unwrap();
+        assert_eq!(left, 1, "the recent id stays");
+    }
 
     #[test]
     fn retry_delays_grow_and_are_capped() {

@@ -262,6 +262,9 @@ pub struct SellerPayout {
 pub struct SettlementClosed {
     pub date: String,
     pub time_zone: String,
+    /// The platform fee rate the day was settled at, in basis points (300 = 3 %): the payouts are
+    /// computed with it, so a rebuild settles the day at this rate whatever `FEE_RATE_BPS` is now.
+    pub fee_rate_bps: u32,
     pub payouts: Vec<SellerPayout>,
     /// How many ledger entries svc-settlement had booked (all days) when it closed the day: the
     /// close's position in the ledger, so a rebuild from the stream closes the day at exactly the
@@ -372,7 +375,14 @@ impl Envelope {
     /// Decodes a message as received on `subject`. Everything that makes an event untrustworthy is
     /// an error here, so the consumer can dead-letter it instead of retrying it forever.
     pub fn decode(subject: &str, payload: &[u8]) -> Result<Self, DecodeError> {
-        let envelope: Envelope = serde_json::from_slice(payload).map_err(|e| DecodeError::Malformed(e.to_string()))?;
+        let json: serde_json::Value =
+            serde_json::from_slice(payload).map_err(|e| DecodeError::Malformed(e.to_string()))?;
+        // `deny_unknown_fields` does not combine with the flattened event, so the envelope's own
+        // keys are checked here: a misspelt `causationID` must not pass as an absent one.
+        if let Some(unknown) = json.as_object().and_then(|o| o.keys().find(|k| !ENVELOPE_KEYS.contains(&k.as_str()))) {
+            return Err(DecodeError::Malformed(format!("unknown field `{unknown}` in the envelope")));
+        }
+        let envelope: Envelope = serde_json::from_value(json).map_err(|e| DecodeError::Malformed(e.to_string()))?;
         if envelope.version > SCHEMA_VERSION {
             return Err(DecodeError::UnsupportedVersion(envelope.version));
         }
@@ -380,7 +390,72 @@ impl Envelope {
         if subject != expected {
             return Err(DecodeError::SubjectMismatch { subject: subject.to_owned(), expected });
         }
+        // Every event's saga key is its subject key (the order id for the whole order saga), so
+        // a trace keyed by correlation id can never lose a hand-published event.
+        if envelope.correlation_id != envelope.event.key() {
+            return Err(DecodeError::Invalid(format!(
+                "correlationId {} is not the event's key {}",
+                envelope.correlation_id,
+                envelope.event.key()
+            )));
+        }
+        envelope.event.validate().map_err(DecodeError::Invalid)?;
         Ok(envelope)
+    }
+}
+
+/// The envelope's own JSON keys (`type` and `data` belong to the flattened [`Event`]).
+const ENVELOPE_KEYS: &[&str] =
+    &["id", "type", "data", "correlationId", "causationId", "occurredAt", "producer", "version"];
+
+impl Event {
+    /// The rules of the contract every consumer relies on, checked once at decoding so that all
+    /// services refuse exactly the same events: quantities of at least one, positive money,
+    /// amounts that are unit price times quantity, payouts that add up.
+    pub fn validate(&self) -> Result<(), String> {
+        fn quantity(q: u32) -> Result<(), String> {
+            if q == 0 { Err("quantity must be at least 1".into()) } else { Ok(()) }
+        }
+        fn positive(what: &str, amount: Won) -> Result<(), String> {
+            if amount.0 > 0 { Ok(()) } else { Err(format!("{what} must be positive, got {}", amount.0)) }
+        }
+        match self {
+            Event::UserRegistered(e) if e.email.trim().is_empty() => Err("email must not be empty".into()),
+            Event::UserRegistered(_) => Ok(()),
+            Event::OrderCreated(e) => quantity(e.quantity),
+            Event::StockReserved(e) => {
+                quantity(e.quantity)?;
+                positive("unitPrice", e.unit_price)?;
+                if e.unit_price.times(e.quantity) != Some(e.amount) {
+                    return Err(format!(
+                        "amount {} is not unitPrice {} x quantity {}",
+                        e.amount.0, e.unit_price.0, e.quantity
+                    ));
+                }
+                Ok(())
+            }
+            Event::StockRejected(StockRejected { quantity: q, .. })
+            | Event::StockReleased(StockReleased { quantity: q, .. }) => quantity(*q),
+            Event::PaymentCompleted(e) => quantity(e.quantity).and(positive("amount", e.amount)),
+            Event::PaymentCancelled(e) => quantity(e.quantity).and(positive("amount", e.amount)),
+            Event::PaymentFailed(e) => positive("amount", e.amount),
+            Event::OrderPaid(e) => positive("amount", e.amount),
+            Event::OrderCancelled(e) => positive("amount", e.amount),
+            Event::OrderFailed(_) => Ok(()),
+            Event::SettlementClosed(e) => {
+                if e.fee_rate_bps > 10_000 {
+                    return Err(format!("feeRateBps {} is above 10000 (100 %)", e.fee_rate_bps));
+                }
+                for p in &e.payouts {
+                    if p.gross.0.checked_sub(p.refunds.0) != Some(p.net.0)
+                        || p.fee.0.checked_add(p.payout.0) != Some(p.net.0)
+                    {
+                        return Err(format!("payout of seller {} does not add up", p.seller_id));
+                    }
+                }
+                Ok(())
+            }
+        }
     }
 }
 
@@ -392,6 +467,8 @@ pub enum DecodeError {
     UnsupportedVersion(u32),
     #[error("published on {subject} but the event belongs on {expected}")]
     SubjectMismatch { subject: String, expected: String },
+    #[error("invalid event: {0}")]
+    Invalid(String),
 }
 
 #[cfg(test)]
@@ -487,6 +564,51 @@ mod tests {
         env.version = SCHEMA_VERSION + 1;
         let err = Envelope::decode(&env.subject(), &env.to_json()).unwrap_err();
         assert_eq!(err, DecodeError::UnsupportedVersion(SCHEMA_VERSION + 1));
+    }
+
+    #[test]
+    fn a_correlation_id_other_than_the_key_is_rejected() {
+        let mut env = registered();
+        env.correlation_id = "another-saga".into();
+        assert!(matches!(Envelope::decode(&env.subject(), &env.to_json()), Err(DecodeError::Invalid(_))));
+    }
+
+    #[test]
+    fn unknown_envelope_fields_are_rejected() {
+        let env = registered();
+        let mut json: serde_json::Value = serde_json::from_slice(&env.to_json()).unwrap();
+        json["causationID"] = serde_json::Value::Null;
+        let err = Envelope::decode(&env.subject(), json.to_string().as_bytes()).unwrap_err();
+        assert_eq!(err, DecodeError::Malformed("unknown field `causationID` in the envelope".into()));
+    }
+
+    #[test]
+    fn contract_rules_are_checked_at_decoding() {
+        let order = Uuid::now_v7();
+        let reserved = |quantity, unit_price, amount| {
+            Envelope::new(
+                "svc-product",
+                Event::StockReserved(StockReserved {
+                    order_id: order,
+                    product_id: order,
+                    quantity,
+                    unit_price: Won(unit_price),
+                    amount: Won(amount),
+                    seller_id: order,
+                    category: "books".into(),
+                    user_id: order,
+                    payment_method: PaymentMethod::Card,
+                }),
+            )
+        };
+        let decode = |env: Envelope| Envelope::decode(&env.subject(), &env.to_json());
+        assert!(decode(reserved(2, 15_000, 30_000)).is_ok());
+        for (q, price, amount) in [(0, 15_000, 0), (2, 15_000, 29_999), (1, 0, 0), (2, i64::MAX, 1)] {
+            assert!(
+                matches!(decode(reserved(q, price, amount)), Err(DecodeError::Invalid(_))),
+                "{q} x {price} = {amount}"
+            );
+        }
     }
 
     #[test]

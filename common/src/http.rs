@@ -12,7 +12,7 @@ use axum::{
 use serde::{Serialize, de::DeserializeOwned};
 use tower_http::{
     request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
-    trace::TraceLayer,
+    trace::{DefaultOnResponse, TraceLayer},
 };
 
 use crate::db::{Db, DbError};
@@ -126,12 +126,22 @@ impl IntoResponse for ApiError {
 
 impl From<DbError> for ApiError {
     fn from(e: DbError) -> Self {
-        ApiError::internal(e)
+        match e {
+            DbError::Sqlite(e) => e.into(),
+            other => ApiError::internal(other),
+        }
     }
 }
 
 impl From<rusqlite::Error> for ApiError {
     fn from(e: rusqlite::Error) -> Self {
+        // Waiting out the busy timeout means the single writer is overloaded: a retryable 503,
+        // not a bug.
+        if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy) {
+            tracing::warn!(error = %e, "database busy");
+            return ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "BUSY", "the service is busy; retry shortly")
+                .with_header(header::RETRY_AFTER, "1");
+        }
         ApiError::internal(e)
     }
 }
@@ -268,10 +278,17 @@ pub fn finish_router(routes: Router, readiness: Readiness) -> Router {
         })
         .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
-        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
-            let request_id = req.headers().get(&REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("-");
-            tracing::info_span!("http", http.method = %req.method(), http.path = %req.uri().path(), request.id = %request_id)
-        }))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(|req: &Request| {
+                    let request_id = req.headers().get(&REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("-");
+                    tracing::info_span!("http", http.method = %req.method(), http.path = %req.uri().path(), request.id = %request_id)
+                })
+                // One line per request at the default level; a 500's cause is logged once, where
+                // `ApiError::internal` is built, so the layer's own failure line is off.
+                .on_response(DefaultOnResponse::new().level(tracing::Level::INFO))
+                .on_failure(()),
+        )
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
 }
 
@@ -288,6 +305,15 @@ async fn ready(axum::extract::State(r): axum::extract::State<Readiness>) -> Resu
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_busy_database_is_a_retryable_503() {
+        let busy = rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(5), None);
+        let err = ApiError::from(DbError::Sqlite(busy));
+        assert_eq!((err.status, err.code), (StatusCode::SERVICE_UNAVAILABLE, "BUSY"));
+        let other = ApiError::from(rusqlite::Error::QueryReturnedNoRows);
+        assert_eq!((other.status, other.code), (StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL"));
+    }
 
     #[test]
     fn the_field_is_read_from_serde_messages() {

@@ -24,6 +24,8 @@ const BATCH: usize = 256;
 const POLL_TICK: Duration = Duration::from_secs(1);
 const RETRY_MIN: Duration = Duration::from_millis(100);
 const RETRY_MAX: Duration = Duration::from_secs(5);
+/// Rows deleted per housekeeping transaction.
+const PURGE_BATCH: usize = 1000;
 /// Published rows are kept this long so they can be re-published; matches the stream's max age.
 pub const RETENTION: Duration = crate::bus::STREAM_MAX_AGE;
 
@@ -70,9 +72,13 @@ pub fn republish_since(tx: &Transaction<'_>, since_ms: i64) -> rusqlite::Result<
     tx.execute("UPDATE outbox SET published_at = NULL WHERE published_at IS NOT NULL AND created_at >= ?1", [since_ms])
 }
 
-/// Deletes published rows older than the retention period.
-pub fn purge_published(tx: &Transaction<'_>, older_than_ms: i64) -> rusqlite::Result<usize> {
-    tx.execute("DELETE FROM outbox WHERE published_at IS NOT NULL AND published_at < ?1", [older_than_ms])
+/// Deletes up to `limit` published rows older than `older_than_ms`. Returns how many went.
+pub fn purge_published(tx: &Transaction<'_>, older_than_ms: i64, limit: usize) -> rusqlite::Result<usize> {
+    tx.execute(
+        "DELETE FROM outbox WHERE seq IN
+           (SELECT seq FROM outbox WHERE published_at IS NOT NULL AND published_at < ?1 LIMIT ?2)",
+        params![older_than_ms, limit as i64],
+    )
 }
 
 /// Publishes a service's outbox to JetStream.
@@ -175,18 +181,68 @@ impl Relay {
 
     /// Housekeeping: published outbox rows past [`RETENTION`], and processed ids past twice that
     /// (longer than any message can stay in the stream, so no redelivery outlives its dedupe row).
+    /// In small batches, each its own short transaction, so request handlers and consumers never
+    /// wait long behind it for the database's single writer.
     async fn purge(&self) {
         let cutoff = now_ms() - RETENTION.as_millis() as i64;
         let processed_cutoff = now_ms() - 2 * RETENTION.as_millis() as i64;
-        let purged = self.db.write(move |tx| {
-            let outbox = purge_published(tx, cutoff)?;
-            let processed = crate::consumer::purge_processed(tx, processed_cutoff)?;
-            Ok::<_, DbError>(outbox + processed)
-        });
-        match purged.await {
-            Ok(n) if n > 0 => tracing::info!(rows = n, "purged outbox and processed rows past retention"),
-            Ok(_) => {}
-            Err(error) => tracing::warn!(%error, "could not purge the outbox"),
+        let mut total = 0;
+        loop {
+            let batch = self.db.write(move |tx| {
+                let outbox = purge_published(tx, cutoff, PURGE_BATCH)?;
+                let processed = crate::consumer::purge_processed(tx, processed_cutoff, PURGE_BATCH)?;
+                Ok::<_, DbError>((outbox, processed))
+            });
+            match batch.await {
+                Ok((outbox, processed)) => {
+                    total += outbox + processed;
+                    if outbox < PURGE_BATCH && processed < PURGE_BATCH {
+                        break;
+                    }
+                    tokio::task::yield_now().await;
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "could not purge the outbox");
+                    break;
+                }
+            }
         }
+        if total > 0 {
+            tracing::info!(rows = total, "purged outbox and processed rows past retention");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn purging_takes_old_published_rows_in_bounded_batches_and_nothing_else() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("o.db"), &[]).await.unwrap();
+        db.write(|tx| {
+            for (i, published) in [Some(10), Some(20), Some(30), None, Some(5_000)].into_iter().enumerate() {
+                tx.execute(
+                    "INSERT INTO outbox (id, subject, payload, created_at, published_at) VALUES (?1, 's', x'', 0, ?2)",
+                    params![i.to_string(), published],
+                )?;
+            }
+            Ok::<_, DbError>(())
+        })
+        .await
+        .unwrap();
+        let purge = |limit| db.write(move |tx| purge_published(tx, 1_000, limit).map_err(DbError::from));
+        assert_eq!(purge(2).await.unwrap(), 2);
+        assert_eq!(purge(2).await.unwrap(), 1);
+        assert_eq!(purge(2).await.unwrap(), 0);
+        let left: Vec<String> = db
+            .read(|c| {
+                let mut stmt = c.prepare("SELECT id FROM outbox ORDER BY seq")?;
+                stmt.query_map([], |r| r.get(0))?.collect::<Result<_, _>>().map_err(DbError::from)
+            })
+            .await
+            .unwrap();
+        assert_eq!(left, ["3", "4"], "unpublished and recent rows stay");
     }
 }

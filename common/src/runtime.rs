@@ -82,9 +82,20 @@ impl Runtime {
     }
 }
 
-/// A token cancelled on Ctrl-C or SIGTERM.
+/// A token cancelled on Ctrl-C or SIGTERM, and, when `STOP_ON_STDIN_EOF` is set, when stdin
+/// closes: a supervisor (`shopctl up`) holds the other end of that pipe, so its death, even by
+/// SIGKILL, stops the service instead of orphaning it.
 pub fn shutdown_on_signal() -> CancellationToken {
     let token = CancellationToken::new();
+    if std::env::var_os("STOP_ON_STDIN_EOF").is_some() {
+        let cancel = token.clone();
+        // A plain thread: a blocking read must not hold up the runtime's shutdown.
+        std::thread::spawn(move || {
+            let _ = std::io::copy(&mut std::io::stdin().lock(), &mut std::io::sink());
+            tracing::info!("stdin closed: the supervisor is gone, shutting down");
+            cancel.cancel();
+        });
+    }
     let cancel = token.clone();
     tokio::spawn(async move {
         let ctrl_c = tokio::signal::ctrl_c();

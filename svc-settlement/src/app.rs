@@ -73,14 +73,14 @@ impl App {
             "settlement configured"
         );
         runtime.consume(ConsumerSpec::new(SERVICE, CONSUMES), Saga::new(rules.clone()));
-        let scheduler = Scheduler {
-            db: runtime.db.clone(),
-            js: runtime.js.clone(),
-            rules: rules.clone(),
-            clock: clock.clone(),
-            grace: config.close_grace(),
-            tick: config.close_tick(),
-        };
+        let scheduler = Scheduler::new(
+            runtime.db.clone(),
+            runtime.js.clone(),
+            rules.clone(),
+            clock.clone(),
+            config.close_grace(),
+            config.close_tick(),
+        );
         runtime.spawn(scheduler.run(runtime.stop.clone()));
         Ok(App { runtime, listener, addr, rules, clock })
     }

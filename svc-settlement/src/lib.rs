@@ -2,8 +2,8 @@
 //!
 //! - Consumes `payment.completed.*` and `payment.cancelled.*` (durable consumer `svc-settlement`)
 //!   into an append-only ledger: one SALE or REFUND entry per payment event, at most one of each
-//!   per payment, booked on the local date of the event's `occurredAt` in `TIME_ZONE` (or on the
-//!   next open day when that day is closed).
+//!   per payment, booked on the local date of the event's `occurredAt` in `TIME_ZONE`, or on the
+//!   day after the latest closed day when that date is on or before it.
 //! - Closes business days, by the scheduler ([`schedule`]) or by an admin, and publishes
 //!   `settlement.closed.<date>` with each seller's payout in the transaction that closes the day.
 //! - Serves daily and monthly reports per seller and category (`GET /settlements/daily`,

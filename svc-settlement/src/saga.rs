@@ -7,8 +7,10 @@
 //!
 //! A payment is booked at most once per kind whatever is redelivered or re-published under new
 //! ids: the same facts again change nothing, different facts for a booked payment are
-//! dead-lettered. An entry whose own day is closed is booked on the next day that is not (an
-//! adjustment), so a closed day never changes.
+//! dead-lettered. An entry is booked on its own date (a refund: its own date or its sale's
+//! business day, whichever is later) unless that day is on or before the latest closed day; then
+//! it is booked on the day after the latest closed day (an adjustment). So a closed day, and any
+//! day before the latest close, never changes.
 
 use common::{
     Envelope, Event,
@@ -47,7 +49,8 @@ impl Handler for Saga {
     }
 }
 
-/// Books the sale on its day (or the next open one).
+/// Books the sale on its day (or, when that day is on or before the latest closed day, on the day
+/// after the latest closed day).
 fn on_payment_completed(
     rules: &Rules,
     tx: &Transaction<'_>,
@@ -82,14 +85,18 @@ fn on_payment_cancelled(
     };
     posting.refunds(&sale).map_err(reject)?;
     let event_date = event_date(rules, &posting)?;
-    // Never book a refund on a day before its sale counts (only possible with skewed clocks).
+    // A refund never counts before its sale: it starts from its sale's business day when that is
+    // later than its own date. Only skewed clocks (a refund stamped before its sale) make that
+    // happen: a sale booked as an adjustment went to the day after the latest close of the time,
+    // and as closes only move forward, a refund dated before that day is moved past it anyway.
     book(tx, posting, event_date, event_date.max(sale.business_date))
 }
 
-/// Appends the entry on the first day from `start` on that is not closed.
+/// Appends the entry on `start`, or on the day after the latest closed day when `start` is on or
+/// before it ([`calendar::booking_day`]).
 fn book(tx: &Transaction<'_>, posting: Posting, event_date: Date, start: Date) -> Result<(), HandlerError> {
-    let closed = store::days::closed_days_from(tx, start)?;
-    let business_date = calendar::first_open_day(start, &closed).map_err(reject)?;
+    let latest_closed = store::days::latest_closed_day(tx)?;
+    let business_date = calendar::booking_day(start, latest_closed).map_err(reject)?;
     let entry = Entry { posting, event_date, business_date, created_at_ms: now_ms() };
     if !store::ledger::insert_entry(tx, &entry)? {
         // Unreachable while the checks above run in the same immediate transaction; the unique

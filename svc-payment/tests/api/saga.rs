@@ -152,5 +152,5 @@ async fn a_stock_reserved_whose_amount_does_not_add_up_is_dead_lettered_and_not_
     assert_eq!(app.payments_of(r.order_id), 0);
     assert_eq!(app.payment_events_in_outbox(r.order_id), 0);
     let reason = app.dead_letter_reason(&id);
-    assert!(reason.contains("is not unit price"), "{reason}");
+    assert!(reason.contains("is not unitPrice 15000 x quantity 3"), "{reason}");
 }

@@ -3,7 +3,8 @@
 //! Both answer `{date|month, timeZone, closed, rows: [{sellerId, category, gross, refunds, net,
 //! orders, fee, payout}], totals: {gross, refunds, net, orders, fee, payout}}`. Rows are per
 //! seller and category, ordered by seller id then category; adjustments count on the day they
-//! are booked on. A closed day is reported at the fee rate it was closed with.
+//! are booked on. A closed day is reported at the fee rate it was closed with. Each report is
+//! read in one read transaction, so its figures and its `closed` flag agree.
 
 use axum::extract::State;
 use common::{
@@ -61,7 +62,8 @@ pub struct DailyReport {
 pub struct MonthlyReport {
     month: String,
     time_zone: String,
-    /// The month has ended and every one of its days with entries is closed.
+    /// The month is final: it has ended, a day on or after its last day is closed (so nothing can
+    /// be booked in it any more) and every one of its days with entries is closed.
     closed: bool,
     rows: Vec<Row>,
     totals: Figures,
@@ -78,7 +80,11 @@ pub async fn daily(
     let filter = Filter { from: Some(date), to: Some(date), seller_id, category: category(q.category) };
     let (groups, close) = state
         .db
-        .read(move |c| Ok::<_, DbError>((store::ledger::day_groups(c, &filter)?, store::days::find_close(c, date)?)))
+        .read(move |c| {
+            store::in_snapshot(c, |tx| {
+                Ok::<_, DbError>((store::ledger::day_groups(tx, &filter)?, store::days::find_close(tx, date)?))
+            })
+        })
         .await?;
     let rate = close.as_ref().map_or(state.rules.fee_rate, |c| c.fee_rate);
     let (rows, totals) = rows_and_totals(&groups, |_| rate)?;
@@ -103,19 +109,24 @@ pub async fn monthly(
     let month = Month::parse(raw).map_err(|e| bad_query("INVALID_MONTH", "month", e.to_string()))?;
     let (first, last) = (month.first_day(), month.last_day());
     let filter = Filter { from: Some(first), to: Some(last), seller_id, category: category(q.category) };
-    let (groups, rates, open) = state
+    let (groups, rates, open, latest_closed) = state
         .db
         .read(move |c| {
-            let groups = store::ledger::day_groups(c, &filter)?;
-            let rates = store::days::close_rates(c, first, last)?;
-            let open = store::ledger::open_days_with_entries(c)?;
-            Ok::<_, DbError>((groups, rates, open))
+            store::in_snapshot(c, |tx| {
+                let groups = store::ledger::day_groups(tx, &filter)?;
+                let rates = store::days::close_rates(tx, first, last)?;
+                let open = store::ledger::open_days_with_entries(tx)?;
+                let latest_closed = store::days::latest_closed_day(tx)?;
+                Ok::<_, DbError>((groups, rates, open, latest_closed))
+            })
         })
         .await?;
     let default_rate = state.rules.fee_rate;
     let (rows, totals) = rows_and_totals(&groups, |d| rates.get(&d).copied().unwrap_or(default_rate))?;
+    // Final only once a day on or after the month's last day is closed: until then an event dated
+    // in the month can still be booked on its own (open) day.
     let ended = state.rules.calendar.has_ended(last, state.clock.now());
-    let closed = ended && !open.iter().any(|d| (first..=last).contains(d));
+    let closed = ended && latest_closed.is_some_and(|d| d >= last) && !open.iter().any(|d| (first..=last).contains(d));
     Ok(Json(MonthlyReport {
         month: month.to_string(),
         time_zone: state.rules.calendar.name().to_owned(),

@@ -145,16 +145,15 @@ impl std::fmt::Display for Month {
     }
 }
 
-/// Where an entry dated `start` is booked: the first day on or after it that is not closed.
-/// `closed` lists the closed days from `start` on, in ascending order.
-pub fn first_open_day(start: Date, closed: &[Date]) -> Result<Date, OutOfRange> {
-    let mut day = start;
-    for closed_day in closed.iter().skip_while(|d| **d < start) {
-        if *closed_day != day {
-            break; // a gap: `day` is open
-        }
-        day = day.tomorrow().map_err(|_| OutOfRange(day))?;
-    }
+/// The day an entry that counts from `start` on is booked on: `start` itself when it is after
+/// every closed day, otherwise the day after the latest closed day (an adjustment). Never an open
+/// day on or before the latest closed day, such as an old day without entries or a gap between
+/// closes: the days up to the latest close stay as they were reported.
+pub fn booking_day(start: Date, latest_closed: Option<Date>) -> Result<Date, OutOfRange> {
+    let day = match latest_closed {
+        Some(closed) if closed >= start => closed.tomorrow().map_err(|_| OutOfRange(closed))?,
+        _ => start,
+    };
     if YEARS.contains(&day.year()) { Ok(day) } else { Err(OutOfRange(day)) }
 }
 
@@ -244,16 +243,31 @@ mod tests {
     }
 
     #[test]
-    fn an_entry_is_booked_on_its_own_day_while_that_day_is_open() {
-        assert_eq!(first_open_day(date(2026, 11, 30), &[]), Ok(date(2026, 11, 30)));
-        assert_eq!(first_open_day(date(2026, 11, 30), &[date(2026, 12, 5)]), Ok(date(2026, 11, 30)));
+    fn an_entry_dated_after_every_closed_day_is_booked_on_its_own_day() {
+        assert_eq!(booking_day(date(2026, 11, 30), None), Ok(date(2026, 11, 30)));
+        assert_eq!(booking_day(date(2026, 11, 30), Some(date(2026, 11, 29))), Ok(date(2026, 11, 30)));
+        // An empty day after the latest close is still open for its own events.
+        assert_eq!(booking_day(date(2026, 12, 5), Some(date(2026, 11, 29))), Ok(date(2026, 12, 5)));
     }
 
     #[test]
-    fn an_entry_for_a_closed_day_is_booked_on_the_next_day_that_is_not_closed() {
-        let closed = [date(2026, 11, 30), date(2026, 12, 1), date(2026, 12, 3)];
-        assert_eq!(first_open_day(date(2026, 11, 30), &closed), Ok(date(2026, 12, 2)));
-        assert_eq!(first_open_day(date(2026, 12, 1), &closed), Ok(date(2026, 12, 2)));
-        assert_eq!(first_open_day(date(2026, 12, 3), &closed), Ok(date(2026, 12, 4)));
+    fn an_entry_dated_on_or_before_the_latest_closed_day_is_booked_the_day_after_it() {
+        let latest = Some(date(2026, 12, 3));
+        assert_eq!(booking_day(date(2026, 12, 3), latest), Ok(date(2026, 12, 4)));
+        assert_eq!(booking_day(date(2026, 11, 30), latest), Ok(date(2026, 12, 4)));
+    }
+
+    #[test]
+    fn a_day_left_open_before_a_closed_day_takes_no_late_entries() {
+        // Dec 2 was never closed (it had no entries), Dec 3 was: a late Dec 2 event must not
+        // land on Dec 2, or December would change after it was reported closed.
+        assert_eq!(booking_day(date(2026, 12, 2), Some(date(2026, 12, 3))), Ok(date(2026, 12, 4)));
+        assert_eq!(booking_day(date(2026, 1, 1), Some(date(2026, 12, 3))), Ok(date(2026, 12, 4)));
+    }
+
+    #[test]
+    fn no_day_is_booked_past_the_supported_years() {
+        let last = date(*YEARS.end(), 12, 31);
+        assert!(booking_day(last, Some(last)).is_err());
     }
 }

@@ -29,6 +29,7 @@ impl CloseRecord {
         SettlementClosed {
             date: self.date.to_string(),
             time_zone: self.time_zone.clone(),
+            fee_rate_bps: u32::from(self.fee_rate.bps()),
             payouts: self.payouts.clone(),
             ledger_entries: self.ledger_entries,
         }

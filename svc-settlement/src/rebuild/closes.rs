@@ -2,7 +2,8 @@
 //!
 //! Each `settlement.closed` carries `ledgerEntries`: how many ledger entries (all days) the live
 //! service had booked when the close committed. The replay closes the day when its own ledger
-//! holds exactly that many, before booking the next entry, wherever the event sits in the stream.
+//! holds exactly that many, before booking the next entry, wherever the event sits in the stream,
+//! and settles it at the event's `feeRateBps`, the rate it was settled at live.
 
 use std::collections::{HashMap, VecDeque};
 
@@ -13,7 +14,7 @@ use jiff::civil::Date;
 use uuid::Uuid;
 
 use super::{Summary, stream::History};
-use crate::domain::{Rules, calendar::parse_day};
+use crate::domain::{FeeRate, Rules, calendar::parse_day};
 
 /// What announces a close.
 pub const SUBJECTS: &[&str] = &["settlement.closed.*"];
@@ -24,6 +25,8 @@ pub struct Published {
     pub date: Date,
     /// Stream sequence of the event: orders closes with the same watermark.
     pub seq: u64,
+    /// The rate the day was settled at live (`feeRateBps`), checked.
+    pub fee_rate: FeeRate,
     pub envelope: Envelope,
     pub closed: SettlementClosed,
 }
@@ -40,6 +43,26 @@ impl Watermarks {
         Watermarks { pending: closes.into() }
     }
 
+    /// The time zone of the first close published (by stream position), if any.
+    pub fn first_time_zone(&self) -> Option<&str> {
+        self.pending.iter().min_by_key(|c| c.seq).map(|c| c.closed.time_zone.as_str())
+    }
+
+    /// Refuses to replay closes taken in another time zone than the ledger's: their days would
+    /// not be the days the replayed entries are booked on.
+    pub fn check_time_zone(&self, rules: &Rules) -> anyhow::Result<()> {
+        if let Some(other) = self.pending.iter().find(|c| c.closed.time_zone != rules.calendar.name()) {
+            bail!(
+                "day {} was closed in time zone {}, but the ledger keeps business days in {}; \
+                 a ledger whose time zone changed cannot be rebuilt",
+                other.closed.date,
+                other.closed.time_zone,
+                rules.calendar.name()
+            );
+        }
+        Ok(())
+    }
+
     /// The closes that take effect while the replayed ledger holds `entries` entries, before the
     /// next one is booked: every close whose watermark is at most that, in order.
     pub fn due(&mut self, entries: u64) -> Vec<Published> {
@@ -54,13 +77,9 @@ impl Watermarks {
 }
 
 /// Reads every `settlement.closed` through stream sequence `last_seq`. The first close of a day
-/// counts; the same event again is a duplicate, another close of the day is rejected.
-pub async fn scan(
-    js: &jetstream::Context,
-    last_seq: u64,
-    rules: &Rules,
-    summary: &mut Summary,
-) -> anyhow::Result<Watermarks> {
+/// counts; the same event again is a duplicate, another close of the day is rejected, and so is
+/// a close with a fee rate out of range.
+pub async fn scan(js: &jetstream::Context, last_seq: u64, summary: &mut Summary) -> anyhow::Result<Watermarks> {
     let mut history = History::open(js, SUBJECTS, last_seq).await?;
     let mut first: HashMap<Date, Uuid> = HashMap::new();
     let mut closes = Vec::new();
@@ -75,15 +94,6 @@ pub async fn scan(
         };
         // The subject filter and `decode`'s subject check admit nothing else.
         let Event::SettlementClosed(closed) = &envelope.event else { continue };
-        if closed.time_zone != rules.calendar.name() {
-            bail!(
-                "day {} was closed in time zone {}, but the rebuild runs with {}; rebuild with --time-zone {}",
-                closed.date,
-                closed.time_zone,
-                rules.calendar.name(),
-                closed.time_zone
-            );
-        }
         let date = match parse_day(&closed.date) {
             Ok(date) => date,
             Err(error) => {
@@ -91,12 +101,16 @@ pub async fn scan(
                 continue;
             }
         };
+        let Some(fee_rate) = u16::try_from(closed.fee_rate_bps).ok().and_then(|bps| FeeRate::new(bps).ok()) else {
+            summary.rejected.push(format!("{}: fee rate {} bps is out of range", envelope.id, closed.fee_rate_bps));
+            continue;
+        };
         match first.get(&date) {
             Some(id) if *id == envelope.id => summary.duplicates += 1, // the same close re-published
             Some(id) => summary.rejected.push(format!("{}: {date} was closed before by {id}", envelope.id)),
             None => {
                 first.insert(date, envelope.id);
-                closes.push(Published { date, seq, closed: closed.clone(), envelope });
+                closes.push(Published { date, seq, fee_rate, closed: closed.clone(), envelope });
             }
         }
     }
@@ -112,11 +126,12 @@ mod tests {
         let closed = SettlementClosed {
             date: date.to_string(),
             time_zone: "Asia/Seoul".into(),
+            fee_rate_bps: 300,
             payouts: vec![],
             ledger_entries,
         };
         let envelope = Envelope::new("svc-settlement", Event::SettlementClosed(closed.clone()));
-        Published { date, seq, envelope, closed }
+        Published { date, seq, fee_rate: FeeRate::DEFAULT, envelope, closed }
     }
 
     fn days(closes: Vec<Published>) -> Vec<i8> {
@@ -139,6 +154,18 @@ mod tests {
     fn closes_with_the_same_count_take_effect_in_stream_order() {
         let mut marks = Watermarks::new(vec![published(30, 9, 4), published(28, 7, 4), published(29, 8, 4)]);
         assert_eq!(days(marks.due(4)), [28, 29, 30]);
+    }
+
+    #[test]
+    fn the_first_close_published_names_the_ledgers_time_zone_and_every_close_must_agree() {
+        let mut paris = published(30, 2, 1);
+        paris.closed.time_zone = "Europe/Paris".into();
+        let marks = Watermarks::new(vec![paris, published(29, 1, 5)]);
+        assert_eq!(marks.first_time_zone(), Some("Asia/Seoul"));
+        let seoul = Rules { calendar: "Asia/Seoul".parse().unwrap(), fee_rate: FeeRate::DEFAULT };
+        let err = marks.check_time_zone(&seoul).unwrap_err().to_string();
+        assert!(err.contains("closed in time zone Europe/Paris"), "{err}");
+        assert_eq!(Watermarks::default().first_time_zone(), None);
     }
 
     #[test]

@@ -24,160 +24,69 @@
 //! processing; the replay cannot know that order, and the comparison reports what differs, as
 //! close mismatches and differences.
 //!
+//! The rebuild keeps the ledger's time zone: the live database's pinned `time_zone` or, when the
+//! database is lost, the first published close's. It refuses to run when `TIME_ZONE` disagrees.
+//! Each close is settled at the fee rate its event published, whatever `FEE_RATE_BPS` is now.
+//!
 //! With [`Options::swap`] the rebuilt file replaces the live one, which is kept beside it as
-//! `svc-settlement.db.replaced-<unix ms>`. Only while svc-settlement is stopped: the swap refuses
-//! a live database that another connection holds open, one whose outbox still has unpublished
-//! events, and a replay that could not see the whole history (messages older than the stream's
-//! max age are gone).
-
-use std::path::PathBuf;
+//! `svc-settlement.db.replaced-<unix ms>`. Only while svc-settlement is stopped: before the replay
+//! starts and again right before the files move, the swap refuses a live database that another
+//! connection holds open and one whose outbox still has unpublished events. And only when the
+//! rebuilt ledger is safe to take ([`Summary::is_safe_to_swap`]): it agrees with every published
+//! close and only adds to the live ledger (the lost or damaged database), from a replay that saw
+//! the whole history (messages older than the stream's max age are gone). [`Options::force`]
+//! swaps whatever the comparison found; it never overrides the checks on the live file.
 
 use anyhow::Context;
 use async_nats::jetstream;
-use common::{db::Db, event::SellerPayout};
-use serde::Serialize;
-use uuid::Uuid;
+use common::db::Db;
 
-use crate::{SERVICE, app::MIGRATIONS, config::Config, domain::Figures};
+use crate::{SERVICE, app::MIGRATIONS, config::Config};
 
 mod closes;
 mod compare;
 mod replay;
+mod settings;
 mod stream;
+mod summary;
 mod swap;
+
+pub use summary::{CloseMismatch, Difference, Summary};
 
 /// How to rebuild.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Options {
-    /// Replace the live database with the rebuilt one (svc-settlement must be stopped).
+    /// Replace the live database with the rebuilt one (svc-settlement must be stopped), if the
+    /// rebuilt ledger is safe to take ([`Summary::is_safe_to_swap`]).
     pub swap: bool,
-}
-
-/// What a rebuild found.
-#[derive(Debug, Clone, Default, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Summary {
-    pub live_db: PathBuf,
-    pub rebuilt_db: PathBuf,
-    /// The stream still holds its first message, so the replay saw the whole history.
-    pub complete: bool,
-    /// Messages read from the stream.
-    pub messages: u64,
-    /// Payment events the handler accepted: booked, or a repeat of a payment booked already.
-    pub applied: u64,
-    /// Messages skipped as seen before: an event id already processed, or a close re-published.
-    pub duplicates: u64,
-    /// Days closed at the watermark of their `settlement.closed`.
-    pub closes: u64,
-    /// Events the live consumer would dead-letter: `<event id or subject>: <reason>`.
-    pub rejected: Vec<String>,
-    /// Events still failing at the end (e.g. a refund whose sale never came).
-    pub unapplied: Vec<String>,
-    /// Replayed closes that differ from what their `settlement.closed` published.
-    pub close_mismatches: Vec<CloseMismatch>,
-    /// Where the rebuilt ledger differs from the live one.
-    pub differences: Vec<Difference>,
-    /// With `swap`: where the replaced live file was moved (`None` if there was none).
-    pub replaced: Option<PathBuf>,
-    pub swapped: bool,
-}
-
-impl Summary {
-    /// The rebuilt ledger equals the live one and agrees with every published close.
-    pub fn is_clean(&self) -> bool {
-        self.differences.is_empty() && self.close_mismatches.is_empty() && self.unapplied.is_empty()
-    }
-}
-
-/// A replayed close that does not reproduce its published payouts, or that the replay could
-/// only take with another number of ledger entries (it ran out of entries before the watermark).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct CloseMismatch {
-    pub date: String,
-    pub published: Vec<SellerPayout>,
-    pub replayed: Vec<SellerPayout>,
-    pub published_ledger_entries: u64,
-    pub replayed_ledger_entries: u64,
-}
-
-/// One difference between the live and the rebuilt ledger.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(tag = "kind", rename_all = "camelCase")]
-pub enum Difference {
-    /// A (business day, seller, category) row differs or exists on one side only.
-    #[serde(rename_all = "camelCase")]
-    Figures { date: String, seller_id: Uuid, category: String, live: Option<Figures>, rebuilt: Option<Figures> },
-    /// A day is closed on one side only.
-    #[serde(rename_all = "camelCase")]
-    Closed { date: String, live: bool, rebuilt: bool },
-}
-
-impl std::fmt::Display for Summary {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        writeln!(f, "replayed {} messages into {}", self.messages, self.rebuilt_db.display())?;
-        writeln!(
-            f,
-            "  booked {}, duplicates {}, closes {}, rejected {}, unapplied {}",
-            self.applied,
-            self.duplicates,
-            self.closes,
-            self.rejected.len(),
-            self.unapplied.len()
-        )?;
-        if !self.complete {
-            writeln!(f, "  INCOMPLETE: the stream no longer holds its oldest messages")?;
-        }
-        for r in self.rejected.iter().chain(&self.unapplied) {
-            writeln!(f, "  skipped {r}")?;
-        }
-        for m in &self.close_mismatches {
-            if m.published != m.replayed {
-                writeln!(f, "  close of {} does not reproduce its published payouts", m.date)?;
-            }
-            if m.published_ledger_entries != m.replayed_ledger_entries {
-                writeln!(
-                    f,
-                    "  close of {} was taken after {} ledger entries live, after {} in the replay",
-                    m.date, m.published_ledger_entries, m.replayed_ledger_entries
-                )?;
-            }
-        }
-        for d in &self.differences {
-            match d {
-                Difference::Figures { date, seller_id, category, live, rebuilt } => {
-                    writeln!(f, "  {date} {seller_id} {category}: live {live:?}, rebuilt {rebuilt:?}")?
-                }
-                Difference::Closed { date, live, rebuilt } => {
-                    writeln!(f, "  {date}: closed live {live}, closed rebuilt {rebuilt}")?
-                }
-            }
-        }
-        if self.is_clean() {
-            writeln!(f, "the rebuilt ledger equals the live one ({})", self.live_db.display())?;
-        }
-        if self.swapped {
-            let replaced = self.replaced.as_ref().map_or("nothing".into(), |p| p.display().to_string());
-            writeln!(f, "swapped: {} now holds the rebuilt ledger (replaced {replaced})", self.live_db.display())?;
-        }
-        Ok(())
-    }
+    /// With `swap`: replace the live database even when the rebuilt one changes or drops what the
+    /// live one holds, or the replay missed the stream's oldest messages.
+    pub force: bool,
 }
 
 /// Rebuilds the ledger from the stream into a fresh file, compares it with the live one and,
 /// with `options.swap`, replaces the live file.
 pub async fn run(config: &Config, options: Options) -> anyhow::Result<Summary> {
-    let rules = config.rules();
     let (live, rebuilt) = (config.db_path(), config.rebuild_db_path());
+    if options.swap {
+        // Before replaying anything: a swap that cannot happen should not cost a replay first.
+        let l = live.clone();
+        tokio::task::spawn_blocking(move || swap::check_live(&l)).await??;
+    }
     let nats = common::bus::connect(&config.common.nats_url, &format!("{SERVICE}-rebuild")).await?;
     let js = jetstream::new(nats.clone());
     let (complete, last_seq) = stream_bounds(&js).await?;
 
+    let mut summary = Summary::default();
+    let closes = closes::scan(&js, last_seq, &mut summary).await?;
+    let l = live.clone();
+    let live_zone = tokio::task::spawn_blocking(move || settings::live_time_zone(&l)).await??;
+    let rules = settings::ledger_rules(config.rules(), live_zone.as_deref(), closes.first_time_zone())?;
+    closes.check_time_zone(&rules)?;
+
     swap::remove_database(&rebuilt)?;
     let db = Db::open(&rebuilt, MIGRATIONS).await.context("creating the rebuild database")?;
     crate::app::ensure_time_zone(&db, &rules).await?;
-    let mut summary = Summary::default();
-    let closes = closes::scan(&js, last_seq, &rules, &mut summary).await?;
     let mut summary = replay::Replay::new(db, rules.clone(), closes, summary).run(&js, last_seq).await?;
     summary.complete = complete;
     summary.live_db = live.clone();
@@ -188,10 +97,17 @@ pub async fn run(config: &Config, options: Options) -> anyhow::Result<Summary> {
     summary.differences = tokio::task::spawn_blocking(move || compare::compare(&l, &r, &rules)).await??;
 
     if options.swap {
-        anyhow::ensure!(
-            summary.complete,
-            "not swapping: the stream no longer holds the whole history, the rebuilt ledger would lose entries"
-        );
+        if !summary.is_safe_to_swap() && !options.force {
+            let why = if summary.complete {
+                "the rebuilt ledger would change or drop what the live one holds"
+            } else {
+                "the stream no longer holds the whole history, the rebuilt ledger would lose entries"
+            };
+            anyhow::bail!(
+                "{summary}not swapping: {why}; {} is kept for inspection, --force swaps anyway",
+                rebuilt.display()
+            );
+        }
         summary.replaced = tokio::task::spawn_blocking(move || swap::swap(&live, &rebuilt)).await??;
         summary.swapped = true;
     }
@@ -204,17 +120,4 @@ async fn stream_bounds(js: &jetstream::Context) -> anyhow::Result<(bool, u64)> {
     let mut stream = js.get_stream(common::bus::STREAM).await.context("opening the event stream")?;
     let state = &stream.info().await?.state;
     Ok((state.first_sequence <= 1, state.last_sequence))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_rebuild_is_clean_only_without_differences_mismatches_or_leftovers() {
-        let mut s = Summary::default();
-        assert!(s.is_clean());
-        s.unapplied.push("x: refund before sale".into());
-        assert!(!s.is_clean());
-    }
 }

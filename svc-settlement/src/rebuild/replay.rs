@@ -118,11 +118,13 @@ impl Replay {
         Ok(())
     }
 
-    /// Closes the day through the live code path, recorded with the event's own id and time, and
-    /// checks it against what the event published.
+    /// Closes the day through the live code path, recorded with the event's own id and time and
+    /// settled at its own fee rate (not today's `FEE_RATE_BPS`), and checks it against what the
+    /// event published.
     async fn close(&mut self, close: Published) -> anyhow::Result<()> {
         let at = Timestamp::from_nanosecond(close.envelope.occurred_at.unix_timestamp_nanos())?;
-        let (rules, date, event_id) = (self.rules.clone(), close.date, close.envelope.id);
+        let rules = Rules { fee_rate: close.fee_rate, ..self.rules.clone() };
+        let (date, event_id) = (close.date, close.envelope.id);
         let record = self.db.write(move |tx| closing::record_close(tx, &rules, date, at, event_id)).await?;
         self.summary.closes += 1;
         let published = sorted(&close.closed.payouts);

@@ -9,26 +9,37 @@ use anyhow::{Context, bail};
 use common::db::now_ms;
 use rusqlite::Connection;
 
-/// Moves the live file aside and the rebuilt file into its place.
+/// Checks that the live database may be replaced: no other connection holds it (svc-settlement
+/// is stopped) and its outbox has published everything. Run before the replay, so a swap that
+/// cannot happen fails at once, and again by [`swap`] right before the files move.
+pub fn check_live(live: &Path) -> anyhow::Result<()> {
+    if !live.exists() {
+        return Ok(());
+    }
+    let unpublished: i64 =
+        Connection::open(live)?
+            .query_row("SELECT count(*) FROM outbox WHERE published_at IS NULL", [], |r| r.get(0))?;
+    if unpublished > 0 {
+        bail!(
+            "not swapping: the live outbox still holds {unpublished} unpublished events; start svc-settlement with NATS reachable first"
+        );
+    }
+    // Leaving WAL mode needs the only connection: proof that the service is stopped, and it
+    // folds the live WAL into the file we keep.
+    if !leave_wal_within(live, Duration::from_secs(2)).unwrap_or(false) {
+        bail!("not swapping: {} is in use; stop svc-settlement first", live.display());
+    }
+    Ok(())
+}
+
+/// Moves the live file aside and the rebuilt file into its place, after [`check_live`].
 pub fn swap(live: &Path, rebuilt: &Path) -> anyhow::Result<Option<PathBuf>> {
     // A pool closes its connections in the background: give them a moment to go.
     if !leave_wal_within(rebuilt, Duration::from_secs(10))? {
         bail!("the rebuild database is still open");
     }
+    check_live(live)?;
     let replaced = if live.exists() {
-        let unpublished: i64 =
-            Connection::open(live)?
-                .query_row("SELECT count(*) FROM outbox WHERE published_at IS NULL", [], |r| r.get(0))?;
-        if unpublished > 0 {
-            bail!(
-                "not swapping: the live outbox still holds {unpublished} unpublished events; start svc-settlement with NATS reachable first"
-            );
-        }
-        // Leaving WAL mode needs the only connection: proof that the service is stopped, and it
-        // folds the live WAL into the file we keep.
-        if !leave_wal_within(live, Duration::from_secs(2)).unwrap_or(false) {
-            bail!("not swapping: {} is in use; stop svc-settlement first", live.display());
-        }
         let backup = live.with_extension(format!("db.replaced-{}", now_ms()));
         std::fs::rename(live, &backup)?;
         Some(backup)

@@ -78,10 +78,13 @@ pub fn find_close(conn: &Connection, date: Date) -> rusqlite::Result<Option<Clos
     Ok(Some(CloseRecord { date, time_zone, fee_rate, closed_at, event_id, ledger_entries, payouts }))
 }
 
-/// Closed days from `start` on, ascending: what the booking rule skips over.
-pub fn closed_days_from(conn: &Connection, start: Date) -> rusqlite::Result<Vec<Date>> {
-    let mut stmt = conn.prepare_cached("SELECT date FROM closed_days WHERE date >= ?1 ORDER BY date")?;
-    stmt.query_map([start.to_string()], |row| date_at(row, 0))?.collect()
+/// The latest closed day, if any: the booking rule books nothing on or before it.
+pub fn latest_closed_day(conn: &Connection) -> rusqlite::Result<Option<Date>> {
+    // `max()` over no rows is one NULL row.
+    let latest = conn
+        .prepare_cached("SELECT max(date) FROM closed_days")?
+        .query_row([], |row| row.get_ref(0)?.as_str_or_null()?.map(|_| date_at(row, 0)).transpose())?;
+    Ok(latest)
 }
 
 /// The fee rate each closed day in `from..=to` was settled at.

@@ -8,8 +8,22 @@ pub mod days;
 pub mod ledger;
 
 use jiff::civil::Date;
-use rusqlite::{Row, types::Type};
+use rusqlite::{Connection, Row, Transaction, types::Type};
 use uuid::Uuid;
+
+/// Runs `f` in one read transaction, so every query in it sees the same committed state: in WAL
+/// mode the snapshot is taken at the first read and held until the end. A report must not sum the
+/// ledger before a close commits and read the close record after it.
+pub fn in_snapshot<T, E>(conn: &Connection, f: impl FnOnce(&Transaction<'_>) -> Result<T, E>) -> Result<T, E>
+where
+    E: From<rusqlite::Error>,
+{
+    // Deferred: reads only, no write lock. Unchecked only because the pool hands out `&Connection`.
+    let tx = conn.unchecked_transaction()?;
+    let out = f(&tx)?;
+    tx.commit()?;
+    Ok(out)
+}
 
 fn uuid_at(row: &Row<'_>, idx: usize) -> rusqlite::Result<Uuid> {
     let text = row.get_ref(idx)?.as_str()?;
@@ -42,6 +56,30 @@ fn timestamp_at(row: &Row<'_>, idx: usize) -> rusqlite::Result<jiff::Timestamp> 
 #[cfg(test)]
 mod tests {
     use common::db::{Db, DbError};
+    use rusqlite::Connection;
+
+    /// A close committed between two reads of one report is seen by neither or, had the report
+    /// started after it, by both; never by the second read only.
+    #[tokio::test]
+    async fn reads_in_one_snapshot_do_not_see_a_close_committed_between_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        // Opening through the pool sets WAL, which is what lets a reader keep its snapshot.
+        let _db = Db::open(&path, crate::app::MIGRATIONS).await.unwrap();
+        let count = |c: &Connection| c.query_row("SELECT count(*) FROM closed_days", [], |r| r.get::<_, i64>(0));
+        let reader = Connection::open(&path).unwrap();
+        let (before, after) = super::in_snapshot(&reader, |tx| {
+            let before = count(tx)?;
+            Connection::open(&path)?.execute(
+                "INSERT INTO closed_days VALUES ('2026-11-30', 'Asia/Seoul', 300, '2026-12-01T00:00:00Z', 'c1', 0)",
+                [],
+            )?;
+            Ok::<_, rusqlite::Error>((before, count(tx)?))
+        })
+        .unwrap();
+        assert_eq!((before, after), (0, 0));
+        assert_eq!(count(&reader).unwrap(), 1, "the next report sees the close");
+    }
 
     /// What the schema itself refuses, whatever the code above it does.
     #[tokio::test]

@@ -117,7 +117,7 @@ async fn a_payment_republished_under_a_new_event_id_is_booked_once_and_a_contrad
 }
 
 #[tokio::test]
-async fn an_event_for_closed_days_is_booked_on_the_first_open_day_after_them_as_an_adjustment() {
+async fn an_event_for_closed_days_is_booked_on_the_day_after_the_latest_closed_day_as_an_adjustment() {
     let app = spawn_app("2026-12-01T00:30:00+09:00", &[]).await;
     let seller = Uuid::now_v7();
     let nov29 = sale(seller, "books", 1_000, at("2026-11-29T12:00:00+09:00"));
@@ -135,13 +135,66 @@ async fn an_event_for_closed_days_is_booked_on_the_first_open_day_after_them_as_
     assert_eq!(totals(&app, "2026-11-30", seller).await["gross"], 2_000);
     let dec1 = totals(&app, "2026-12-01", seller).await;
     assert_eq!((dec1["gross"].as_i64(), dec1["refunds"].as_i64()), (Some(4_000), Some(1_000)));
-    let (event_date, business_date): (String, String) = rusqlite::Connection::open(app.config.db_path())
+    assert_eq!(booked_on(&app, &late), ("2026-11-29".into(), "2026-12-01".into()));
+}
+
+/// The (event date, business date) of a ledger entry.
+fn booked_on(app: &crate::helpers::TestApp, entry: &Envelope) -> (String, String) {
+    rusqlite::Connection::open(app.config.db_path())
         .unwrap()
-        .query_row("SELECT event_date, business_date FROM ledger WHERE id = ?1", [late.id.to_string()], |r| {
+        .query_row("SELECT event_date, business_date FROM ledger WHERE id = ?1", [entry.id.to_string()], |r| {
             Ok((r.get(0)?, r.get(1)?))
         })
-        .unwrap();
-    assert_eq!((event_date.as_str(), business_date.as_str()), ("2026-11-29", "2026-12-01"));
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_late_event_for_an_open_day_before_the_latest_closed_day_is_booked_after_it_not_in_the_gap() {
+    let app = spawn_app("2026-12-02T00:30:00+09:00", &[]).await;
+    let seller = Uuid::now_v7();
+    app.publish_all(&[
+        sale(seller, "books", 1_000, at("2026-11-28T12:00:00+09:00")),
+        sale(seller, "books", 2_000, at("2026-12-01T12:00:00+09:00")),
+    ])
+    .await;
+    // Nov 29 and 30 had no entries and were never closed.
+    for date in ["2026-11-28", "2026-12-01"] {
+        assert_eq!(app.close(date).await.status(), 200);
+    }
+    let november = app.monthly("2026-11").await;
+    assert_eq!(november["closed"], true);
+
+    let late = sale(seller, "books", 4_000, at("2026-11-29T12:00:00+09:00"));
+    app.publish_all(std::slice::from_ref(&late)).await;
+
+    assert_eq!(booked_on(&app, &late), ("2026-11-29".into(), "2026-12-02".into()));
+    assert_eq!(app.monthly("2026-11").await, november, "a month reported closed does not change");
+    assert_eq!(totals(&app, "2026-11-29", seller).await["gross"], 0);
+    assert_eq!(totals(&app, "2026-12-02", seller).await["gross"], 4_000);
+}
+
+#[tokio::test]
+async fn an_event_dated_after_every_closed_day_is_booked_on_its_own_date_even_an_old_one() {
+    let app = spawn_app("2026-12-02T00:30:00+09:00", &[]).await;
+    let seller = Uuid::now_v7();
+    app.publish_all(&[sale(seller, "books", 1_000, at("2026-11-28T12:00:00+09:00"))]).await;
+    assert_eq!(app.close("2026-11-28").await.status(), 200);
+    let late = sale(seller, "books", 4_000, at("2026-11-30T12:00:00+09:00"));
+    app.publish_all(std::slice::from_ref(&late)).await;
+    assert_eq!(booked_on(&app, &late), ("2026-11-30".into(), "2026-11-30".into()));
+}
+
+#[tokio::test]
+async fn a_refund_is_never_booked_before_its_sales_business_day() {
+    let app = spawn_app("2026-12-02T00:30:00+09:00", &[]).await;
+    let seller = Uuid::now_v7();
+    // Skewed clocks: the refund is stamped ten minutes before the sale, across midnight.
+    let sold = sale(seller, "books", 5_000, at("2026-12-01T00:05:00+09:00"));
+    let refunded = refund(&sold, at("2026-11-30T23:55:00+09:00"));
+    app.publish_all(&[sold, refunded.clone()]).await;
+    assert_eq!(booked_on(&app, &refunded), ("2026-11-30".into(), "2026-12-01".into()));
+    let dec1 = totals(&app, "2026-12-01", seller).await;
+    assert_eq!((dec1["gross"].as_i64(), dec1["refunds"].as_i64()), (Some(5_000), Some(5_000)));
 }
 
 #[tokio::test]

@@ -7,6 +7,8 @@ use common::{
 };
 use uuid::Uuid;
 
+use svc_settlement::schedule::Scheduler;
+
 use crate::helpers::{WAIT, admin, at, json, refund, sale, spawn_app};
 
 const AFTER_NOV_30: &str = "2026-12-01T00:30:00+09:00";
@@ -107,7 +109,7 @@ async fn only_admins_close_days() {
 #[tokio::test]
 async fn the_scheduler_closes_days_with_entries_once_the_grace_period_after_their_end_has_passed() {
     // Nothing is due yet: Nov 29 ends at midnight, and only an hour after that is it due.
-    let app = spawn_app("2026-11-29T20:00:00+09:00", &["--close-tick-secs", "1"]).await;
+    let app = spawn_app("2026-11-29T20:00:00+09:00", &["--close-tick-secs", "1", "--close-grace-secs", "3600"]).await;
     let seller = Uuid::now_v7();
     app.publish_all(&[
         sale(seller, "books", 10_000, at("2026-11-29T15:00:00+09:00")),
@@ -137,6 +139,48 @@ async fn the_scheduler_closes_days_with_entries_once_the_grace_period_after_thei
     assert_eq!(report["totals"]["payout"], 19_400);
     // Days without entries are left alone.
     assert_eq!(app.daily("2026-11-28").await["closed"], false);
+}
+
+/// Steady traffic cannot starve the automatic close. The first round that finds a day due
+/// records the stream's last sequence as its target; the day closes once the consumer has
+/// acknowledged through it, while messages published after it are still being retried.
+#[tokio::test]
+async fn the_scheduler_closes_once_the_consumer_has_dealt_with_what_the_stream_held_when_the_day_fell_due() {
+    // The app's own scheduler closes nothing; this test drives the rounds itself.
+    let app = spawn_app("2026-11-30T20:00:00+09:00", &[]).await;
+    let db = common::db::Db::open(&app.config.db_path(), svc_settlement::app::MIGRATIONS).await.unwrap();
+    let scheduler = tokio::sync::Mutex::new(Scheduler::new(
+        db,
+        app.js.clone(),
+        app.config.rules(),
+        app.clock.clone(),
+        jiff::SignedDuration::from_secs(3600),
+        std::time::Duration::from_secs(60),
+    ));
+    let round = || async { scheduler.lock().await.close_due_days().await.expect("a scheduler round") };
+    let seller = Uuid::now_v7();
+    app.publish_all(&[sale(seller, "books", 10_000, at("2026-11-30T10:00:00+09:00"))]).await;
+    // A refund whose sale is not in yet: the consumer retries it, so it is not acknowledged.
+    let late_sale = sale(seller, "toys", 4_000, at("2026-11-30T19:00:00+09:00"));
+    app.publish(&refund(&late_sale, at("2026-11-30T19:30:00+09:00"))).await;
+
+    app.clock.set(at("2026-12-01T01:00:00+09:00"));
+    assert_eq!(round().await, 0, "the refund is in the stream before the target and not booked yet");
+
+    // Traffic after the target: a refund whose sale never comes (retried for 15 s, then
+    // dead-lettered) keeps the consumer busy; the sale lets the first refund through.
+    let never_sold = sale(seller, "toys", 1_000, at("2026-11-30T20:00:00+09:00"));
+    app.publish(&refund(&never_sold, at("2026-11-30T21:00:00+09:00"))).await;
+    app.publish(&late_sale).await;
+    eventually(WAIT, || async { (round().await == 1).then_some(()) }).await.expect("the day closes");
+
+    let stream = app.js.get_stream(common::bus::STREAM).await.unwrap();
+    let info = stream.consumer_info("svc-settlement").await.unwrap();
+    assert!(info.num_ack_pending > 0, "closed while the later refund is still being retried");
+    assert_eq!(app.count("dead_letter WHERE ?1 = ?1", ""), 0);
+    let event = app.closed_event("2026-11-30").await;
+    let Event::SettlementClosed(closed) = &event.event else { panic!("{event:?}") };
+    assert_eq!((closed.payouts[0].gross.0, closed.payouts[0].refunds.0), (14_000, 4_000), "{closed:?}");
 }
 
 #[tokio::test]

@@ -41,7 +41,12 @@ impl Drop for TestApp {
     }
 }
 
-/// Starts svc-settlement with its clock at `now` (RFC 3339) plus `extra_args`.
+/// A grace period of 136 years: the automatic close never closes anything.
+const NO_AUTOMATIC_CLOSE: &str = "4294967295";
+
+/// Starts svc-settlement with its clock at `now` (RFC 3339) plus `extra_args`. The scheduler
+/// closes nothing unless `extra_args` set `--close-grace-secs`: a test that is not about it must
+/// not find a day closed because it ran long.
 pub async fn spawn_app(now: &str, extra_args: &[&str]) -> TestApp {
     let nats = NatsServer::start().await;
     // Published before the app starts so its verifier knows the key from the first request on.
@@ -50,6 +55,9 @@ pub async fn spawn_app(now: &str, extra_args: &[&str]) -> TestApp {
     let url = nats.url();
     let dir = data.path().to_str().expect("utf-8 temp path");
     let mut args = vec!["svc-settlement", "--http-addr", "127.0.0.1:0", "--nats-url", &url, "--data-dir", dir];
+    if !extra_args.contains(&"--close-grace-secs") {
+        args.extend(["--close-grace-secs", NO_AUTOMATIC_CLOSE]);
+    }
     args.extend_from_slice(extra_args);
     let config = Config::parse_from(args);
 

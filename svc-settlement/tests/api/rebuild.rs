@@ -7,6 +7,8 @@ use uuid::Uuid;
 
 use crate::helpers::{TestApp, at, json, refund, sale, spawn_app};
 
+const SWAP: Options = Options { swap: true, force: false };
+
 async fn reports(app: &TestApp) -> Vec<Value> {
     let mut out = Vec::new();
     for date in ["2026-11-30", "2026-12-01"] {
@@ -43,18 +45,18 @@ async fn a_rebuild_reproduces_the_live_ledger_and_can_replace_a_lost_one() {
     assert_eq!((summary.applied, summary.duplicates, summary.closes), (7, 1, 1), "{summary}");
     assert!(summary.rejected.is_empty(), "{summary}");
 
-    let err = rebuild::run(&app.config, Options { swap: true }).await.expect_err("the service holds the file");
+    let err = rebuild::run(&app.config, SWAP).await.expect_err("the service holds the file");
     assert!(err.to_string().contains("in use"), "{err:#}");
 
     app.stop().await;
-    let summary = rebuild::run(&app.config, Options { swap: true }).await.expect("swap while stopped");
+    let summary = rebuild::run(&app.config, SWAP).await.expect("swap while stopped");
     assert!(summary.is_clean() && summary.swapped, "{summary}");
     let replaced = summary.replaced.expect("the old file is kept");
     assert!(replaced.exists(), "{}", replaced.display());
 
     // The database is lost; the stream still has everything.
     std::fs::remove_file(app.config.db_path()).unwrap();
-    let summary = rebuild::run(&app.config, Options { swap: true }).await.expect("rebuild a lost database");
+    let summary = rebuild::run(&app.config, SWAP).await.expect("rebuild a lost database");
     assert!(summary.swapped && summary.replaced.is_none());
     assert!(
         summary.differences.iter().all(|d| matches!(
@@ -126,4 +128,80 @@ async fn a_close_published_after_events_it_did_not_count_is_replayed_at_its_wate
         .collect::<Result<_, _>>()
         .unwrap();
     assert_eq!(closes, [("2026-11-29".to_owned(), 0), ("2026-11-30".to_owned(), 3)]);
+}
+
+#[tokio::test]
+async fn a_swap_is_refused_before_anything_is_replayed_while_the_service_holds_the_live_file() {
+    let app = spawn_app("2026-12-01T00:30:00+09:00", &[]).await;
+    app.publish_all(&[sale(Uuid::now_v7(), "books", 1_000, at("2026-11-30T10:00:00+09:00"))]).await;
+    for options in [SWAP, Options { swap: true, force: true }] {
+        let err = rebuild::run(&app.config, options).await.expect_err("the service holds the file");
+        assert!(err.to_string().contains("in use"), "{err:#}");
+    }
+    assert!(!app.config.rebuild_db_path().exists(), "refused before the replay created its database");
+}
+
+/// The stream lost a payment the live ledger booked (or the live file holds one the stream never
+/// had): the rebuilt ledger would drop it, so it replaces the live one only when forced.
+#[tokio::test]
+async fn a_swap_that_would_change_or_drop_what_the_live_ledger_holds_is_refused_unless_forced() {
+    let mut app = spawn_app("2026-12-01T00:30:00+09:00", &[]).await;
+    let seller = Uuid::now_v7();
+    app.publish_all(&[sale(seller, "books", 1_000, at("2026-11-30T10:00:00+09:00"))]).await;
+    let lost = app.publish(&sale(seller, "books", 2_000, at("2026-11-30T11:00:00+09:00"))).await;
+    app.consumed_through(lost).await;
+    let stream = app.js.get_stream(common::bus::STREAM).await.unwrap();
+    assert!(stream.delete_message(lost).await.unwrap());
+    app.stop().await;
+
+    let err = rebuild::run(&app.config, SWAP).await.expect_err("the rebuilt ledger drops an entry");
+    let err = format!("{err:#}");
+    assert!(err.contains("not swapping") && err.contains("--force"), "{err}");
+    assert!(err.contains("live Some("), "the differences are shown: {err}");
+    assert_eq!(app.count("ledger WHERE ?1 = ?1", ""), 2, "the live file is untouched");
+    assert!(app.config.rebuild_db_path().exists(), "the rebuilt file is kept for inspection");
+
+    let summary = rebuild::run(&app.config, Options { swap: true, force: true }).await.expect("a forced swap");
+    assert!(summary.swapped && summary.replaced.as_ref().is_some_and(|p| p.exists()), "{summary}");
+    assert_eq!(app.count("ledger WHERE ?1 = ?1", ""), 1);
+}
+
+#[tokio::test]
+async fn a_rebuild_settles_each_close_at_the_fee_rate_it_published_not_at_todays() {
+    let mut app = spawn_app("2026-12-01T00:30:00+09:00", &[]).await;
+    app.publish_all(&[sale(Uuid::now_v7(), "books", 10_000, at("2026-11-30T10:00:00+09:00"))]).await;
+    assert_eq!(json(app.close("2026-11-30").await, 200).await["payouts"][0]["fee"], 300);
+    app.stop().await;
+
+    app.config.fee_rate_bps = "500".parse().unwrap();
+    let summary = rebuild::run(&app.config, Options::default()).await.expect("rebuild runs");
+    assert!(summary.is_clean(), "{summary}");
+    let rebuilt = rusqlite::Connection::open(app.config.rebuild_db_path()).unwrap();
+    let (bps, fee): (i64, i64) = rebuilt
+        .query_row("SELECT fee_rate_bps, fee FROM closed_days JOIN payouts USING (date)", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .unwrap();
+    assert_eq!((bps, fee), (300, 300));
+}
+
+#[tokio::test]
+async fn a_rebuild_keeps_the_ledgers_time_zone_and_refuses_to_run_in_another() {
+    let mut app = spawn_app("2026-12-01T00:30:00+09:00", &["--time-zone", "UTC"]).await;
+    app.publish_all(&[sale(Uuid::now_v7(), "books", 1_000, at("2026-11-30T10:00:00+09:00"))]).await;
+    let mut seoul = app.config.clone();
+    seoul.time_zone = "Asia/Seoul".parse().unwrap();
+    let err = rebuild::run(&seoul, Options::default()).await.expect_err("the live ledger is kept in UTC");
+    assert!(err.to_string().contains("time zone UTC (from the live database), but TIME_ZONE is Asia/Seoul"), "{err:#}");
+    assert!(!app.config.rebuild_db_path().exists(), "refused before the replay created its database");
+
+    // The database is lost: the first close says which zone the ledger was kept in.
+    assert_eq!(app.close("2026-11-29").await.status(), 200);
+    app.closed_event("2026-11-29").await;
+    app.stop().await;
+    std::fs::remove_file(app.config.db_path()).unwrap();
+    let err = rebuild::run(&seoul, Options::default()).await.expect_err("the ledger was closed in UTC");
+    assert!(err.to_string().contains("time zone UTC (from the first settlement.closed)"), "{err:#}");
+    let summary = rebuild::run(&app.config, Options::default()).await.expect("rebuild in the ledger's zone");
+    assert_eq!(summary.closes, 1, "{summary}");
 }

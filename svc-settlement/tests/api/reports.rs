@@ -44,8 +44,8 @@ async fn a_day_without_entries_reports_zeros_and_is_open() {
 
 #[tokio::test]
 async fn a_month_is_the_sum_of_its_business_days_with_fees_rounded_per_day() {
-    // A grace of years keeps the scheduler from closing these (long ended) days mid-test.
-    let app = spawn_app("2026-12-15T00:00:00+09:00", &["--close-grace-secs", "99999999"]).await;
+    // These days ended long ago; `spawn_app` keeps the scheduler from closing them mid-test.
+    let app = spawn_app("2026-12-15T00:00:00+09:00", &[]).await;
     let seller = Uuid::now_v7();
     let days = ["2026-11-01T09:00:00+09:00", "2026-11-15T09:00:00+09:00", "2026-11-30T23:59:59+09:00"];
     let mut events: Vec<_> = days.iter().map(|d| sale(seller, "books", 999, at(d))).collect();
@@ -78,6 +78,28 @@ async fn a_month_is_closed_once_it_has_ended_and_its_days_with_entries_are_close
     assert_eq!(app.close("2026-11-30").await.status(), 200);
     assert_eq!(app.monthly("2026-11").await["closed"], true);
     assert_eq!(app.monthly("2026-12").await["closed"], false);
+}
+
+#[tokio::test]
+async fn a_month_whose_last_days_are_not_closed_is_not_final_while_events_can_still_land_in_it() {
+    let app = spawn_app("2026-12-01T00:30:00+09:00", &[]).await;
+    let seller = Uuid::now_v7();
+    app.publish_all(&[sale(seller, "books", 1_000, at("2026-11-10T09:00:00+09:00"))]).await;
+    assert_eq!(app.close("2026-11-10").await.status(), 200);
+    // Every day of November with entries is closed, but a late Nov 20 event is still booked on
+    // Nov 20, after every closed day.
+    assert_eq!(app.monthly("2026-11").await["closed"], false);
+    app.publish_all(&[sale(seller, "books", 2_000, at("2026-11-20T09:00:00+09:00"))]).await;
+    assert_eq!(app.monthly("2026-11").await["totals"]["gross"], 3_000);
+
+    assert_eq!(app.close("2026-11-20").await.status(), 200);
+    assert_eq!(app.monthly("2026-11").await["closed"], false, "Nov 21 to 30 can still take events");
+    assert_eq!(app.close("2026-11-30").await.status(), 200, "an empty day closes too");
+    let november = app.monthly("2026-11").await;
+    assert_eq!(november["closed"], true);
+    app.publish_all(&[sale(seller, "books", 4_000, at("2026-11-25T09:00:00+09:00"))]).await;
+    assert_eq!(app.monthly("2026-11").await, november, "booked on Dec 1");
+    assert_eq!(app.monthly("2026-12").await["totals"]["gross"], 4_000);
 }
 
 #[tokio::test]

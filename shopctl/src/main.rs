@@ -3,6 +3,7 @@
 //! Each subcommand lives in its own module; to add one, add a variant to [`Command`] and an arm
 //! to the `match` in [`main`].
 
+mod deadletter;
 mod nats;
 mod outbox;
 mod proc;
@@ -38,9 +39,34 @@ enum Command {
     /// Work with a service's transactional outbox.
     #[command(subcommand)]
     Outbox(OutboxCommand),
+    /// What a service's consumers refused.
+    #[command(subcommand)]
+    DeadLetter(DeadLetterCommand),
     /// svc-settlement's ledger.
     #[command(subcommand)]
     Settlement(SettlementCommand),
+}
+
+#[derive(Subcommand)]
+enum DeadLetterCommand {
+    /// List a service's dead letters with their reasons.
+    List {
+        /// The service, e.g. svc-product.
+        service: String,
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
+    /// Publish dead letters again (the given numbers, or every one not replayed yet) once their
+    /// cause is fixed. Safe: consumers that applied an event before skip it.
+    Replay {
+        service: String,
+        /// Dead-letter numbers as `list` shows them; none means all not yet replayed.
+        seqs: Vec<i64>,
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        #[arg(long, env = "NATS_URL", default_value = "nats://127.0.0.1:4222")]
+        nats_url: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -48,9 +74,13 @@ enum SettlementCommand {
     /// Rebuild the ledger from the event stream into a fresh database and compare it with the
     /// live one; exits non-zero when they differ.
     Rebuild {
-        /// Replace the live database with the rebuilt one (stop svc-settlement first).
+        /// Replace the live database with the rebuilt one (stop svc-settlement first); refused
+        /// unless the rebuild reproduces the live ledger or only adds to it.
         #[arg(long)]
         swap: bool,
+        /// With --swap: replace the live database whatever the comparison found.
+        #[arg(long, requires = "swap")]
+        force: bool,
         /// svc-settlement's DATA_DIR; default: where `shop up` keeps it (.data/svc-settlement).
         #[arg(long)]
         data_dir: Option<PathBuf>,
@@ -87,8 +117,14 @@ fn main() -> ExitCode {
         Command::Outbox(OutboxCommand::Republish { service, since, data_dir }) => {
             outbox::republish(&service, data_dir.as_deref(), since.as_deref())
         }
-        Command::Settlement(SettlementCommand::Rebuild { swap, data_dir, nats_url }) => {
-            settlement::rebuild(data_dir.as_deref(), &nats_url, swap)
+        Command::DeadLetter(DeadLetterCommand::List { service, data_dir }) => {
+            deadletter::list(&service, data_dir.as_deref())
+        }
+        Command::DeadLetter(DeadLetterCommand::Replay { service, seqs, data_dir, nats_url }) => {
+            deadletter::replay(&service, data_dir.as_deref(), &nats_url, &seqs)
+        }
+        Command::Settlement(SettlementCommand::Rebuild { swap, force, data_dir, nats_url }) => {
+            settlement::rebuild(data_dir.as_deref(), &nats_url, swap, force)
         }
     };
     result.unwrap_or_else(|err| {
@@ -110,7 +146,24 @@ fn tools_dir() -> PathBuf {
     repo_root().join(".tools")
 }
 
+/// `<data_dir or .data/<service>>/<service>.db`, the layout `shopctl up` and the services use.
+fn service_db(service: &str, dir: Option<&Path>) -> PathBuf {
+    let dir = dir.map(Path::to_path_buf).unwrap_or_else(|| data_dir().join(service));
+    dir.join(format!("{service}.db"))
+}
+
 /// Where `shopctl up` keeps the state of NATS and the services between runs.
 fn data_dir() -> PathBuf {
     repo_root().join(".data")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_service_database_follows_the_up_layout() {
+        assert!(service_db("svc-order", None).ends_with(".data/svc-order/svc-order.db"));
+        assert_eq!(service_db("svc-order", Some(Path::new("/x"))), Path::new("/x/svc-order.db"));
+    }
 }

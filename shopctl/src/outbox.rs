@@ -4,7 +4,7 @@
 //! after the stream lost them (a restored or rebuilt JetStream, a consumer that was gone longer than
 //! the stream keeps messages). Re-sending is always safe: every consumer applies an event id once.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
@@ -15,7 +15,7 @@ use time::{OffsetDateTime, format_description::well_known::Rfc3339};
 /// `None`) as unpublished. The service's relay picks them up on its next poll tick (1 s) if it
 /// runs, or at its next start.
 pub fn republish(service: &str, data_dir: Option<&Path>, since: Option<&str>) -> Result<ExitCode> {
-    let db = database(service, data_dir);
+    let db = crate::service_db(service, data_dir);
     let since_ms = match since {
         Some(text) => {
             let at =
@@ -27,12 +27,6 @@ pub fn republish(service: &str, data_dir: Option<&Path>, since: Option<&str>) ->
     let count = reset(&db, since_ms)?;
     println!("{count} event(s) of {service} queued to be published again (from {})", db.display());
     Ok(ExitCode::SUCCESS)
-}
-
-/// `<data_dir or .data/<service>>/<service>.db`, the layout `shopctl up` and the services use.
-fn database(service: &str, data_dir: Option<&Path>) -> PathBuf {
-    let dir = data_dir.map(Path::to_path_buf).unwrap_or_else(|| crate::data_dir().join(service));
-    dir.join(format!("{service}.db"))
 }
 
 fn reset(db: &Path, since_ms: i64) -> Result<usize> {
@@ -51,6 +45,8 @@ fn reset(db: &Path, since_ms: i64) -> Result<usize> {
 
 #[cfg(test)]
 mod tests {
+    use std::path::PathBuf;
+
     use super::*;
 
     fn outbox_with(rows: &[(i64, Option<i64>)]) -> (tempfile::TempDir, PathBuf) {
@@ -90,11 +86,5 @@ mod tests {
         let db = dir.path().join("nope.db");
         assert!(reset(&db, 0).is_err());
         assert!(!db.exists());
-    }
-
-    #[test]
-    fn the_database_follows_the_up_layout() {
-        assert!(database("svc-order", None).ends_with(".data/svc-order/svc-order.db"));
-        assert_eq!(database("svc-order", Some(Path::new("/x"))), Path::new("/x/svc-order.db"));
     }
 }

@@ -8,9 +8,10 @@ use anyhow::{Context, Result};
 use clap::Parser;
 
 /// Replays the stream into `<data_dir>/svc-settlement.rebuild.db` and compares; with `swap`,
-/// replaces the live database (svc-settlement must be stopped). Settings the service reads from
+/// replaces the live database (svc-settlement must be stopped) if the rebuild only adds to it,
+/// or whatever it found with `force`. Settings the service reads from
 /// the environment (`TIME_ZONE`, `FEE_RATE_BPS`) are read the same way here.
-pub fn rebuild(data_dir: Option<&Path>, nats_url: &str, swap: bool) -> Result<ExitCode> {
+pub fn rebuild(data_dir: Option<&Path>, nats_url: &str, swap: bool, force: bool) -> Result<ExitCode> {
     let data_dir = data_dir.map(Path::to_path_buf).unwrap_or_else(|| crate::data_dir().join("svc-settlement"));
     let dir = data_dir.to_str().context("the data directory is not UTF-8")?;
     let config = svc_settlement::Config::try_parse_from(["svc-settlement", "--data-dir", dir, "--nats-url", nats_url])?;
@@ -18,7 +19,7 @@ pub fn rebuild(data_dir: Option<&Path>, nats_url: &str, swap: bool) -> Result<Ex
         .enable_all()
         .build()
         .context("cannot start the tokio runtime")?
-        .block_on(svc_settlement::rebuild::run(&config, svc_settlement::rebuild::Options { swap }))?;
+        .block_on(svc_settlement::rebuild::run(&config, svc_settlement::rebuild::Options { swap, force }))?;
     println!("{summary}");
     Ok(if summary.is_clean() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }

@@ -137,7 +137,11 @@ async fn start_and_watch(stack: &mut Stack) -> Result<Infallible> {
             .env("NATS_URL", &nats_url)
             .env("HTTP_ADDR", service.http_addr)
             .env("DATA_DIR", &data_dir)
-            .stdin(Stdio::null())
+            // We hold the write end of the service's stdin for as long as we live; with this
+            // variable set the service stops when it reads EOF, so even a SIGKILLed shopctl
+            // leaves no service behind (no parent-death signal without `unsafe`).
+            .env("STOP_ON_STDIN_EOF", "1")
+            .stdin(Stdio::piped())
             .process_group(0);
         for (var, value) in admin_defaults.iter().chain(&DEV_DEFAULTS) {
             if env::var_os(var).is_none() {

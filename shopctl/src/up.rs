@@ -180,6 +180,7 @@ async fn build_services(stack: &mut Stack, services: &[&Service]) -> Result<()> 
 
 /// Returns whether shopctl started nats-server (false: one was already answering).
 async fn start_nats_unless_running(stack: &mut Stack, nats_url: &str, addr: &ServerAddr) -> Result<bool> {
+    stop_orphaned_nats().await?;
     if accepts_tcp(addr).await {
         eprintln!("shopctl: using the NATS server already answering at {addr}");
         return Ok(false);
@@ -202,6 +203,8 @@ async fn start_nats_unless_running(stack: &mut Stack, nats_url: &str, addr: &Ser
         .arg("-c")
         .arg(root.join("nats/nats-server.conf"))
         .args(["-a", &addr.host, "-p", &addr.port.to_string()])
+        .arg("--pid")
+        .arg(nats_pid_file())
         .stdin(Stdio::null())
         .process_group(0);
     eprintln!("shopctl: starting {:?}", cmd.as_std());
@@ -220,6 +223,36 @@ async fn start_nats_unless_running(stack: &mut Stack, nats_url: &str, addr: &Ser
         }
         sleep(POLL_INTERVAL).await;
     }
+}
+
+/// Where the nats-server we start writes its pid, so the next `up` can recognise one left behind.
+fn nats_pid_file() -> PathBuf {
+    crate::data_dir().join("nats/nats-server.pid")
+}
+
+/// Stops a nats-server that an earlier `shopctl up` started and could not stop (it was killed
+/// with SIGKILL: services stop on their own then, via their stdin pipe, but nats-server cannot).
+/// Recognised by the pid file it wrote and, against pid reuse, by its command line.
+async fn stop_orphaned_nats() -> Result<()> {
+    let Ok(text) = std::fs::read_to_string(nats_pid_file()) else { return Ok(()) };
+    let Ok(pid) = text.trim().parse::<u32>() else { return Ok(()) };
+    let conf = crate::repo_root().join("nats/nats-server.conf");
+    let ours = std::fs::read(format!("/proc/{pid}/cmdline"))
+        .map(|c| String::from_utf8_lossy(&c).contains(&*conf.to_string_lossy()))
+        .unwrap_or(false);
+    if !ours {
+        return Ok(());
+    }
+    eprintln!("shopctl: stopping the nats-server (pid {pid}) an earlier shopctl left behind");
+    std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status().context("cannot run kill(1)")?;
+    let deadline = Instant::now() + STOP_GRACE;
+    while std::path::Path::new(&format!("/proc/{pid}")).exists() {
+        if Instant::now() >= deadline {
+            bail!("the nats-server left behind (pid {pid}) did not stop within {}s", STOP_GRACE.as_secs());
+        }
+        sleep(POLL_INTERVAL).await;
+    }
+    Ok(())
 }
 
 async fn accepts_tcp(addr: &ServerAddr) -> bool {

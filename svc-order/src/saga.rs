@@ -153,8 +153,11 @@ fn on_payment_failed(tx: &Transaction<'_>, envelope: &Envelope, e: &PaymentFaile
 }
 
 fn on_payment_cancelled(tx: &Transaction<'_>, envelope: &Envelope, e: &PaymentCancelled) -> Result<(), HandlerError> {
-    if move_order(tx, envelope, e.order_id, Change::Cancelled)?.is_some() {
-        let cancelled = OrderCancelled { order_id: e.order_id, payment_id: e.payment_id, amount: e.amount };
+    let change = Change::Cancelled { payment_id: e.payment_id, amount: e.amount };
+    if let Some(order) = move_order(tx, envelope, e.order_id, change)? {
+        // The order's own amount, which the refund was checked against.
+        let amount = order.amount.unwrap_or(e.amount);
+        let cancelled = OrderCancelled { order_id: e.order_id, payment_id: e.payment_id, amount };
         emit(tx, envelope, Event::OrderCancelled(cancelled))?;
     }
     Ok(())

@@ -95,7 +95,7 @@ pub enum Change {
     StockReserved { product_id: Uuid, quantity: u32, unit_price: Won, amount: Won },
     Failed { reason: OrderFailure, detail: Option<String> },
     Paid { payment_id: Uuid, amount: Won },
-    Cancelled,
+    Cancelled { payment_id: Uuid, amount: Won },
 }
 
 impl Change {
@@ -105,7 +105,7 @@ impl Change {
             Change::StockReserved { .. } => OrderStatus::StockReserved,
             Change::Failed { .. } => OrderStatus::Failed,
             Change::Paid { .. } => OrderStatus::Paid,
-            Change::Cancelled => OrderStatus::Cancelled,
+            Change::Cancelled { .. } => OrderStatus::Cancelled,
         }
     }
 }
@@ -198,7 +198,17 @@ impl Order {
                 }
                 _ => None,
             },
-            Change::Failed { .. } | Change::Cancelled => None,
+            // A refund must be of this order's payment, in full.
+            Change::Cancelled { payment_id, amount } => {
+                if self.payment_id.is_some_and(|paid| paid != payment_id) {
+                    Some(format!("payment {payment_id} cancelled; order {id} was paid by {:?}", self.payment_id))
+                } else if self.amount.is_some_and(|reserved| reserved != amount) {
+                    Some(format!("refund of {amount} for order {id}, whose amount is {:?}", self.amount))
+                } else {
+                    None
+                }
+            }
+            Change::Failed { .. } => None,
         }
     }
 
@@ -214,7 +224,7 @@ impl Order {
                 next.failure_detail = detail;
             }
             Change::Paid { payment_id, .. } => next.payment_id = Some(payment_id),
-            Change::Cancelled => {}
+            Change::Cancelled { .. } => {}
         }
         next
     }
@@ -257,6 +267,10 @@ mod tests {
     /// What svc-payment charges for [`reserve`]'s reservation.
     fn paid() -> Change {
         Change::Paid { payment_id: Uuid::now_v7(), amount: Won(30_000) }
+    }
+
+    fn cancel() -> Change {
+        Change::Cancelled { payment_id: Uuid::now_v7(), amount: Won(30_000) }
     }
 
     fn applied(t: Transition) -> Order {
@@ -310,14 +324,28 @@ mod tests {
 
     #[test]
     fn a_paid_order_can_be_cancelled() {
-        let order = applied(at(&pending(), OrderStatus::Paid).apply(Change::Cancelled, later()));
+        let order = applied(at(&pending(), OrderStatus::Paid).apply(cancel(), later()));
         assert_eq!(order.status, OrderStatus::Cancelled);
+    }
+
+    #[test]
+    fn a_refund_of_another_payment_or_amount_contradicts_the_order() {
+        let reserved = applied(pending().apply(reserve(), later()));
+        let payment_id = Uuid::now_v7();
+        let paid_order = applied(reserved.apply(Change::Paid { payment_id, amount: Won(30_000) }, later()));
+        let other_payment = Change::Cancelled { payment_id: Uuid::now_v7(), amount: Won(30_000) };
+        let partial = Change::Cancelled { payment_id, amount: Won(10_000) };
+        for change in [other_payment, partial] {
+            assert!(matches!(paid_order.apply(change, later()), Transition::Contradicted(_)));
+        }
+        let full = Change::Cancelled { payment_id, amount: Won(30_000) };
+        assert_eq!(applied(paid_order.apply(full, later())).status, OrderStatus::Cancelled);
     }
 
     #[test]
     fn nothing_moves_an_order_out_of_failed_or_cancelled() {
         for from in [OrderStatus::Failed, OrderStatus::Cancelled] {
-            for change in [reserve(), fail(OrderFailure::OutOfStock), paid(), Change::Cancelled] {
+            for change in [reserve(), fail(OrderFailure::OutOfStock), paid(), cancel()] {
                 assert_eq!(at(&pending(), from).apply(change, later()), Transition::Ignored { status: from });
             }
         }
@@ -388,7 +416,7 @@ mod tests {
     #[test]
     fn a_cancellation_before_the_payment_is_early() {
         for from in [OrderStatus::Pending, OrderStatus::StockReserved] {
-            assert_eq!(at(&pending(), from).apply(Change::Cancelled, later()), Transition::Early { status: from });
+            assert_eq!(at(&pending(), from).apply(cancel(), later()), Transition::Early { status: from });
         }
     }
 

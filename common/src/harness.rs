@@ -83,14 +83,19 @@ impl Drop for NatsServer {
     }
 }
 
-/// The nats-server binary: `NATS_SERVER_BIN`, else the project-local one `./shop` installs,
-/// else whatever is on `PATH`.
+/// The nats-server binary: `NATS_SERVER_BIN` (as `./shop test` sets it), else the project-local
+/// one `./shop` installs, else whatever is on `PATH`.
+///
+/// The checkout is the one cargo runs the test in (`CARGO_MANIFEST_DIR` at run time, the tested
+/// crate one level below the root), not the one this crate was compiled in.
 pub fn nats_server_bin() -> PathBuf {
     if let Some(bin) = std::env::var_os("NATS_SERVER_BIN") {
         return bin.into();
     }
-    let local = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.tools/venv/bin/nats-server");
-    if local.exists() { local } else { PathBuf::from("nats-server") }
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(|crate_dir| PathBuf::from(crate_dir).join("../.tools/venv/bin/nats-server"))
+        .filter(|local| local.exists())
+        .unwrap_or_else(|| PathBuf::from("nats-server"))
 }
 
 fn free_port() -> u16 {

@@ -25,8 +25,8 @@ struct DeadLetter {
     replayed_at: Option<i64>,
 }
 
-pub fn list(service: &str, data_dir: Option<&Path>) -> Result<ExitCode> {
-    let conn = open(service, data_dir)?;
+pub fn list(service: &str, db: &Path) -> Result<ExitCode> {
+    let conn = open(db)?;
     let letters = load(&conn, None)?;
     if letters.is_empty() {
         println!("{service} has no dead letters");
@@ -47,8 +47,8 @@ pub fn list(service: &str, data_dir: Option<&Path>) -> Result<ExitCode> {
 }
 
 /// Re-publishes the dead letters `seqs` (all not yet replayed when empty) and marks them replayed.
-pub fn replay(service: &str, data_dir: Option<&Path>, nats_url: &str, seqs: &[i64]) -> Result<ExitCode> {
-    let conn = open(service, data_dir)?;
+pub fn replay(service: &str, db: &Path, nats_url: &str, seqs: &[i64]) -> Result<ExitCode> {
+    let conn = open(db)?;
     let letters = load(&conn, Some(seqs))?;
     if letters.is_empty() {
         bail!("nothing to replay for {service}");
@@ -73,12 +73,11 @@ pub fn replay(service: &str, data_dir: Option<&Path>, nats_url: &str, seqs: &[i6
     Ok(ExitCode::SUCCESS)
 }
 
-fn open(service: &str, data_dir: Option<&Path>) -> Result<Connection> {
-    let db = crate::service_db(service, data_dir);
+fn open(db: &Path) -> Result<Connection> {
     if !db.exists() {
         bail!("{} does not exist: wrong service name or data directory?", db.display());
     }
-    let conn = Connection::open_with_flags(&db, OpenFlags::SQLITE_OPEN_READ_WRITE)
+    let conn = Connection::open_with_flags(db, OpenFlags::SQLITE_OPEN_READ_WRITE)
         .with_context(|| format!("cannot open {}", db.display()))?;
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
     Ok(conn)

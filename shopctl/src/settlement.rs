@@ -11,8 +11,7 @@ use clap::Parser;
 /// replaces the live database (svc-settlement must be stopped) if the rebuild only adds to it,
 /// or whatever it found with `force`. Settings the service reads from
 /// the environment (`TIME_ZONE`, `FEE_RATE_BPS`) are read the same way here.
-pub fn rebuild(data_dir: Option<&Path>, nats_url: &str, swap: bool, force: bool) -> Result<ExitCode> {
-    let data_dir = data_dir.map(Path::to_path_buf).unwrap_or_else(|| crate::data_dir().join("svc-settlement"));
+pub fn rebuild(data_dir: &Path, nats_url: &str, swap: bool, force: bool) -> Result<ExitCode> {
     let dir = data_dir.to_str().context("the data directory is not UTF-8")?;
     let config = svc_settlement::Config::try_parse_from(["svc-settlement", "--data-dir", dir, "--nats-url", nats_url])?;
     let summary = tokio::runtime::Builder::new_current_thread()

@@ -6,15 +6,16 @@ use std::process::{Command, ExitCode};
 
 use anyhow::{Context, Result};
 
+use crate::checkout::Checkout;
 use crate::nats::ensure_nats_server;
 use crate::proc::cargo;
 
-pub fn run(extra_args: &[String]) -> Result<ExitCode> {
-    let nats_server = ensure_nats_server()?;
+pub fn run(checkout: &Checkout, extra_args: &[String]) -> Result<ExitCode> {
+    let nats_server = ensure_nats_server(checkout)?;
     eprintln!("shopctl: testing with NATS_SERVER_BIN={}", nats_server.display());
 
     let mut cmd = Command::new(cargo());
-    cmd.current_dir(crate::repo_root()).args(cargo_test_args(extra_args)).env("NATS_SERVER_BIN", &nats_server);
+    cmd.current_dir(checkout.root()).args(cargo_test_args(extra_args)).env("NATS_SERVER_BIN", &nats_server);
     // Tests must never write snapshots unless the developer asks for it explicitly.
     if env::var_os("INSTA_UPDATE").is_none() {
         cmd.env("INSTA_UPDATE", "no");

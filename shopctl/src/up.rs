@@ -4,24 +4,26 @@
 //! which then stops the services first (they may still publish or ack while draining) and the
 //! nats-server it started last.
 
+use std::collections::HashMap;
 use std::convert::Infallible;
 use std::env;
 use std::fmt;
 use std::net::IpAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{ExitCode, Stdio};
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::process::Command;
 use tokio::time::{Instant, sleep, timeout};
 
+use crate::checkout::Checkout;
 use crate::nats::ensure_nats_server;
 use crate::proc::{Managed, Signals, cargo, stop_all};
 
-/// A service `up` can start. The binary is `target/release/<name>`.
+/// A service `up` can start: a binary of the workspace with the package's name.
 struct Service {
     name: &'static str,
     http_addr: &'static str,
@@ -53,12 +55,17 @@ const READY_TIMEOUT: Duration = Duration::from_secs(60);
 const STOP_GRACE: Duration = Duration::from_secs(10);
 const POLL_INTERVAL: Duration = Duration::from_millis(200);
 
-pub fn run() -> Result<ExitCode> {
+/// The build that `up` runs, and `./shop` runs before it: every binary of the workspace (shopctl
+/// and the services) in one cargo invocation, so that they share one release dependency tree
+/// (cargo unifies features per invocation; built separately, crates would be built twice).
+pub const BUILD_ARGS: [&str; 4] = ["build", "--release", "--workspace", "--bins"];
+
+pub fn run(checkout: &Checkout) -> Result<ExitCode> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("cannot start the tokio runtime")?
-        .block_on(up())
+        .block_on(up(checkout))
 }
 
 /// Everything `up` has started, so that one place can stop it all whatever happened.
@@ -83,14 +90,14 @@ impl Stack {
     }
 }
 
-async fn up() -> Result<ExitCode> {
+async fn up(checkout: &Checkout) -> Result<ExitCode> {
     // First of all: once installed, SIGINT/SIGTERM no longer kill us outright, so we always get
     // to stop the children.
     let mut signals = Signals::install()?;
     let mut stack = Stack::default();
 
     let outcome = tokio::select! {
-        result = start_and_watch(&mut stack) => result.map(|never| match never {}),
+        result = start_and_watch(checkout, &mut stack) => result.map(|never| match never {}),
         sig = signals.recv() => {
             eprintln!("\nshopctl: {sig} received, shutting down");
             Ok(())
@@ -106,17 +113,17 @@ async fn up() -> Result<ExitCode> {
 /// Builds, starts and then watches everything; returns only on failure (a signal ends it from
 /// outside, by dropping this future). Every child is put into `stack` right after it is spawned,
 /// with no `await` in between, so dropping this future never loses track of one.
-async fn start_and_watch(stack: &mut Stack) -> Result<Infallible> {
-    let root = crate::repo_root();
+async fn start_and_watch(checkout: &Checkout, stack: &mut Stack) -> Result<Infallible> {
+    let root = checkout.root();
     let services: Vec<&Service> = SERVICES.iter().collect(); // all of them, in start order
 
     // Build before starting anything, so a compile error leaves nothing to clean up.
-    build_services(stack, &services).await?;
+    let binaries = build(checkout, stack).await?;
 
     let nats_url =
         env::var("NATS_URL").ok().filter(|u| !u.trim().is_empty()).unwrap_or_else(|| DEFAULT_NATS_URL.to_owned());
     let nats_addr = first_server_addr(&nats_url)?;
-    let nats_started = start_nats_unless_running(stack, &nats_url, &nats_addr).await?;
+    let nats_started = start_nats_unless_running(checkout, stack, &nats_url, &nats_addr).await?;
 
     let admin_defaults = [("ADMIN_EMAIL", DEV_ADMIN_EMAIL), ("ADMIN_PASSWORD", DEV_ADMIN_PASSWORD)];
     for (var, value) in admin_defaults {
@@ -129,9 +136,12 @@ async fn start_and_watch(stack: &mut Stack) -> Result<Infallible> {
     }
 
     for service in &services {
-        let data_dir = service_data_dir(service);
-        std::fs::create_dir_all(&data_dir).with_context(|| format!("cannot create {}", data_dir.display()))?;
-        let mut cmd = Command::new(root.join("target/release").join(service.name));
+        let data_dir = checkout.service_data_dir(service.name);
+        create_dir(&data_dir)?;
+        let bin = binaries
+            .get(service.name)
+            .ok_or_else(|| anyhow!("`cargo {}` built no binary named {}", BUILD_ARGS.join(" "), service.name))?;
+        let mut cmd = Command::new(bin);
         // The rest of our environment (RUST_LOG, ADMIN_*, ...) is inherited.
         cmd.current_dir(root)
             .env("NATS_URL", &nats_url)
@@ -152,7 +162,7 @@ async fn start_and_watch(stack: &mut Stack) -> Result<Infallible> {
     }
 
     wait_until_ready(stack, &services).await?;
-    print_summary(&nats_url, nats_started, &services);
+    print_summary(checkout, &nats_url, nats_started, &services);
 
     // Polling is plenty for noticing a crash, and `try_wait` never reaps behind our back (see
     // `Managed::terminate`).
@@ -162,25 +172,57 @@ async fn start_and_watch(stack: &mut Stack) -> Result<Infallible> {
     }
 }
 
-async fn build_services(stack: &mut Stack, services: &[&Service]) -> Result<()> {
+/// Runs [`BUILD_ARGS`] and returns where cargo put each binary, by name. Cargo says so itself in
+/// its JSON messages, which honours `CARGO_TARGET_DIR` and any other target-dir setting. Its
+/// progress ("Compiling ...") and diagnostics still go to our stderr.
+async fn build(checkout: &Checkout, stack: &mut Stack) -> Result<HashMap<String, PathBuf>> {
     let mut cmd = Command::new(cargo());
-    cmd.current_dir(crate::repo_root()).args(["build", "--release"]).stdin(Stdio::null());
-    for service in services {
-        cmd.args(["-p", service.name]);
-    }
-    eprintln!("shopctl: building {:?}", cmd.as_std());
+    cmd.current_dir(checkout.root())
+        .args(BUILD_ARGS)
+        .arg("--message-format=json-render-diagnostics")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped());
+    eprintln!("shopctl: building every binary (cargo {})", BUILD_ARGS.join(" "));
     let build = stack.build.insert(Managed::spawn("cargo build", &mut cmd)?);
+    let stdout = build.take_stdout().context("cargo's stdout is not piped")?;
+    let mut lines = BufReader::new(stdout).lines();
+    let mut binaries = HashMap::new();
+    while let Some(line) = lines.next_line().await.context("cannot read cargo's messages")? {
+        if let Some((name, path)) = built_binary(&line) {
+            binaries.insert(name, path);
+        }
+    }
     let status = build.wait().await?;
     stack.build = None;
     if !status.success() {
         bail!("cargo build failed ({status})");
     }
-    Ok(())
+    Ok(binaries)
+}
+
+/// The binary a line of cargo's `--message-format=json` output reports, if it reports one.
+fn built_binary(line: &str) -> Option<(String, PathBuf)> {
+    let message: serde_json::Value = serde_json::from_str(line).ok()?;
+    if message["reason"] != "compiler-artifact" {
+        return None;
+    }
+    let name = message["target"]["name"].as_str()?;
+    let executable = message["executable"].as_str()?;
+    Some((name.to_owned(), PathBuf::from(executable)))
+}
+
+fn create_dir(dir: &Path) -> Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))
 }
 
 /// Returns whether shopctl started nats-server (false: one was already answering).
-async fn start_nats_unless_running(stack: &mut Stack, nats_url: &str, addr: &ServerAddr) -> Result<bool> {
-    stop_orphaned_nats().await?;
+async fn start_nats_unless_running(
+    checkout: &Checkout,
+    stack: &mut Stack,
+    nats_url: &str,
+    addr: &ServerAddr,
+) -> Result<bool> {
+    stop_orphaned_nats(checkout).await?;
     if accepts_tcp(addr).await {
         eprintln!("shopctl: using the NATS server already answering at {addr}");
         return Ok(false);
@@ -193,18 +235,25 @@ async fn start_nats_unless_running(stack: &mut Stack, nats_url: &str, addr: &Ser
         );
     }
 
-    let bin = tokio::task::spawn_blocking(ensure_nats_server).await??;
-    let root = crate::repo_root();
+    let bin = {
+        let checkout = checkout.clone();
+        tokio::task::spawn_blocking(move || ensure_nats_server(&checkout)).await??
+    };
+    // nats-server writes its pid file there before it creates its store (on a fresh clone nothing
+    // else has created the folder yet).
+    let pid_file = nats_pid_file(checkout);
+    create_dir(pid_file.parent().expect("the pid file is inside .data/nats"))?;
+    let root = checkout.root();
     let mut cmd = Command::new(&bin);
     // The config's `store_dir` is relative to the working directory, hence `current_dir`
     // (nats-server refuses a `--store_dir` flag when the config sets one too). The listen
     // address follows NATS_URL; flags override the config's `listen`.
     cmd.current_dir(root)
         .arg("-c")
-        .arg(root.join("nats/nats-server.conf"))
+        .arg(checkout.nats_conf())
         .args(["-a", &addr.host, "-p", &addr.port.to_string()])
         .arg("--pid")
-        .arg(nats_pid_file())
+        .arg(&pid_file)
         .stdin(Stdio::null())
         .process_group(0);
     eprintln!("shopctl: starting {:?}", cmd.as_std());
@@ -226,17 +275,17 @@ async fn start_nats_unless_running(stack: &mut Stack, nats_url: &str, addr: &Ser
 }
 
 /// Where the nats-server we start writes its pid, so the next `up` can recognise one left behind.
-fn nats_pid_file() -> PathBuf {
-    crate::data_dir().join("nats/nats-server.pid")
+fn nats_pid_file(checkout: &Checkout) -> PathBuf {
+    checkout.data_dir().join("nats/nats-server.pid")
 }
 
 /// Stops a nats-server that an earlier `shopctl up` started and could not stop (it was killed
 /// with SIGKILL: services stop on their own then, via their stdin pipe, but nats-server cannot).
 /// Recognised by the pid file it wrote and, against pid reuse, by its command line.
-async fn stop_orphaned_nats() -> Result<()> {
-    let Ok(text) = std::fs::read_to_string(nats_pid_file()) else { return Ok(()) };
+async fn stop_orphaned_nats(checkout: &Checkout) -> Result<()> {
+    let Ok(text) = std::fs::read_to_string(nats_pid_file(checkout)) else { return Ok(()) };
     let Ok(pid) = text.trim().parse::<u32>() else { return Ok(()) };
-    let conf = crate::repo_root().join("nats/nats-server.conf");
+    let conf = checkout.nats_conf();
     let ours = std::fs::read(format!("/proc/{pid}/cmdline"))
         .map(|c| String::from_utf8_lossy(&c).contains(&*conf.to_string_lossy()))
         .unwrap_or(false);
@@ -341,13 +390,12 @@ fn parse_status_line(response: &[u8]) -> Option<u16> {
     code.parse().ok()
 }
 
-fn service_data_dir(service: &Service) -> PathBuf {
-    crate::data_dir().join(service.name)
-}
-
-fn print_summary(nats_url: &str, nats_started: bool, services: &[&Service]) {
+fn print_summary(checkout: &Checkout, nats_url: &str, nats_started: bool, services: &[&Service]) {
     let nats_note = if nats_started {
-        format!("started by shopctl; monitoring {NATS_MONITOR_URL}; data {}", crate::data_dir().join("nats").display())
+        format!(
+            "started by shopctl; monitoring {NATS_MONITOR_URL}; data {}",
+            checkout.data_dir().join("nats").display()
+        )
     } else {
         "already running, not managed by shopctl".to_owned()
     };
@@ -358,7 +406,7 @@ fn print_summary(nats_url: &str, nats_started: bool, services: &[&Service]) {
     println!("  {:<16} {:<28} {nats_note}", "nats", nats_url);
     for service in services {
         let url = format!("http://{}", service.http_addr);
-        println!("  {:<16} {:<28} data {}", service.name, url, service_data_dir(service).display());
+        println!("  {:<16} {:<28} data {}", service.name, url, checkout.service_data_dir(service.name).display());
     }
     println!();
 }
@@ -463,6 +511,25 @@ mod tests {
         assert_eq!(parse_status_line(b"SSH-2.0-OpenSSH\r\n"), None);
         assert_eq!(parse_status_line(b"HTTP/1.1 20 OK\r\n"), None);
         assert_eq!(parse_status_line(b""), None);
+    }
+
+    #[test]
+    fn cargo_names_the_binaries_it_built() {
+        let bin = r#"{"reason":"compiler-artifact","package_id":"path+file:///c/svc-user#0.1.0","target":{"kind":["bin"],"name":"svc-user"},"executable":"/t/release/svc-user","fresh":true}"#;
+        let lib = r#"{"reason":"compiler-artifact","target":{"kind":["lib"],"name":"common"},"executable":null}"#;
+        assert_eq!(built_binary(bin), Some(("svc-user".to_owned(), PathBuf::from("/t/release/svc-user"))));
+        assert_eq!(built_binary(lib), None);
+        assert_eq!(built_binary(r#"{"reason":"build-finished","success":true}"#), None);
+        assert_eq!(built_binary("warning: not json"), None);
+    }
+
+    #[test]
+    fn shop_builds_what_up_builds() {
+        // `./shop` builds shopctl with the same invocation, so `up`'s build finds everything fresh
+        // and both share one dependency tree.
+        let script = include_str!("../../shop");
+        let build = format!("cargo {}", BUILD_ARGS.join(" "));
+        assert!(script.contains(&build), "./shop does not run `{build}`");
     }
 
     #[test]

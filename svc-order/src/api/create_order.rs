@@ -9,24 +9,21 @@ use axum::{
 use common::{
     Envelope, Event,
     auth::AuthUser,
-    db::{Db, DbError},
+    db::Db,
     event::OrderFailure,
     http::{ApiError, Json},
     outbox,
 };
 use serde::Deserialize;
-use tokio::time::Instant;
 use uuid::Uuid;
 
-use super::{AppState, invalid, location};
+use super::{AppState, invalid, location, wait};
 use crate::{
     SERVICE,
-    domain::{IdempotencyKey, InvalidInput, NewOrder, Order, OrderStatus, Wait},
+    domain::{IdempotencyKey, InvalidInput, NewOrder, Order, OrderStatus},
     store,
 };
 
-const PREFER: HeaderName = HeaderName::from_static("prefer");
-const PREFERENCE_APPLIED: HeaderName = HeaderName::from_static("preference-applied");
 const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
 
 /// The request body, as loosely typed as JSON itself: a field of the wrong JSON type is reported
@@ -57,16 +54,14 @@ pub async fn create_order(
     Json(body): Json<CreateOrderBody>,
 ) -> Result<Response, ApiError> {
     let key = idempotency_key(&headers)?;
-    let wait = Wait::from_prefer(headers.get_all(PREFER).iter().filter_map(|v| v.to_str().ok()));
+    let wait = wait::requested(&headers);
     let new = body.parse().map_err(invalid)?;
     let order = place(&state.db, user.id, new, key).await?;
     let Some(wait) = wait else {
         return Ok(accepted(order));
     };
-    let order = wait_for_outcome(&state, order, wait).await;
-    let mut res = outcome(order);
-    res.headers_mut().insert(PREFERENCE_APPLIED, header_value(&wait.to_string()));
-    Ok(res)
+    let order = wait::until_settled(&state, order, wait).await;
+    Ok(wait::applied(wait, outcome(order)))
 }
 
 /// The `Idempotency-Key` header, if sent (once).
@@ -104,45 +99,6 @@ async fn place(db: &Db, user: Uuid, new: NewOrder, key: Option<IdempotencyKey>) 
         Ok(earlier)
     })
     .await
-}
-
-/// Waits, holding no connection, until the order's saga has settled, `wait` has passed or the
-/// service stops; returns the order as it then is.
-///
-/// The order is committed by now, so this never fails: were the answer an error, a client
-/// without an `Idempotency-Key` would retry into a second order. If the order cannot be read
-/// again, the error is logged and the order is returned as last read (so the client gets a `202`
-/// and the `Location` to follow it).
-async fn wait_for_outcome(state: &AppState, placed: Order, wait: Wait) -> Order {
-    let deadline = Instant::now() + wait.duration();
-    let id = placed.id;
-    // Subscribe before (re-)reading, so a change committed in between still wakes us.
-    let mut changes = state.waiters.subscribe(id);
-    let mut current = placed;
-    loop {
-        match state.db.read(move |c| store::find_order(c, id).map_err(DbError::from)).await {
-            Ok(Some(order)) => current = order,
-            Ok(None) => {
-                tracing::error!(order.id = %id, "a placed order vanished while its request waited; answering 202");
-                return current;
-            }
-            Err(error) => {
-                tracing::error!(order.id = %id, %error, "cannot re-read a placed order while waiting; answering 202");
-                return current;
-            }
-        }
-        if current.status.is_settled() {
-            return current;
-        }
-        tokio::select! {
-            _ = state.stop.cancelled() => return current,
-            woke = tokio::time::timeout_at(deadline, changes.changed()) => {
-                if woke.is_err() {
-                    return current;
-                }
-            }
-        }
-    }
 }
 
 /// `202 Accepted`: the order as it stands, and where to follow it.
@@ -204,7 +160,10 @@ mod tests {
     use tokio_util::sync::CancellationToken;
 
     use super::*;
-    use crate::{domain::Quantity, waiters::Waiters};
+    use crate::{
+        domain::{Quantity, Wait},
+        waiters::Waiters,
+    };
 
     fn state(db: Db) -> AppState {
         AppState { db, verifier: Verifier::new(), waiters: Waiters::default(), stop: CancellationToken::new() }
@@ -222,7 +181,7 @@ mod tests {
     /// The answer `POST /orders` with `Prefer: wait=5` gives once its order was committed.
     async fn answer_after_waiting(db: Db, placed: Order) -> Response {
         let wait = Wait::from_prefer(["wait=5"]).unwrap();
-        outcome(wait_for_outcome(&state(db), placed, wait).await)
+        outcome(wait::until_settled(&state(db), placed, wait).await)
     }
 
     async fn assert_accepted_as_placed(res: Response, placed: &Order) {

@@ -1,12 +1,14 @@
 //! The HTTP API: the router and thin handlers (extract -> parse -> one transaction -> respond).
 //!
 //! - [`create_order`]: `POST /orders`, with `Idempotency-Key` and `Prefer: wait=N`.
-//! - [`orders`]: `GET /orders/me` and `GET /orders/{id}`.
+//! - [`orders`]: `GET /orders/me` and `GET /orders/{id}` (also with `Prefer: wait=N`).
 //! - [`trace`]: `GET /orders/{id}/trace`.
+//! - [`wait`]: `Prefer: wait=N`, waiting for a saga to settle.
 
 pub mod create_order;
 pub mod orders;
 pub mod trace;
+pub mod wait;
 
 use axum::{
     Router,
@@ -23,8 +25,8 @@ use crate::{
     waiters::Waiters,
 };
 
-/// Everything the handlers use; each handler extracts only the parts it needs. `POST /orders`,
-/// the one user of `waiters` and `stop`, takes the whole state.
+/// Everything the handlers use; each handler extracts only the parts it needs. The handlers that
+/// honour `Prefer: wait`, the users of `waiters` and `stop`, take the whole state.
 #[derive(Clone, Debug, FromRef)]
 pub struct AppState {
     pub db: Db,

@@ -1,6 +1,10 @@
 //! `GET /orders/me` and `GET /orders/{id}`.
 
-use axum::extract::State;
+use axum::{
+    extract::State,
+    http::HeaderMap,
+    response::{IntoResponse, Response},
+};
 use common::{
     auth::AuthUser,
     db::{Db, DbError},
@@ -8,7 +12,7 @@ use common::{
     paging::{Page, PageQuery},
 };
 
-use super::{may_see, order_not_found, parse_order_id};
+use super::{AppState, may_see, order_not_found, parse_order_id, wait};
 use crate::{domain::Order, store};
 
 /// The caller's orders, newest first.
@@ -23,12 +27,22 @@ pub async fn my_orders(
     Ok(Json(Page::new(items, paging, total)))
 }
 
-/// One order, for its owner or an admin; a 404 for everyone else.
-pub async fn get_order(State(db): State<Db>, user: AuthUser, Path(id): Path<String>) -> Result<Json<Order>, ApiError> {
+/// One order, for its owner or an admin; a 404 for everyone else. With `Prefer: wait=N`, an order
+/// whose saga is still running is answered once it has settled (or after N seconds, as it stands).
+pub async fn get_order(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     let id = parse_order_id(&id)?;
-    let order = db.read(move |c| store::find_order(c, id).map_err(DbError::from)).await?;
-    match order {
-        Some(order) if may_see(&user, &order) => Ok(Json(order)),
-        _ => Err(order_not_found()),
-    }
+    let order = state.db.read(move |c| store::find_order(c, id).map_err(DbError::from)).await?;
+    let order = match order {
+        Some(order) if may_see(&user, &order) => order,
+        _ => return Err(order_not_found()),
+    };
+    Ok(match wait::requested(&headers) {
+        None => Json(order).into_response(),
+        Some(wait) => wait::applied(wait, Json(wait::until_settled(&state, order, wait).await).into_response()),
+    })
 }

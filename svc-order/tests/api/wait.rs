@@ -1,10 +1,16 @@
-//! `POST /orders` with `Prefer: wait=N`: the answer is the saga's outcome, or a 202 after N s.
+//! `Prefer: wait=N`: on `POST /orders` the answer is the saga's outcome, or a 202 after N s; on
+//! `GET /orders/{id}` the order once its saga has settled, or as it stands after N s.
 
-use common::event::{PaymentDecline, StockRejection};
+use std::time::Duration;
+
+use common::{
+    Envelope,
+    event::{PaymentDecline, StockRejection},
+};
 use reqwest::{Response, StatusCode, header};
 use serde_json::Value;
 
-use crate::helpers::{Play, TestApp, order_body, redacted};
+use crate::helpers::{Play, TestApp, User, order_body, redacted};
 
 /// Places an order asking to wait `prefer`, while the stand-in services play `play` (if any).
 async fn place_and_wait(app: &TestApp, prefer: &str, play: Option<Play>) -> Response {
@@ -98,4 +104,55 @@ async fn a_wait_longer_than_30_seconds_is_capped_and_said_so() {
     let res = place_and_wait(&app, "wait=600", Some(Play::Paid)).await;
     let (status, _, _) = answer(res, "wait=30").await;
     assert_eq!(status, StatusCode::CREATED);
+}
+
+/// `GET /orders/{id}` with `prefer`; a client that gives up after 10 s.
+async fn read_and_wait(app: &TestApp, user: &User, id: &str, prefer: &str) -> Response {
+    let req = app.http.get(app.url(&format!("/orders/{id}"))).bearer_auth(&user.token).header("prefer", prefer);
+    req.timeout(Duration::from_secs(10)).send().await.unwrap()
+}
+
+#[tokio::test]
+async fn reading_an_order_with_prefer_wait_answers_once_its_saga_has_settled() {
+    let app = TestApp::spawn().await;
+    let customer = app.customer();
+    let placed = app.place(&customer).await;
+    let id = placed["id"].as_str().unwrap().to_owned();
+    let created: Envelope = app.bus.wait_for("order.created", &id).await;
+
+    // The read is sent while the saga is still PENDING; the saga ends while it waits.
+    let (res, ()) = tokio::join!(
+        read_and_wait(&app, &customer, &id, "wait=5"),
+        app.bus.play(&created, Play::Declined(PaymentDecline::LimitExceeded)),
+    );
+
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(header(&res, "preference-applied"), "wait=5");
+    let order: Value = res.json().await.unwrap();
+    assert_eq!((order["status"].as_str(), order["failureReason"].as_str()), (Some("FAILED"), Some("PAYMENT_DECLINED")));
+}
+
+#[tokio::test]
+async fn reading_an_order_whose_saga_runs_on_answers_it_as_it_stands_when_the_wait_ends() {
+    let app = TestApp::spawn().await;
+    let customer = app.customer();
+    let id = app.place(&customer).await["id"].as_str().unwrap().to_owned();
+
+    let res = read_and_wait(&app, &customer, &id, "wait=1").await;
+
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(header(&res, "preference-applied"), "wait=1");
+    assert_eq!(res.json::<Value>().await.unwrap()["status"], "PENDING");
+}
+
+#[tokio::test]
+async fn reading_someone_elses_order_with_prefer_wait_is_a_404_at_once() {
+    let app = TestApp::spawn().await;
+    let id = app.place(&app.customer()).await["id"].as_str().unwrap().to_owned();
+
+    // Were it to wait first, the client would give up: nothing plays this saga.
+    let res = read_and_wait(&app, &app.customer(), &id, "wait=30").await;
+
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+    assert!(res.headers().get("preference-applied").is_none());
 }

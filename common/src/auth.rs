@@ -23,7 +23,7 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::event::Role;
-use crate::http::ApiError;
+use crate::http::{ApiError, Code};
 
 pub const ISSUER: &str = "msa-shop/svc-user";
 pub const AUDIENCE: &str = "msa-shop";
@@ -134,9 +134,8 @@ pub enum AuthError {
 
 impl From<AuthError> for ApiError {
     fn from(e: AuthError) -> Self {
-        let code = if e == AuthError::Missing { "UNAUTHENTICATED" } else { "INVALID_TOKEN" };
-        ApiError::new(axum::http::StatusCode::UNAUTHORIZED, code, e.to_string())
-            .with_header(axum::http::header::WWW_AUTHENTICATE, "Bearer")
+        let code = if e == AuthError::Missing { Code::Unauthenticated } else { Code::InvalidToken };
+        ApiError::new(code, e.to_string()).with_header(axum::http::header::WWW_AUTHENTICATE, "Bearer")
     }
 }
 
@@ -297,12 +296,14 @@ impl AuthUser {
 
     /// 403 unless the caller has one of `roles`.
     pub fn require(&self, roles: &[Role]) -> Result<(), ApiError> {
-        if roles.contains(&self.role) {
-            Ok(())
-        } else {
-            Err(ApiError::new(axum::http::StatusCode::FORBIDDEN, "FORBIDDEN", "your role may not do this"))
-        }
+        if roles.contains(&self.role) { Ok(()) } else { Err(forbidden()) }
     }
+}
+
+/// 403 `FORBIDDEN`: the caller is known, but their role (or relation to the resource) may not do
+/// this. The one way every service says so.
+pub fn forbidden() -> ApiError {
+    ApiError::new(Code::Forbidden, "your role may not do this")
 }
 
 impl<S> FromRequestParts<S> for AuthUser

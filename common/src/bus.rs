@@ -7,6 +7,8 @@
 use std::time::Duration;
 
 use async_nats::jetstream::{self, consumer::pull, stream};
+
+use crate::{consumer::Handler, event::EventType};
 use backon::{ExponentialBuilder, Retryable};
 
 /// The stream of every domain event.
@@ -49,24 +51,40 @@ pub async fn ensure_stream(js: &jetstream::Context) -> anyhow::Result<stream::St
     Ok(js.get_stream(STREAM).await?)
 }
 
-/// How one service consumes: its durable name and the subjects it reacts to.
+/// How one handler consumes: its durable name and the subjects of the events it reacts to, both
+/// taken from the [`Handler`] (so the filter cannot drift from what it handles), and the tuning.
 #[derive(Debug, Clone)]
 pub struct ConsumerSpec {
-    pub durable: String,
-    pub filter_subjects: Vec<String>,
+    durable: String,
+    filter_subjects: Vec<String>,
     /// Deliveries before a message is dead-lettered.
     pub max_deliver: i64,
     pub ack_wait: Duration,
 }
 
+/// The subject filter selecting exactly the events of `types`.
+pub fn filter_subjects(types: &[EventType]) -> Vec<String> {
+    types.iter().map(|t| t.filter_subject()).collect()
+}
+
 impl ConsumerSpec {
-    pub fn new(durable: &str, filter_subjects: &[&str]) -> Self {
+    /// The spec of `handler`'s durable consumer: named after it, filtered to exactly the event
+    /// types it declares.
+    pub fn of(handler: &dyn Handler) -> Self {
         ConsumerSpec {
-            durable: durable.to_owned(),
-            filter_subjects: filter_subjects.iter().map(|s| (*s).to_owned()).collect(),
+            durable: handler.name().to_owned(),
+            filter_subjects: filter_subjects(handler.consumes()),
             max_deliver: 5,
             ack_wait: Duration::from_secs(30),
         }
+    }
+
+    pub fn durable(&self) -> &str {
+        &self.durable
+    }
+
+    pub fn filter_subjects(&self) -> &[String] {
+        &self.filter_subjects
     }
 
     pub fn config(&self) -> pull::Config {

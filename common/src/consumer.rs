@@ -7,6 +7,7 @@
 //! | outcome                                   | what happens                              |
 //! |-------------------------------------------|-------------------------------------------|
 //! | undecodable, wrong subject, newer version | dead-letter row, `Term`                   |
+//! | a type the handler does not declare       | dead-letter row, `Term`                   |
 //! | handler says [`HandlerError::Reject`]     | dead-letter row, `Term`                   |
 //! | handler or database fails transiently     | `Nak` with a growing delay                |
 //! | ... on the last of `max_deliver` attempts | dead-letter row, `Term`                   |
@@ -21,7 +22,7 @@ use tracing::Instrument;
 
 use crate::bus::ConsumerSpec;
 use crate::db::{Db, DbError, now_ms};
-use crate::event::Envelope;
+use crate::event::{Envelope, EventType};
 
 /// Why a handler could not apply an event.
 #[derive(Debug, thiserror::Error)]
@@ -47,9 +48,27 @@ impl From<DbError> for HandlerError {
     }
 }
 
-/// A service's reactions: one match over the incoming events. Runs inside the consumer's
-/// transaction; everything it writes (state and outbox rows) commits with the dedupe row.
+impl HandlerError {
+    /// For the catch-all arm of a handler's match: an event the handler does not react to. The
+    /// consumer never passes one (see [`Handler::CONSUMES`]); were it to, it is dead-lettered.
+    pub fn unhandled(handler: &str, event: &Envelope) -> Self {
+        HandlerError::Reject(format!("{handler} does not handle {}", event.event.event_type()))
+    }
+}
+
+/// A service's reactions: the events it consumes and one match over them. `handle` runs inside the
+/// consumer's transaction; everything it writes (state and outbox rows) commits with the dedupe
+/// row.
 pub trait Handler: Send + Sync + 'static {
+    /// The durable consumer's name (the service's name for its saga reactions).
+    fn name(&self) -> &'static str;
+
+    /// Every event type `handle` reacts to. The consumer's subject filter is derived from this
+    /// list ([`ConsumerSpec::of`]), so the two cannot drift; an event of any other type that still
+    /// reaches the consumer (a replay, a filter changed by hand) is dead-lettered, never silently
+    /// acknowledged.
+    fn consumes(&self) -> &'static [EventType];
+
     fn handle(&self, tx: &Transaction<'_>, event: &Envelope) -> Result<(), HandlerError>;
 
     /// Called after `handle`'s transaction committed (never for duplicates), e.g. to wake
@@ -57,12 +76,35 @@ pub trait Handler: Send + Sync + 'static {
     fn committed(&self, _event: &Envelope) {}
 }
 
-impl<F> Handler for F
+/// A [`Handler`] made of a closure, for tests of the plumbing itself.
+pub struct FnHandler<F> {
+    name: &'static str,
+    consumes: &'static [EventType],
+    f: F,
+}
+
+/// The closure as the handler of the durable consumer `name`, reacting to `consumes`.
+pub fn handler_fn<F>(name: &'static str, consumes: &'static [EventType], f: F) -> FnHandler<F>
 where
     F: Fn(&Transaction<'_>, &Envelope) -> Result<(), HandlerError> + Send + Sync + 'static,
 {
+    FnHandler { name, consumes, f }
+}
+
+impl<F> Handler for FnHandler<F>
+where
+    F: Fn(&Transaction<'_>, &Envelope) -> Result<(), HandlerError> + Send + Sync + 'static,
+{
+    fn name(&self) -> &'static str {
+        self.name
+    }
+
+    fn consumes(&self) -> &'static [EventType] {
+        self.consumes
+    }
+
     fn handle(&self, tx: &Transaction<'_>, event: &Envelope) -> Result<(), HandlerError> {
-        self(tx, event)
+        (self.f)(tx, event)
     }
 }
 
@@ -83,6 +125,7 @@ pub async fn run(
     handler: Arc<dyn Handler>,
     stop: CancellationToken,
 ) {
+    debug_assert_eq!(spec.durable(), handler.name(), "a consumer spec runs with the handler it was made of");
     let mut delay = Duration::from_millis(200);
     while !stop.is_cancelled() {
         let messages = async {
@@ -94,7 +137,7 @@ pub async fn run(
             m = messages => match m {
                 Ok(m) => m,
                 Err(error) => {
-                    tracing::warn!(%error, consumer = %spec.durable, "cannot attach consumer; retrying");
+                    tracing::warn!(%error, consumer = spec.durable(), "cannot attach consumer; retrying");
                     tokio::time::sleep(delay).await;
                     delay = (delay * 2).min(Duration::from_secs(5));
                     continue;
@@ -112,7 +155,7 @@ pub async fn run(
                     process(&db, &spec, handler.clone(), msg).await;
                 }
                 // Missing heartbeats and similar hiccups do not end the pull stream: keep going.
-                Some(Err(error)) => tracing::warn!(%error, consumer = %spec.durable, "pull consumer hiccup"),
+                Some(Err(error)) => tracing::warn!(%error, consumer = spec.durable(), "pull consumer hiccup"),
                 None => break, // stream ended: re-attach
             }
         }
@@ -131,7 +174,7 @@ pub async fn process(db: &Db, spec: &ConsumerSpec, handler: Arc<dyn Handler>, ms
 
     let outcome = match Envelope::decode(&subject, &msg.payload) {
         Err(error) => {
-            let span = tracing::error_span!("event", consumer = %spec.durable);
+            let span = tracing::error_span!("event", consumer = spec.durable());
             let reason = error.to_string();
             dead_letter(db, spec, &subject, msg_id.clone(), stream_seq, deliveries, &reason, &msg.payload)
                 .instrument(span)
@@ -143,10 +186,10 @@ pub async fn process(db: &Db, spec: &ConsumerSpec, handler: Arc<dyn Handler>, ms
                 event.id = %envelope.id,
                 event.type = envelope.event.event_type(),
                 correlation.id = %envelope.correlation_id,
-                consumer = %spec.durable,
+                consumer = spec.durable(),
             );
             async {
-                let outcome = apply(db, &spec.durable, handler, envelope).await;
+                let outcome = apply(db, handler, envelope).await;
                 match outcome {
                     Outcome::Retry(reason) if deliveries >= spec.max_deliver => {
                         let reason = format!("gave up after {deliveries} attempts: {reason}");
@@ -177,8 +220,14 @@ pub async fn process(db: &Db, spec: &ConsumerSpec, handler: Arc<dyn Handler>, ms
 
 /// Applies one decoded event exactly once for `consumer`: dedupe row, handler effect and follow-up
 /// outbox rows in one transaction. Does not ack: [`process`] does that after the commit.
-pub async fn apply(db: &Db, consumer: &str, handler: Arc<dyn Handler>, envelope: Envelope) -> Outcome {
-    let consumer = consumer.to_owned();
+///
+/// An event of a type the handler does not declare is dead-lettered before anything is written,
+/// so that replaying it once the handler learnt the type applies it.
+pub async fn apply(db: &Db, handler: Arc<dyn Handler>, envelope: Envelope) -> Outcome {
+    if !handler.consumes().contains(&envelope.event.kind()) {
+        return Outcome::DeadLettered(format!("{} does not handle {}", handler.name(), envelope.event.event_type()));
+    }
+    let consumer = handler.name();
     let id = envelope.id;
     let after = handler.clone();
     let event = envelope.clone();
@@ -227,7 +276,7 @@ async fn dead_letter(
 ) -> Outcome {
     tracing::error!(subject, msg.id = msg_id.as_deref(), stream.seq = stream_seq, reason, "message dead-lettered");
     let (consumer, subject_owned, reason_owned, payload) =
-        (spec.durable.clone(), subject.to_owned(), reason.to_owned(), payload.to_vec());
+        (spec.durable().to_owned(), subject.to_owned(), reason.to_owned(), payload.to_vec());
     let res = db
         .write(move |tx| {
             tx.execute(

@@ -7,7 +7,7 @@
 use std::{path::Path, sync::Arc, time::Duration};
 
 use deadpool_sqlite::{Config, Hook, HookError, Pool, Runtime};
-use rusqlite::{Connection, Transaction, TransactionBehavior};
+use rusqlite::{Connection, Transaction, TransactionBehavior, types::Type};
 use rusqlite_migration::{M, Migrations};
 use tokio::sync::Notify;
 
@@ -139,7 +139,45 @@ pub fn now() -> time::OffsetDateTime {
 
 /// Milliseconds since the Unix epoch, the time format of every plumbing table.
 pub fn now_ms() -> i64 {
-    (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
+    to_ms(time::OffsetDateTime::now_utc())
+}
+
+/// A time as every table stores it: milliseconds since the Unix epoch.
+pub fn to_ms(at: time::OffsetDateTime) -> i64 {
+    (at.unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+/// A stored time in milliseconds as a UTC time. Outside `time`'s range (years beyond ±9999),
+/// which our own clock never writes, it is the epoch; [`time_at`] refuses such a column instead.
+pub fn from_ms(ms: i64) -> time::OffsetDateTime {
+    checked_from_ms(ms).unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
+}
+
+fn checked_from_ms(ms: i64) -> Option<time::OffsetDateTime> {
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).ok()
+}
+
+/// Column `idx` of a row, read as an id stored as hyphenated text (readable in the sqlite3 shell).
+pub fn uuid_at(row: &rusqlite::Row<'_>, idx: usize) -> rusqlite::Result<uuid::Uuid> {
+    let text = row.get_ref(idx)?.as_str()?;
+    uuid::Uuid::parse_str(text).map_err(|e| conversion(idx, Type::Text, e.into()))
+}
+
+/// Column `idx` of a row, read as a time stored in milliseconds.
+pub fn time_at(row: &rusqlite::Row<'_>, idx: usize) -> rusqlite::Result<time::OffsetDateTime> {
+    let ms: i64 = row.get(idx)?;
+    checked_from_ms(ms).ok_or_else(|| conversion(idx, Type::Integer, format!("{ms} ms is out of range").into()))
+}
+
+/// Column `idx` of a row, read as TEXT through `parse` (an enum's wire name, say); the tables'
+/// CHECK constraints make a failure a corrupted file.
+pub fn parsed_at<T>(row: &rusqlite::Row<'_>, idx: usize, parse: fn(&str) -> Option<T>) -> rusqlite::Result<T> {
+    let text = row.get_ref(idx)?.as_str()?;
+    parse(text).ok_or_else(|| conversion(idx, Type::Text, format!("unexpected value {text:?}").into()))
+}
+
+fn conversion(idx: usize, ty: Type, e: Box<dyn std::error::Error + Send + Sync>) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(idx, ty, e)
 }
 
 #[cfg(test)]

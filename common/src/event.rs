@@ -19,31 +19,78 @@ use uuid::Uuid;
 /// event written with a newer version than it understands instead of guessing.
 pub const SCHEMA_VERSION: u32 = 1;
 
-/// Roles are part of the contract because `user.registered` carries one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum Role {
-    Customer,
-    Seller,
-    Admin,
+/// Declares a closed vocabulary of the contract: an enum whose variants travel as fixed wire
+/// names, the same in JSON (serde), in the database and in logs, each written once here.
+macro_rules! vocabulary {
+    ($( $(#[$doc:meta])* $name:ident { $( $(#[$vdoc:meta])* $variant:ident = $wire:literal, )* } )*) => {$(
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        pub enum $name {
+            $( $(#[$vdoc])* #[serde(rename = $wire)] $variant, )*
+        }
+
+        impl $name {
+            /// Every value, in declaration order.
+            pub const ALL: &[$name] = &[$($name::$variant),*];
+
+            /// The wire name, e.g. `OUT_OF_STOCK`.
+            pub fn as_str(self) -> &'static str {
+                match self { $( $name::$variant => $wire, )* }
+            }
+
+            /// The value with this wire name, if any.
+            pub fn parse(s: &str) -> Option<Self> {
+                match s { $( $wire => Some($name::$variant), )* _ => None }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    )*};
 }
 
-impl Role {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Customer => "CUSTOMER",
-            Role::Seller => "SELLER",
-            Role::Admin => "ADMIN",
-        }
+vocabulary! {
+    /// Roles are part of the contract because `user.registered` carries one.
+    Role {
+        Customer = "CUSTOMER",
+        Seller = "SELLER",
+        Admin = "ADMIN",
     }
 
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "CUSTOMER" => Some(Role::Customer),
-            "SELLER" => Some(Role::Seller),
-            "ADMIN" => Some(Role::Admin),
-            _ => None,
-        }
+    /// How an order is paid.
+    PaymentMethod {
+        Card = "CARD",
+        BankTransfer = "BANK_TRANSFER",
+    }
+
+    /// Why svc-product could not reserve stock.
+    StockRejection {
+        OutOfStock = "OUT_OF_STOCK",
+        ProductNotFound = "PRODUCT_NOT_FOUND",
+    }
+
+    /// Why the simulated gateway declined a payment.
+    PaymentDecline {
+        /// The amount is above the per-payment limit.
+        LimitExceeded = "LIMIT_EXCEEDED",
+        /// The gateway's (seeded, configurable) random decline.
+        Declined = "DECLINED",
+    }
+
+    /// Why an order failed, as its owner sees it.
+    OrderFailure {
+        OutOfStock = "OUT_OF_STOCK",
+        ProductNotFound = "PRODUCT_NOT_FOUND",
+        PaymentDeclined = "PAYMENT_DECLINED",
+    }
+
+    /// Why reserved stock went back on the shelf.
+    ReleaseReason {
+        PaymentFailed = "PAYMENT_FAILED",
+        PaymentCancelled = "PAYMENT_CANCELLED",
     }
 }
 
@@ -63,57 +110,6 @@ impl std::fmt::Display for Won {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{} KRW", self.0)
     }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum PaymentMethod {
-    Card,
-    BankTransfer,
-}
-
-impl PaymentMethod {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            PaymentMethod::Card => "CARD",
-            PaymentMethod::BankTransfer => "BANK_TRANSFER",
-        }
-    }
-}
-
-/// Why svc-product could not reserve stock.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum StockRejection {
-    OutOfStock,
-    ProductNotFound,
-}
-
-/// Why the simulated gateway declined a payment.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum PaymentDecline {
-    /// The amount is above the per-payment limit.
-    LimitExceeded,
-    /// The gateway's (seeded, configurable) random decline.
-    Declined,
-}
-
-/// Why an order failed, as its owner sees it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum OrderFailure {
-    OutOfStock,
-    ProductNotFound,
-    PaymentDeclined,
-}
-
-/// Why reserved stock went back on the shelf.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum ReleaseReason {
-    PaymentFailed,
-    PaymentCancelled,
 }
 
 /// `user.registered.<userId>`: an account exists. Never carries the password or its hash.
@@ -283,13 +279,34 @@ macro_rules! events {
             $( #[serde(rename = $type)] $variant($variant), )*
         }
 
-        impl Event {
+        /// The type of an [`Event`], without its payload: what a consumer declares it handles.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum EventType {
+            $( $variant, )*
+        }
+
+        impl EventType {
             /// Every event type, in declaration order.
+            pub const ALL: &[EventType] = &[$(EventType::$variant),*];
+
+            /// The wire name, e.g. `order.created`: the serde tag and the subject's first tokens.
+            pub fn as_str(self) -> &'static str {
+                match self { $( EventType::$variant => $type, )* }
+            }
+        }
+
+        impl Event {
+            /// Every event type's wire name, in declaration order.
             pub const TYPES: &[&str] = &[$($type),*];
 
             /// The event type, e.g. `order.created`.
             pub fn event_type(&self) -> &'static str {
-                match self { $( Event::$variant(_) => $type, )* }
+                self.kind().as_str()
+            }
+
+            /// The event's [`EventType`].
+            pub fn kind(&self) -> EventType {
+                match self { $( Event::$variant(_) => EventType::$variant, )* }
             }
 
             /// The last subject token: the aggregate's key (the order id for the order saga).
@@ -313,6 +330,19 @@ events! {
     PaymentFailed = "payment.failed", key: |e| e.order_id;
     PaymentCancelled = "payment.cancelled", key: |e| e.order_id;
     SettlementClosed = "settlement.closed", key: |e| e.date;
+}
+
+impl EventType {
+    /// The subject filter that selects every event of this type: `<aggregate>.<event>.*`.
+    pub fn filter_subject(self) -> String {
+        format!("{}.*", self.as_str())
+    }
+}
+
+impl std::fmt::Display for EventType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 impl Event {

@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::http::ApiError;
+use crate::http::{ApiError, Code};
 
 /// A validated page request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,7 +70,7 @@ impl InvalidPaging {
 
 impl From<InvalidPaging> for ApiError {
     fn from(e: InvalidPaging) -> Self {
-        ApiError::invalid_query(e.field, e.message)
+        ApiError::invalid(Code::InvalidQuery, e.field, e.message)
     }
 }
 
@@ -136,11 +136,11 @@ mod tests {
     fn bad_paging_is_a_400_invalid_query_naming_the_parameter() {
         let e = ApiError::from(Paging::parse(None, Some(0)).unwrap_err());
         assert_eq!(
-            (e.status, e.code, e.field.as_deref(), e.detail.as_str()),
-            (StatusCode::BAD_REQUEST, "INVALID_QUERY", Some("size"), "size must be from 1 to 100")
+            (e.status(), e.code(), e.field(), e.detail()),
+            (StatusCode::BAD_REQUEST, Code::InvalidQuery, Some("size"), "size must be from 1 to 100")
         );
         let e = ApiError::from(Paging::parse(Some(0), None).unwrap_err());
-        assert_eq!((e.field.as_deref(), e.detail.as_str()), (Some("page"), "page counts from 1"));
+        assert_eq!((e.field(), e.detail()), (Some("page"), "page counts from 1"));
     }
 
     #[test]

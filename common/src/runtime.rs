@@ -50,9 +50,10 @@ impl Runtime {
         Ok(Runtime { name, db, nats, js, verifier, stop, tasks })
     }
 
-    /// Starts the idempotent consumer `spec` with `handler`.
-    pub fn consume(&self, spec: ConsumerSpec, handler: impl Handler) {
+    /// Starts `handler`'s idempotent durable consumer, filtered to the events it declares.
+    pub fn consume(&self, handler: impl Handler) {
         let handler: Arc<dyn Handler> = Arc::new(handler);
+        let spec = ConsumerSpec::of(&*handler);
         self.tasks.spawn(consumer::run(self.js.clone(), spec, self.db.clone(), handler, self.stop.clone()));
     }
 

@@ -26,3 +26,23 @@ fn every_nats_pub_example_in_the_events_doc_decodes_on_its_subject() {
     missing.retain(|t| *t != "order.created");
     assert!(missing.is_empty(), "events without a literal `nats pub` example: {missing:?}");
 }
+
+/// docs/API-SPEC.md stays true: it documents every problem code with the status the code has, in
+/// a table row whose first cell is the status, or in prose next to it (`404 `USER_NOT_FOUND``).
+#[test]
+fn the_api_spec_documents_every_problem_code_with_its_status() {
+    let spec = include_str!("../../docs/API-SPEC.md");
+    for code in common::http::Code::ALL {
+        let cell = format!("`{}`", code.as_str());
+        let status = code.status().as_u16().to_string();
+        let lines: Vec<&str> = spec.lines().filter(|l| l.contains(&cell)).collect();
+        assert!(
+            lines.iter().any(|l| l.split(|c: char| !c.is_ascii_digit()).any(|n| n == status)),
+            "docs/API-SPEC.md never names {cell} with its status {status}"
+        );
+        for row in lines.iter().filter(|l| l.starts_with('|')) {
+            let first = row.trim_start_matches('|').split('|').next().unwrap_or_default().trim();
+            assert_eq!(first, status, "docs/API-SPEC.md lists {cell} with another status: {row}");
+        }
+    }
+}

@@ -11,9 +11,9 @@ use std::{
 
 use async_nats::jetstream::{self, consumer::PullConsumer, message::PublishMessage};
 use common::{
-    Envelope, Event, Role,
+    Envelope, Event, EventType, Role,
     bus::{self, ConsumerSpec},
-    consumer::{self, Handler, HandlerError, Outcome},
+    consumer::{self, Handler, HandlerError, Outcome, handler_fn},
     db::{Db, DbError},
     event::UserRegistered,
     harness::{NatsServer, eventually},
@@ -58,8 +58,16 @@ impl Fixture {
         tokio::spawn(Relay::new(self.db.clone(), self.js.clone()).run(self.stop.clone()));
     }
 
-    fn start_consumer(&self, spec: ConsumerSpec, handler: impl Handler) {
-        tokio::spawn(consumer::run(self.js.clone(), spec, self.db.clone(), Arc::new(handler), self.stop.clone()));
+    fn start_consumer(&self, handler: impl Handler) {
+        self.start_tuned_consumer(handler, |_| {});
+    }
+
+    /// Starts `handler`'s consumer with its spec changed by `tune` (shorter waits, fewer tries).
+    fn start_tuned_consumer(&self, handler: impl Handler, tune: impl FnOnce(&mut ConsumerSpec)) {
+        let handler: Arc<dyn Handler> = Arc::new(handler);
+        let mut spec = ConsumerSpec::of(&*handler);
+        tune(&mut spec);
+        tokio::spawn(consumer::run(self.js.clone(), spec, self.db.clone(), handler, self.stop.clone()));
     }
 
     async fn count(&self, sql: &'static str) -> i64 {
@@ -127,8 +135,12 @@ fn record_effect(tx: &Transaction<'_>, env: &Envelope) -> Result<(), HandlerErro
     Ok(())
 }
 
-fn spec(name: &str) -> ConsumerSpec {
-    ConsumerSpec::new(name, &["user.>"])
+/// The events the test handlers consume.
+const USERS: &[EventType] = &[EventType::UserRegistered];
+
+/// [`record_effect`] as the handler of the durable consumer `name`.
+fn recorder(name: &'static str) -> impl Handler {
+    handler_fn(name, USERS, record_effect)
 }
 
 #[tokio::test]
@@ -167,7 +179,7 @@ async fn a_relay_that_crashes_between_ack_and_mark_causes_no_second_effect() {
     assert_eq!(fx.unpublished().await, 0);
     assert_eq!(fx.stream_messages().await, 1, "JetStream dropped the re-publish as a duplicate");
 
-    fx.start_consumer(spec("crash-test"), record_effect);
+    fx.start_consumer(recorder("crash-test"));
     fx.drained("crash-test").await;
     assert_eq!(fx.effects().await, 1);
 }
@@ -175,7 +187,7 @@ async fn a_relay_that_crashes_between_ack_and_mark_causes_no_second_effect() {
 #[tokio::test]
 async fn a_republished_message_id_changes_nothing_even_past_the_dedupe_window() {
     let fx = Fixture::new().await;
-    fx.start_consumer(spec("republish-test"), record_effect);
+    fx.start_consumer(recorder("republish-test"));
     let env = registered();
 
     assert!(!fx.publish_raw(&env.subject(), env.to_json(), Some(&env.id.to_string())).await);
@@ -196,18 +208,19 @@ async fn a_redelivery_after_a_crash_before_the_ack_changes_nothing() {
     fx.publish_raw(&env.subject(), env.to_json(), Some(&env.id.to_string())).await;
 
     // Take the message, commit its effect, then "crash" before acking.
-    let mut crash_spec = spec("redelivery-test");
+    let handler: Arc<dyn Handler> = Arc::new(recorder("redelivery-test"));
+    let mut crash_spec = ConsumerSpec::of(&*handler);
     crash_spec.ack_wait = Duration::from_secs(1);
     let stream = fx.js.get_stream(bus::STREAM).await.unwrap();
     let consumer: PullConsumer = stream.create_consumer(crash_spec.config()).await.unwrap();
     let mut batch = consumer.fetch().max_messages(1).messages().await.unwrap();
     let msg = batch.next().await.unwrap().unwrap();
     let decoded = Envelope::decode(&msg.subject, &msg.payload).unwrap();
-    assert_eq!(consumer::apply(&fx.db, "redelivery-test", Arc::new(record_effect), decoded).await, Outcome::Applied);
+    assert_eq!(consumer::apply(&fx.db, handler, decoded).await, Outcome::Applied);
     drop(msg);
 
     // After ack_wait the server redelivers; the consumer finds the id and only acks.
-    fx.start_consumer(crash_spec, record_effect);
+    fx.start_tuned_consumer(recorder("redelivery-test"), |spec| spec.ack_wait = Duration::from_secs(1));
     fx.drained("redelivery-test").await;
     assert_eq!(fx.effects().await, 1);
 }
@@ -224,7 +237,7 @@ async fn a_malformed_message_is_dead_lettered_and_valid_ones_behind_it_still_flo
     fx.publish_raw("user.registered.someone-else", wrong_subject.to_json(), None).await;
     fx.publish_raw(&after.subject(), after.to_json(), None).await;
 
-    fx.start_consumer(spec("poison-test"), record_effect);
+    fx.start_consumer(recorder("poison-test"));
     fx.drained("poison-test").await;
 
     assert_eq!(fx.effects().await, 2);
@@ -249,13 +262,28 @@ async fn a_rejected_event_is_dead_lettered_without_its_effect() {
     let fx = Fixture::new().await;
     let env = registered();
     fx.publish_raw(&env.subject(), env.to_json(), None).await;
-    fx.start_consumer(spec("reject-test"), |tx: &Transaction<'_>, env: &Envelope| {
+    fx.start_consumer(handler_fn("reject-test", USERS, |tx: &Transaction<'_>, env: &Envelope| {
         record_effect(tx, env)?; // rolled back with the rejection
         Err(HandlerError::Reject("quantity must be positive".into()))
-    });
+    }));
     fx.drained("reject-test").await;
     assert_eq!(fx.effects().await, 0);
     assert_eq!(fx.count("SELECT count(*) FROM dead_letter WHERE reason = 'quantity must be positive'").await, 1);
+}
+
+#[tokio::test]
+async fn an_event_the_handler_does_not_declare_is_dead_lettered_before_any_effect() {
+    let fx = Fixture::new().await;
+    let orders_only = handler_fn("orders-only", &[EventType::OrderCreated], record_effect);
+    let spec = ConsumerSpec::of(&orders_only);
+    assert_eq!(spec.filter_subjects(), ["order.created.*"], "the filter is the declared events");
+
+    // Past the filter (a replay, a filter widened by hand), a user.registered reaches it anyway.
+    let outcome = consumer::apply(&fx.db, Arc::new(orders_only), registered()).await;
+
+    assert_eq!(outcome, Outcome::DeadLettered("orders-only does not handle user.registered".into()));
+    assert_eq!(fx.effects().await, 0);
+    assert_eq!(fx.count("SELECT count(*) FROM processed").await, 0, "a replay after a fix applies it");
 }
 
 #[tokio::test]
@@ -265,12 +293,12 @@ async fn a_transient_failure_is_retried_and_applied_once() {
     fx.publish_raw(&env.subject(), env.to_json(), None).await;
     let attempts = Arc::new(AtomicUsize::new(0));
     let seen = attempts.clone();
-    fx.start_consumer(spec("flaky-test"), move |tx: &Transaction<'_>, env: &Envelope| {
+    fx.start_consumer(handler_fn("flaky-test", USERS, move |tx: &Transaction<'_>, env: &Envelope| {
         if seen.fetch_add(1, Ordering::SeqCst) == 0 {
             return Err(HandlerError::Transient(anyhow::anyhow!("database hiccup")));
         }
         record_effect(tx, env)
-    });
+    }));
     fx.drained("flaky-test").await;
     assert_eq!(attempts.load(Ordering::SeqCst), 2);
     assert_eq!(fx.effects().await, 1);
@@ -284,12 +312,11 @@ async fn a_message_failing_on_every_attempt_is_dead_lettered_on_the_last() {
     fx.publish_raw(&env.subject(), env.to_json(), None).await;
     let attempts = Arc::new(AtomicUsize::new(0));
     let seen = attempts.clone();
-    let mut spec = spec("hopeless-test");
-    spec.max_deliver = 2;
-    fx.start_consumer(spec, move |_: &Transaction<'_>, _: &Envelope| {
+    let hopeless = handler_fn("hopeless-test", USERS, move |_: &Transaction<'_>, _: &Envelope| {
         seen.fetch_add(1, Ordering::SeqCst);
         Err(HandlerError::Transient(anyhow::anyhow!("still broken")))
     });
+    fx.start_tuned_consumer(hopeless, |spec| spec.max_deliver = 2);
     fx.drained("hopeless-test").await;
     assert_eq!(attempts.load(Ordering::SeqCst), 2);
     assert_eq!(

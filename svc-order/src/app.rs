@@ -2,20 +2,32 @@
 
 use std::net::SocketAddr;
 
-use axum::Router;
-use common::runtime::Runtime;
+use axum::{Router, extract::FromRef};
+use common::{auth::Verifier, db::Db, runtime::Runtime};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    SERVICE,
-    api::{self, AppState},
+    SERVICE, api,
     config::Config,
-    saga::{self, Saga, Trace},
+    saga::{Saga, Trace},
     waiters::Waiters,
 };
 
 pub(crate) const MIGRATIONS: &[&str] = &[include_str!("../migrations/0001_orders.sql")];
+
+/// Everything the handlers use; each handler extracts only the parts it needs. The handlers that
+/// honour `Prefer: wait`, the users of `waiters` and `stop`, take the whole state.
+#[derive(Clone, Debug, FromRef)]
+pub struct AppState {
+    pub db: Db,
+    pub verifier: Verifier,
+    #[from_ref(skip)]
+    pub waiters: Waiters,
+    /// Cancelled at shutdown: waiting requests answer at once instead of holding the shutdown up.
+    #[from_ref(skip)]
+    pub stop: CancellationToken,
+}
 
 /// A built service, listening but not yet serving.
 #[derive(Debug)]
@@ -33,8 +45,8 @@ impl App {
         let addr = listener.local_addr()?;
         let runtime = Runtime::start(SERVICE, &config.common, MIGRATIONS, stop).await?;
         let waiters = Waiters::default();
-        runtime.consume(saga::consumer(), Saga::new(waiters.clone()));
-        runtime.consume(saga::trace_consumer(), Trace);
+        runtime.consume(Saga::new(waiters.clone()));
+        runtime.consume(Trace);
         let state = AppState {
             db: runtime.db.clone(),
             verifier: runtime.verifier.clone(),

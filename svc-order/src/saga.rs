@@ -8,8 +8,7 @@
 //! svc-order does not know yet is retried, as its `order.created` may still be on its way.
 
 use common::{
-    Envelope, Event,
-    bus::ConsumerSpec,
+    Envelope, Event, EventType,
     consumer::{Handler, HandlerError},
     event::{
         OrderCancelled, OrderCreated, OrderFailed, OrderFailure, OrderPaid, PaymentCancelled, PaymentCompleted,
@@ -22,33 +21,13 @@ use uuid::Uuid;
 
 use crate::{
     SERVICE,
-    domain::{Change, NewOrder, Order, Quantity, Transition, decline_code},
+    domain::{Change, NewOrder, Order, Quantity, Transition},
     store,
     waiters::Waiters,
 };
 
-/// The saga consumer: durable `svc-order`, filtered to exactly the events it reacts to.
-pub fn consumer() -> ConsumerSpec {
-    ConsumerSpec::new(
-        SERVICE,
-        &[
-            "order.created.*",
-            "stock.reserved.*",
-            "stock.rejected.*",
-            "payment.completed.*",
-            "payment.failed.*",
-            "payment.cancelled.*",
-        ],
-    )
-}
-
-/// The trace consumer: durable `svc-order-trace`, every order, stock and payment event.
-pub fn trace_consumer() -> ConsumerSpec {
-    ConsumerSpec::new("svc-order-trace", &["order.>", "stock.>", "payment.>"])
-}
-
-/// The saga reactions, plus the wake-up of requests waiting on the order once a reaction is
-/// committed.
+/// The saga reactions (durable consumer `svc-order`), plus the wake-up of requests waiting on the
+/// order once a reaction is committed.
 #[derive(Debug, Clone)]
 pub struct Saga {
     waiters: Waiters,
@@ -61,6 +40,21 @@ impl Saga {
 }
 
 impl Handler for Saga {
+    fn name(&self) -> &'static str {
+        SERVICE
+    }
+
+    fn consumes(&self) -> &'static [EventType] {
+        &[
+            EventType::OrderCreated,
+            EventType::StockReserved,
+            EventType::StockRejected,
+            EventType::PaymentCompleted,
+            EventType::PaymentFailed,
+            EventType::PaymentCancelled,
+        ]
+    }
+
     fn handle(&self, tx: &Transaction<'_>, envelope: &Envelope) -> Result<(), HandlerError> {
         match &envelope.event {
             Event::OrderCreated(e) => on_order_created(tx, envelope, e),
@@ -69,7 +63,7 @@ impl Handler for Saga {
             Event::PaymentCompleted(e) => on_payment_completed(tx, envelope, e),
             Event::PaymentFailed(e) => on_payment_failed(tx, envelope, e),
             Event::PaymentCancelled(e) => on_payment_cancelled(tx, envelope, e),
-            _ => Ok(()), // outside the filter: cannot arrive
+            _ => Err(HandlerError::unhandled(SERVICE, envelope)),
         }
     }
 
@@ -82,11 +76,31 @@ impl Handler for Saga {
     }
 }
 
-/// Records every event into `saga_events` (idempotent on the event id).
+/// Records every order, stock and payment event into `saga_events` (durable consumer
+/// `svc-order-trace`; idempotent on the event id).
 #[derive(Debug, Clone, Copy)]
 pub struct Trace;
 
 impl Handler for Trace {
+    fn name(&self) -> &'static str {
+        "svc-order-trace"
+    }
+
+    fn consumes(&self) -> &'static [EventType] {
+        &[
+            EventType::OrderCreated,
+            EventType::OrderPaid,
+            EventType::OrderFailed,
+            EventType::OrderCancelled,
+            EventType::StockReserved,
+            EventType::StockRejected,
+            EventType::StockReleased,
+            EventType::PaymentCompleted,
+            EventType::PaymentFailed,
+            EventType::PaymentCancelled,
+        ]
+    }
+
     fn handle(&self, tx: &Transaction<'_>, envelope: &Envelope) -> Result<(), HandlerError> {
         store::insert_saga_event(tx, envelope)?;
         Ok(())
@@ -145,7 +159,7 @@ fn on_payment_completed(tx: &Transaction<'_>, envelope: &Envelope, e: &PaymentCo
 }
 
 fn on_payment_failed(tx: &Transaction<'_>, envelope: &Envelope, e: &PaymentFailed) -> Result<(), HandlerError> {
-    let (reason, detail) = (OrderFailure::PaymentDeclined, Some(decline_code(e.reason).to_owned()));
+    let (reason, detail) = (OrderFailure::PaymentDeclined, Some(e.reason.as_str().to_owned()));
     if move_order(tx, envelope, e.order_id, Change::Failed { reason, detail: detail.clone() })?.is_some() {
         emit(tx, envelope, Event::OrderFailed(OrderFailed { order_id: e.order_id, reason, detail }))?;
     }
@@ -228,7 +242,7 @@ mod tests {
 
     /// Applies `event` as the saga consumer does: dedupe row, reaction and outbox in one transaction.
     async fn handle(db: &Db, event: &Envelope) -> Outcome {
-        apply(db, SERVICE, Arc::new(Saga::new(Waiters::default())), event.clone()).await
+        apply(db, Arc::new(Saga::new(Waiters::default())), event.clone()).await
     }
 
     fn created(quantity: u32) -> Envelope {

@@ -2,9 +2,13 @@
 //! callers open the transaction, so an order's change and the outbox row announcing it commit
 //! together.
 
-use common::{Envelope, PaymentMethod, Won, event::OrderFailure, paging::Paging};
+use common::{
+    Envelope, PaymentMethod, Won,
+    db::{parsed_at, time_at, to_ms, uuid_at},
+    event::OrderFailure,
+    paging::Paging,
+};
 use rusqlite::{Connection, OptionalExtension, Row, Transaction, params, types::Type};
-use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::domain::{IdempotencyKey, Order, OrderStatus, Quantity, TraceEvent};
@@ -29,7 +33,7 @@ pub fn insert_order(tx: &Transaction<'_>, order: &Order, key: Option<&Idempotenc
             order.quantity.get(),
             order.payment_method.as_str(),
             order.status.as_str(),
-            order.failure_reason.map(failure_str),
+            order.failure_reason.map(OrderFailure::as_str),
             order.failure_detail,
             order.unit_price.map(|w| w.0),
             order.amount.map(|w| w.0),
@@ -51,7 +55,7 @@ pub fn update_order(tx: &Transaction<'_>, order: &Order) -> rusqlite::Result<()>
         params![
             order.id.to_string(),
             order.status.as_str(),
-            order.failure_reason.map(failure_str),
+            order.failure_reason.map(OrderFailure::as_str),
             order.failure_detail,
             order.unit_price.map(|w| w.0),
             order.amount.map(|w| w.0),
@@ -123,13 +127,9 @@ fn order_from(row: &Row<'_>) -> rusqlite::Result<Order> {
         user_id: uuid_at(row, 1)?,
         product_id: uuid_at(row, 2)?,
         quantity: Quantity::new(quantity).map_err(|e| conversion(3, Type::Integer, e.to_string()))?,
-        payment_method: parse_at(row, 4, payment_method)?,
-        status: parse_at(row, 5, OrderStatus::parse)?,
-        failure_reason: row
-            .get::<_, Option<String>>(6)?
-            .map(|s| failure(&s).ok_or(s))
-            .transpose()
-            .map_err(|s| conversion(6, Type::Text, format!("unknown failure reason {s:?}")))?,
+        payment_method: parsed_at(row, 4, PaymentMethod::parse)?,
+        status: parsed_at(row, 5, OrderStatus::parse)?,
+        failure_reason: row.get::<_, Option<String>>(6)?.map(|_| parsed_at(row, 6, OrderFailure::parse)).transpose()?,
         failure_detail: row.get(7)?,
         unit_price: row.get::<_, Option<i64>>(8)?.map(Won),
         amount: row.get::<_, Option<i64>>(9)?.map(Won),
@@ -154,46 +154,8 @@ fn trace_event_from(row: &Row<'_>) -> rusqlite::Result<TraceEvent> {
     })
 }
 
-fn failure_str(reason: OrderFailure) -> &'static str {
-    match reason {
-        OrderFailure::OutOfStock => "OUT_OF_STOCK",
-        OrderFailure::ProductNotFound => "PRODUCT_NOT_FOUND",
-        OrderFailure::PaymentDeclined => "PAYMENT_DECLINED",
-    }
-}
-
-fn failure(s: &str) -> Option<OrderFailure> {
-    [OrderFailure::OutOfStock, OrderFailure::ProductNotFound, OrderFailure::PaymentDeclined]
-        .into_iter()
-        .find(|r| failure_str(*r) == s)
-}
-
-fn payment_method(s: &str) -> Option<PaymentMethod> {
-    [PaymentMethod::Card, PaymentMethod::BankTransfer].into_iter().find(|m| m.as_str() == s)
-}
-
-fn uuid_at(row: &Row<'_>, idx: usize) -> rusqlite::Result<Uuid> {
-    let s: String = row.get(idx)?;
-    Uuid::parse_str(&s).map_err(|e| conversion(idx, Type::Text, e.to_string()))
-}
-
-fn parse_at<T>(row: &Row<'_>, idx: usize, parse: fn(&str) -> Option<T>) -> rusqlite::Result<T> {
-    let s: String = row.get(idx)?;
-    parse(&s).ok_or_else(|| conversion(idx, Type::Text, format!("unexpected value {s:?}")))
-}
-
-fn time_at(row: &Row<'_>, idx: usize) -> rusqlite::Result<OffsetDateTime> {
-    let ms: i64 = row.get(idx)?;
-    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
-        .map_err(|e| conversion(idx, Type::Integer, e.to_string()))
-}
-
 fn conversion(idx: usize, ty: Type, message: String) -> rusqlite::Error {
     rusqlite::Error::FromSqlConversionFailure(idx, ty, message.into())
-}
-
-fn to_ms(at: OffsetDateTime) -> i64 {
-    (at.unix_timestamp_nanos() / 1_000_000) as i64
 }
 
 #[cfg(test)]
@@ -215,7 +177,7 @@ mod tests {
             quantity: Quantity::new(3).unwrap(),
             payment_method: PaymentMethod::BankTransfer,
         };
-        let at = OffsetDateTime::from_unix_timestamp_nanos(i128::from(created_ms) * 1_000_000).unwrap();
+        let at = common::db::from_ms(created_ms);
         Order::place(Uuid::now_v7(), user, new, at)
     }
 

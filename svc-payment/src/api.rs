@@ -16,9 +16,9 @@ use axum::{
 use common::{
     Envelope, PaymentMethod, Won,
     auth::AuthUser,
-    db::{Db, DbError, now_ms},
+    db::{Db, DbError, from_ms, now_ms},
     event::PaymentDecline,
-    http::{ApiError, Json, Path, Query},
+    http::{ApiError, Code, Json, Path, Query},
     outbox,
 };
 use serde::{Deserialize, Serialize};
@@ -132,10 +132,10 @@ async fn cancel_payment(
 
 fn refused(reason: CancelRefused) -> ApiError {
     let code = match reason {
-        CancelRefused::AlreadyCancelled => "ALREADY_CANCELLED",
-        CancelRefused::NotCompleted => "PAYMENT_NOT_CANCELLABLE",
+        CancelRefused::AlreadyCancelled => Code::AlreadyCancelled,
+        CancelRefused::NotCompleted => Code::PaymentNotCancellable,
     };
-    ApiError::conflict(code, reason.to_string())
+    ApiError::new(code, reason.to_string())
 }
 
 fn visible(payment: Option<Payment>, user: &AuthUser) -> Result<Json<PaymentView>, ApiError> {
@@ -146,10 +146,5 @@ fn visible(payment: Option<Payment>, user: &AuthUser) -> Result<Json<PaymentView
 }
 
 fn not_found() -> ApiError {
-    ApiError::not_found("PAYMENT_NOT_FOUND", "no such payment")
-}
-
-fn from_ms(ms: i64) -> OffsetDateTime {
-    // Stored times come from our own clock, so they are always in range.
-    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).unwrap_or(OffsetDateTime::UNIX_EPOCH)
+    ApiError::new(Code::PaymentNotFound, "no such payment")
 }

@@ -2,15 +2,13 @@
 
 use std::net::SocketAddr;
 
-use axum::extract::FromRef;
-use common::{auth::Verifier, bus::ConsumerSpec, db::Db, runtime::Runtime};
+use axum::{Router, extract::FromRef};
+use common::{auth::Verifier, db::Db, runtime::Runtime};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::{SERVICE, config::Config, saga::Saga};
 
-/// The subjects the saga reacts to.
-pub const CONSUMES: &[&str] = &["stock.reserved.*"];
 const MIGRATIONS: &[&str] = &[include_str!("../migrations/0001_payments.sql")];
 
 /// What the HTTP handlers share; each asks only for its part.
@@ -26,6 +24,7 @@ pub struct App {
     runtime: Runtime,
     listener: TcpListener,
     addr: SocketAddr,
+    routes: Router,
 }
 
 impl App {
@@ -41,8 +40,9 @@ impl App {
             latency_ms = config.latency_ms,
             "gateway configured"
         );
-        runtime.consume(ConsumerSpec::new(SERVICE, CONSUMES), Saga::new(gateway));
-        Ok(App { runtime, listener, addr })
+        runtime.consume(Saga::new(gateway));
+        let state = AppState { db: runtime.db.clone(), verifier: runtime.verifier.clone() };
+        Ok(App { routes: crate::api::router(state), runtime, listener, addr })
     }
 
     /// The address the HTTP API listens on (the real port when configured with port 0).
@@ -52,7 +52,6 @@ impl App {
 
     /// Serves until the stop token is cancelled, then lets the relay and consumer finish.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        let state = AppState { db: self.runtime.db.clone(), verifier: self.runtime.verifier.clone() };
-        self.runtime.serve(self.listener, crate::api::router(state)).await
+        self.runtime.serve(self.listener, self.routes).await
     }
 }

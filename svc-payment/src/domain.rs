@@ -39,30 +39,6 @@ impl PaymentStatus {
     }
 }
 
-/// The stored and wire name of a decline reason.
-pub fn decline_as_str(reason: PaymentDecline) -> &'static str {
-    match reason {
-        PaymentDecline::LimitExceeded => "LIMIT_EXCEEDED",
-        PaymentDecline::Declined => "DECLINED",
-    }
-}
-
-pub fn parse_decline(s: &str) -> Option<PaymentDecline> {
-    match s {
-        "LIMIT_EXCEEDED" => Some(PaymentDecline::LimitExceeded),
-        "DECLINED" => Some(PaymentDecline::Declined),
-        _ => None,
-    }
-}
-
-pub fn parse_method(s: &str) -> Option<PaymentMethod> {
-    match s {
-        "CARD" => Some(PaymentMethod::Card),
-        "BANK_TRANSFER" => Some(PaymentMethod::BankTransfer),
-        _ => None,
-    }
-}
-
 /// Why a `stock.reserved` cannot be charged. svc-product never publishes these; a hand-published
 /// or corrupted event can, and it is dead-lettered rather than charged.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -330,10 +306,10 @@ mod tests {
             assert_eq!(PaymentStatus::parse(s.as_str()), Some(s));
         }
         for r in [PaymentDecline::LimitExceeded, PaymentDecline::Declined] {
-            assert_eq!(parse_decline(decline_as_str(r)), Some(r));
+            assert_eq!(PaymentDecline::parse(r.as_str()), Some(r));
         }
         for m in [PaymentMethod::Card, PaymentMethod::BankTransfer] {
-            assert_eq!(parse_method(m.as_str()), Some(m));
+            assert_eq!(PaymentMethod::parse(m.as_str()), Some(m));
         }
     }
 }

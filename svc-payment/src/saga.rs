@@ -9,7 +9,7 @@
 //! changes nothing and emits nothing.
 
 use common::{
-    Envelope, Event,
+    Envelope, Event, EventType,
     consumer::{Handler, HandlerError},
     db::now_ms,
     event::StockReserved,
@@ -38,11 +38,18 @@ impl Saga {
 }
 
 impl Handler for Saga {
+    fn name(&self) -> &'static str {
+        SERVICE
+    }
+
+    fn consumes(&self) -> &'static [EventType] {
+        &[EventType::StockReserved]
+    }
+
     fn handle(&self, tx: &Transaction<'_>, envelope: &Envelope) -> Result<(), HandlerError> {
         match &envelope.event {
             Event::StockReserved(reserved) => on_stock_reserved(&self.gateway, tx, envelope, reserved),
-            // The consumer's filter delivers nothing else; should it ever, there is nothing to do.
-            _ => Ok(()),
+            _ => Err(HandlerError::unhandled(SERVICE, envelope)),
         }
     }
 }

@@ -1,11 +1,15 @@
 //! Small synchronous SQL functions over the `payments` table. Reads take a `&Connection`, so they
 //! work on a pooled connection and inside a transaction alike.
 
-use common::event::PaymentDecline;
+use common::{
+    PaymentMethod,
+    db::{parsed_at, uuid_at},
+    event::PaymentDecline,
+};
 use rusqlite::{Connection, OptionalExtension, Row, Transaction, params, types::Type};
 use uuid::Uuid;
 
-use crate::domain::{Charge, Payment, PaymentStatus, decline_as_str, parse_decline, parse_method};
+use crate::domain::{Charge, Payment, PaymentStatus};
 
 const COLUMNS: &str = "id, order_id, user_id, amount, method, status, decline_reason, seller_id, category, product_id, \
                        quantity, created_at, updated_at, cancelled_at";
@@ -26,7 +30,7 @@ pub fn insert_payment(tx: &Transaction<'_>, payment: &Payment) -> rusqlite::Resu
             c.amount.0,
             c.method.as_str(),
             payment.status.as_str(),
-            payment.decline_reason.map(decline_as_str),
+            payment.decline_reason.map(PaymentDecline::as_str),
             c.seller_id.to_string(),
             c.category,
             c.product_id.to_string(),
@@ -66,14 +70,14 @@ fn payment_from_row(row: &Row<'_>) -> rusqlite::Result<Payment> {
         order_id: uuid_at(row, 1)?,
         user_id: uuid_at(row, 2)?,
         amount: common::Won(row.get(3)?),
-        method: parsed_at(row, 4, parse_method)?,
+        method: parsed_at(row, 4, PaymentMethod::parse)?,
         seller_id: uuid_at(row, 7)?,
         category: row.get(8)?,
         product_id: uuid_at(row, 9)?,
         quantity: row.get(10)?,
     };
     let decline_reason: Option<PaymentDecline> = match row.get_ref(6)?.as_str_or_null()? {
-        Some(text) => Some(parse_decline(text).ok_or_else(|| unknown(6, text))?),
+        Some(text) => Some(PaymentDecline::parse(text).ok_or_else(|| unknown(6, text))?),
         None => None,
     };
     Ok(Payment {
@@ -85,17 +89,6 @@ fn payment_from_row(row: &Row<'_>) -> rusqlite::Result<Payment> {
         updated_at_ms: row.get(12)?,
         cancelled_at_ms: row.get(13)?,
     })
-}
-
-fn uuid_at(row: &Row<'_>, idx: usize) -> rusqlite::Result<Uuid> {
-    let text: String = row.get(idx)?;
-    Uuid::parse_str(&text).map_err(|e| rusqlite::Error::FromSqlConversionFailure(idx, Type::Text, Box::new(e)))
-}
-
-/// Reads a TEXT column through `parse`; the CHECK constraints make a failure a corrupted file.
-fn parsed_at<T>(row: &Row<'_>, idx: usize, parse: fn(&str) -> Option<T>) -> rusqlite::Result<T> {
-    let text = row.get_ref(idx)?.as_str()?;
-    parse(text).ok_or_else(|| unknown(idx, text))
 }
 
 fn unknown(idx: usize, text: &str) -> rusqlite::Error {

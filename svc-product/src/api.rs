@@ -18,7 +18,7 @@ use common::{
     Role,
     auth::{AuthUser, Verifier},
     db::Db,
-    http::{ApiError, Json, Path, Query},
+    http::{ApiError, Code, Json, Path, Query},
     paging::{Page, Paging},
 };
 use serde::Deserialize;
@@ -26,16 +26,10 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use crate::{
+    app::AppState,
     domain::{Category, InvalidInput, NewProduct, Product, Quantity},
     store::{self, ProductFilter},
 };
-
-/// What the handlers share; each asks only for the part it uses.
-#[derive(Debug, Clone, FromRef)]
-pub struct AppState {
-    pub db: Db,
-    pub verifier: Verifier,
-}
 
 pub fn router(state: AppState) -> Router {
     Router::new()
@@ -64,7 +58,7 @@ async fn list_products(State(db): State<Db>, Query(q): Query<ListQuery>) -> Resu
     let seller_id = non_empty(q.seller_id)
         .map(|s| Uuid::parse_str(&s))
         .transpose()
-        .map_err(|_| ApiError::invalid_query("sellerId", "sellerId must be a UUID"))?;
+        .map_err(|_| ApiError::invalid(Code::InvalidQuery, "sellerId", "sellerId must be a UUID"))?;
     let filter = ProductFilter { category, seller_id };
     let (items, total) = db.read(move |c| store::list_products(c, &filter, paging).map_err(ApiError::from)).await?;
     Ok(Json(Page::new(items, paging, total)))
@@ -161,7 +155,7 @@ fn product_id(raw: &str) -> Result<Uuid, ApiError> {
 }
 
 fn product_not_found() -> ApiError {
-    ApiError::not_found("PRODUCT_NOT_FOUND", "no such product")
+    ApiError::new(Code::ProductNotFound, "no such product")
 }
 
 /// 422 naming the body field at fault.
@@ -171,7 +165,7 @@ fn field_problem(e: InvalidInput) -> ApiError {
 
 /// 400 `INVALID_QUERY` naming the query parameter at fault.
 fn query_problem(e: InvalidInput) -> ApiError {
-    ApiError::invalid_query(e.field(), e.to_string())
+    ApiError::invalid(Code::InvalidQuery, e.field(), e.to_string())
 }
 
 fn non_empty(param: Option<String>) -> Option<String> {

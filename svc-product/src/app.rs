@@ -4,20 +4,22 @@
 use std::net::SocketAddr;
 
 use anyhow::Context;
-use axum::Router;
-use common::{db::Db, runtime::Runtime};
+use axum::{Router, extract::FromRef};
+use common::{auth::Verifier, db::Db, runtime::Runtime};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::{
-    PRODUCER,
-    api::{self, AppState},
-    config::Config,
-    saga, seed,
-};
+use crate::{SERVICE, api, config::Config, saga, seed};
 
 /// svc-product's own tables, after the plumbing ones.
 pub const MIGRATIONS: &[&str] = &[include_str!("../migrations/0001_products.sql")];
+
+/// What the handlers share; each asks only for the part it uses.
+#[derive(Debug, Clone, FromRef)]
+pub struct AppState {
+    pub db: Db,
+    pub verifier: Verifier,
+}
 
 /// A built service, listening but not yet serving.
 #[derive(Debug)]
@@ -35,11 +37,11 @@ impl App {
         let listener =
             TcpListener::bind(config.http_addr).await.with_context(|| format!("binding {}", config.http_addr))?;
         let addr = listener.local_addr()?;
-        let runtime = Runtime::start(PRODUCER, &config.common, MIGRATIONS, stop).await?;
+        let runtime = Runtime::start(SERVICE, &config.common, MIGRATIONS, stop).await?;
         if config.seed_demo {
             seed::seed_demo_catalogue(&runtime.db).await.context("seeding the demo catalogue")?;
         }
-        runtime.consume(saga::consumer_spec(), saga::Reactions);
+        runtime.consume(saga::Saga);
         let routes = api::router(AppState { db: runtime.db.clone(), verifier: runtime.verifier.clone() });
         Ok(App { runtime, listener, routes, addr })
     }

@@ -28,4 +28,4 @@ pub use app::App;
 pub use config::Config;
 
 /// The service's name: its producer name on events, its durable consumer and its database file.
-pub const PRODUCER: &str = "svc-product";
+pub const SERVICE: &str = "svc-product";

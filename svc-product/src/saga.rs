@@ -13,8 +13,7 @@
 //! nothing). No reaction assumes an arrival order: each reads the reservation's state first.
 
 use common::{
-    Envelope, Event,
-    bus::ConsumerSpec,
+    Envelope, Event, EventType,
     consumer::{Handler, HandlerError},
     event::{
         OrderCreated, PaymentCancelled, PaymentFailed, ReleaseReason, StockRejected, StockRejection, StockReleased,
@@ -26,28 +25,30 @@ use rusqlite::Transaction;
 use uuid::Uuid;
 
 use crate::{
-    PRODUCER,
+    SERVICE,
     domain::{Decision, Quantity, decide},
     store,
 };
 
-/// The durable consumer, filtered to exactly the subjects reacted to below.
-pub fn consumer_spec() -> ConsumerSpec {
-    ConsumerSpec::new(PRODUCER, &["order.created.*", "payment.failed.*", "payment.cancelled.*"])
-}
-
-/// svc-product's reactions, registered with the runtime's consumer.
+/// svc-product's reactions: its durable consumer `svc-product` receives exactly these events.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct Reactions;
+pub struct Saga;
 
-impl Handler for Reactions {
+impl Handler for Saga {
+    fn name(&self) -> &'static str {
+        SERVICE
+    }
+
+    fn consumes(&self) -> &'static [EventType] {
+        &[EventType::OrderCreated, EventType::PaymentFailed, EventType::PaymentCancelled]
+    }
+
     fn handle(&self, tx: &Transaction<'_>, envelope: &Envelope) -> Result<(), HandlerError> {
         match &envelope.event {
             Event::OrderCreated(e) => on_order_created(tx, envelope, e),
             Event::PaymentFailed(e) => on_payment_failed(tx, envelope, e),
             Event::PaymentCancelled(e) => on_payment_cancelled(tx, envelope, e),
-            // Filtered out by the consumer; harmless if one slips through.
-            _ => Ok(()),
+            _ => Err(HandlerError::unhandled(SERVICE, envelope)),
         }
     }
 }
@@ -103,7 +104,7 @@ fn on_order_created(tx: &Transaction<'_>, cause: &Envelope, e: &OrderCreated) ->
             })
         }
     };
-    outbox::append(tx, &Envelope::caused_by(PRODUCER, cause, answer))?;
+    outbox::append(tx, &Envelope::caused_by(SERVICE, cause, answer))?;
     Ok(())
 }
 
@@ -125,7 +126,7 @@ fn release(tx: &Transaction<'_>, cause: &Envelope, order_id: Uuid, reason: Relea
         tracing::info!(order.id = %order_id, ?reason, "no reservation for this order; nothing to release");
         return Ok(());
     };
-    if !reservation.status.can_release() || !store::mark_released(tx, order_id, release_name(reason))? {
+    if !reservation.status.can_release() || !store::mark_released(tx, order_id, reason.as_str())? {
         let status = reservation.status.as_str();
         tracing::info!(order.id = %order_id, status, ?reason, "reservation not held; nothing to release");
         return Ok(());
@@ -144,13 +145,6 @@ fn release(tx: &Transaction<'_>, cause: &Envelope, order_id: Uuid, reason: Relea
         quantity: reservation.quantity.units(),
         reason,
     });
-    outbox::append(tx, &Envelope::caused_by(PRODUCER, cause, released))?;
+    outbox::append(tx, &Envelope::caused_by(SERVICE, cause, released))?;
     Ok(())
-}
-
-fn release_name(reason: ReleaseReason) -> &'static str {
-    match reason {
-        ReleaseReason::PaymentFailed => "PAYMENT_FAILED",
-        ReleaseReason::PaymentCancelled => "PAYMENT_CANCELLED",
-    }
 }

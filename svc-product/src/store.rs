@@ -1,12 +1,15 @@
 //! Small synchronous SQL functions. Writers take the caller's `&Transaction`, so a state change and
 //! the outbox rows announcing it always commit together; readers take any `&Connection`.
 
-use common::{Won, db::now_ms, event::StockRejection, paging::Paging};
+use common::{
+    Won,
+    db::{now_ms, time_at, to_ms, uuid_at},
+    paging::Paging,
+};
 use rusqlite::{
     Connection, OptionalExtension, Row, Transaction, params, params_from_iter,
     types::{Type, Value},
 };
-use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::domain::{Category, Decision, NewProduct, Product, Quantity, Reservation, ReservationStatus};
@@ -15,7 +18,8 @@ const PRODUCT_COLUMNS: &str = "id, seller_id, name, category, price, stock, crea
 
 /// Lists a new product for `seller_id` and returns it as stored.
 pub fn insert_product(tx: &Transaction<'_>, id: Uuid, seller_id: Uuid, new: NewProduct) -> rusqlite::Result<Product> {
-    let now = now_ms();
+    let at = common::db::now();
+    let now = to_ms(at);
     let product = Product {
         id,
         seller_id,
@@ -23,8 +27,8 @@ pub fn insert_product(tx: &Transaction<'_>, id: Uuid, seller_id: Uuid, new: NewP
         category: new.category.into_string(),
         price: new.price.won(),
         stock: i64::from(new.stock.units()),
-        created_at: time_of(now),
-        updated_at: time_of(now),
+        created_at: at,
+        updated_at: at,
     };
     tx.execute(
         "INSERT INTO products (id, seller_id, name, category, price, stock, created_at, updated_at)
@@ -141,7 +145,7 @@ pub fn insert_reservation(
         Decision::Reserve { unit_price, amount, .. } => {
             (ReservationStatus::Reserved, Some(unit_price), Some(amount), None)
         }
-        Decision::Reject(why) => (ReservationStatus::Rejected, None, None, Some(rejection_name(why))),
+        Decision::Reject(why) => (ReservationStatus::Rejected, None, None, Some(why.as_str())),
     };
     tx.execute(
         "INSERT INTO reservations
@@ -172,13 +176,6 @@ pub fn mark_released(tx: &Transaction<'_>, order_id: Uuid, reason: &str) -> rusq
     Ok(changed == 1)
 }
 
-fn rejection_name(why: StockRejection) -> &'static str {
-    match why {
-        StockRejection::OutOfStock => "OUT_OF_STOCK",
-        StockRejection::ProductNotFound => "PRODUCT_NOT_FOUND",
-    }
-}
-
 fn product_from_row(r: &Row<'_>) -> rusqlite::Result<Product> {
     Ok(Product {
         id: uuid_at(r, 0)?,
@@ -187,24 +184,13 @@ fn product_from_row(r: &Row<'_>) -> rusqlite::Result<Product> {
         category: r.get(3)?,
         price: Won(r.get(4)?),
         stock: r.get(5)?,
-        created_at: time_of(r.get(6)?),
-        updated_at: time_of(r.get(7)?),
+        created_at: time_at(r, 6)?,
+        updated_at: time_at(r, 7)?,
     })
-}
-
-/// Ids are stored as hyphenated text (readable with the sqlite3 shell).
-fn uuid_at(r: &Row<'_>, idx: usize) -> rusqlite::Result<Uuid> {
-    let text: String = r.get(idx)?;
-    Uuid::parse_str(&text).map_err(|e| rusqlite::Error::FromSqlConversionFailure(idx, Type::Text, e.into()))
 }
 
 fn bad_column(idx: usize, ty: Type, what: &'static str) -> rusqlite::Error {
     rusqlite::Error::FromSqlConversionFailure(idx, ty, what.into())
-}
-
-/// Unix milliseconds (how every table stores time) as a UTC timestamp.
-fn time_of(ms: i64) -> OffsetDateTime {
-    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).unwrap_or(OffsetDateTime::UNIX_EPOCH)
 }
 
 #[cfg(test)]

@@ -3,10 +3,9 @@
 
 use std::{net::SocketAddr, sync::Arc};
 
-use axum::extract::FromRef;
+use axum::{Router, extract::FromRef};
 use common::{
     auth::Verifier,
-    bus::ConsumerSpec,
     db::{Db, DbError},
     runtime::Runtime,
 };
@@ -23,8 +22,6 @@ use crate::{
     store,
 };
 
-/// The subjects the ledger books.
-pub const CONSUMES: &[&str] = &["payment.completed.*", "payment.cancelled.*"];
 /// svc-settlement's own migrations, after the plumbing tables `common` adds.
 pub const MIGRATIONS: &[&str] = &[include_str!("../migrations/0001_ledger.sql")];
 
@@ -43,8 +40,7 @@ pub struct App {
     runtime: Runtime,
     listener: TcpListener,
     addr: SocketAddr,
-    rules: Rules,
-    clock: Arc<dyn Clock>,
+    routes: Router,
 }
 
 impl App {
@@ -72,7 +68,7 @@ impl App {
             close_tick_secs = config.close_tick_secs,
             "settlement configured"
         );
-        runtime.consume(ConsumerSpec::new(SERVICE, CONSUMES), Saga::new(rules.clone()));
+        runtime.consume(Saga::new(rules.clone()));
         let scheduler = Scheduler::new(
             runtime.db.clone(),
             runtime.js.clone(),
@@ -82,7 +78,8 @@ impl App {
             config.close_tick(),
         );
         runtime.spawn(scheduler.run(runtime.stop.clone()));
-        Ok(App { runtime, listener, addr, rules, clock })
+        let state = AppState { db: runtime.db.clone(), verifier: runtime.verifier.clone(), rules, clock };
+        Ok(App { routes: crate::api::router(state), runtime, listener, addr })
     }
 
     /// The address the HTTP API listens on (the real port when configured with port 0).
@@ -92,13 +89,7 @@ impl App {
 
     /// Serves until the stop token is cancelled, then lets the relay, consumer and scheduler finish.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        let state = AppState {
-            db: self.runtime.db.clone(),
-            verifier: self.runtime.verifier.clone(),
-            rules: self.rules,
-            clock: self.clock,
-        };
-        self.runtime.serve(self.listener, crate::api::router(state)).await
+        self.runtime.serve(self.listener, self.routes).await
     }
 }
 

@@ -12,9 +12,6 @@ use crate::{
     store::{self, ledger::Filter},
 };
 
-/// The producer name on every event this service emits.
-pub const PRODUCER: &str = crate::SERVICE;
-
 /// What closing a day did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Closed {
@@ -59,7 +56,7 @@ pub fn close_day(tx: &Transaction<'_>, rules: &Rules, date: Date, now: Timestamp
     }
     let event_id = Uuid::now_v7();
     let record = record_close(tx, rules, date, now, event_id)?;
-    let mut envelope = Envelope::new(PRODUCER, Event::SettlementClosed(record.event()));
+    let mut envelope = Envelope::new(crate::SERVICE, Event::SettlementClosed(record.event()));
     // The record and its event share id and time, so either finds the other.
     envelope.id = event_id;
     envelope.occurred_at = to_offset(now);

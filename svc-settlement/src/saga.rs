@@ -13,7 +13,7 @@
 //! day before the latest close, never changes.
 
 use common::{
-    Envelope, Event,
+    Envelope, Event, EventType,
     consumer::{Handler, HandlerError},
     db::now_ms,
     event::{PaymentCancelled, PaymentCompleted},
@@ -22,6 +22,7 @@ use jiff::civil::Date;
 use rusqlite::Transaction;
 
 use crate::{
+    SERVICE,
     domain::{Entry, Kind, Posting, Rules, calendar},
     store,
 };
@@ -38,13 +39,23 @@ impl Saga {
     }
 }
 
+/// The events svc-settlement books; also what a rebuild replays from the stream.
+pub const CONSUMES: &[EventType] = &[EventType::PaymentCompleted, EventType::PaymentCancelled];
+
 impl Handler for Saga {
+    fn name(&self) -> &'static str {
+        SERVICE
+    }
+
+    fn consumes(&self) -> &'static [EventType] {
+        CONSUMES
+    }
+
     fn handle(&self, tx: &Transaction<'_>, envelope: &Envelope) -> Result<(), HandlerError> {
         match &envelope.event {
             Event::PaymentCompleted(completed) => on_payment_completed(&self.rules, tx, envelope, completed),
             Event::PaymentCancelled(cancelled) => on_payment_cancelled(&self.rules, tx, envelope, cancelled),
-            // The consumer's filter delivers nothing else; should it ever, there is nothing to do.
-            _ => Ok(()),
+            _ => Err(HandlerError::unhandled(SERVICE, envelope)),
         }
     }
 }

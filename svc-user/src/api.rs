@@ -29,7 +29,7 @@ use common::{
     auth::AuthUser,
     db::{Db, DbError},
     event::UserRegistered,
-    http::{ApiError, Json, Path},
+    http::{ApiError, Code, Json, Path},
     outbox,
 };
 use serde::{Deserialize, Serialize};
@@ -129,7 +129,7 @@ async fn log_in(
     };
     let matches = hashing.run(move || hash.verify(&password)).await?.map_err(ApiError::internal)?;
     let user = user.filter(|_| matches).ok_or_else(|| {
-        ApiError::new(StatusCode::UNAUTHORIZED, "INVALID_CREDENTIALS", "the email or password is wrong")
+        ApiError::new(Code::InvalidCredentials, "the email or password is wrong")
             .with_header(header::WWW_AUTHENTICATE, "Bearer")
     })?;
     let token =
@@ -140,7 +140,7 @@ async fn log_in(
 
 async fn me(State(db): State<Db>, caller: AuthUser) -> Result<Json<UserView>, ApiError> {
     let user = db.read(move |c| store::find_by_id(c, caller.id).map_err(ApiError::from)).await?;
-    let user = user.ok_or_else(|| ApiError::not_found("USER_NOT_FOUND", "the account no longer exists"))?;
+    let user = user.ok_or_else(|| ApiError::new(Code::UserNotFound, "the account no longer exists"))?;
     Ok(Json(UserView::from(user)))
 }
 
@@ -149,7 +149,7 @@ async fn user_by_id(
     caller: AuthUser,
     Path(id): Path<String>,
 ) -> Result<Json<UserView>, ApiError> {
-    let not_found = || ApiError::not_found("USER_NOT_FOUND", "no such user");
+    let not_found = || ApiError::new(Code::UserNotFound, "no such user");
     // Taken as text: an id that is not a UUID names no user, and answers like any other.
     let id = Uuid::parse_str(&id).map_err(|_| not_found())?;
     if caller.id != id && !caller.is_admin() {
@@ -161,10 +161,10 @@ async fn user_by_id(
 
 fn invalid(e: InvalidInput) -> ApiError {
     let code = match e {
-        InvalidInput::Email(_) => "INVALID_EMAIL",
-        InvalidInput::Password(_) => "WEAK_PASSWORD",
-        InvalidInput::Name(_) => "INVALID_NAME",
-        InvalidInput::Role(_) => "INVALID_ROLE",
+        InvalidInput::Email(_) => Code::InvalidEmail,
+        InvalidInput::Password(_) => Code::WeakPassword,
+        InvalidInput::Name(_) => Code::InvalidName,
+        InvalidInput::Role(_) => Code::InvalidRole,
     };
     ApiError::invalid(code, e.field(), e.to_string())
 }
@@ -195,7 +195,7 @@ impl From<rusqlite::Error> for RegisterError {
 impl From<RegisterError> for ApiError {
     fn from(e: RegisterError) -> Self {
         match e {
-            RegisterError::EmailTaken => ApiError::conflict("EMAIL_TAKEN", e.to_string()),
+            RegisterError::EmailTaken => ApiError::new(Code::EmailTaken, e.to_string()),
             RegisterError::Hashing(e) => e.into(),
             RegisterError::Failed(e) => ApiError::internal(format!("{e:#}")),
         }

@@ -36,10 +36,10 @@ pub struct DecoyHash(pub PasswordHash);
 
 /// svc-user, built and ready to serve.
 pub struct App {
-    addr: SocketAddr,
-    listener: TcpListener,
     runtime: Runtime,
-    router: Router,
+    listener: TcpListener,
+    addr: SocketAddr,
+    routes: Router,
 }
 
 impl App {
@@ -73,7 +73,7 @@ impl App {
             decoy: DecoyHash(decoy),
             hashing,
         };
-        Ok(App { addr, listener, runtime, router: api::router(state) })
+        Ok(App { routes: api::router(state), runtime, listener, addr })
     }
 
     /// The address the HTTP API listens on (the real port when configured with port 0).
@@ -83,7 +83,7 @@ impl App {
 
     /// Serves until the stop token is cancelled, then drains the relay and returns.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        self.runtime.serve(self.listener, self.router).await
+        self.runtime.serve(self.listener, self.routes).await
     }
 }
 

@@ -5,8 +5,8 @@
 
 use std::{num::NonZeroUsize, sync::Arc, time::Duration};
 
-use axum::http::{StatusCode, header};
-use common::http::ApiError;
+use axum::http::header;
+use common::http::{ApiError, Code};
 use tokio::sync::Semaphore;
 
 /// Runs hashing work on the blocking pool, a bounded number at a time. Cheap to clone.
@@ -62,10 +62,8 @@ impl Hashing {
 impl From<HashingError> for ApiError {
     fn from(e: HashingError) -> Self {
         match e {
-            HashingError::Busy => {
-                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "BUSY", "too many sign-ups and logins at once; retry")
-                    .with_header(header::RETRY_AFTER, "1")
-            }
+            HashingError::Busy => ApiError::new(Code::Busy, "too many sign-ups and logins at once; retry")
+                .with_header(header::RETRY_AFTER, "1"),
             HashingError::Failed(e) => ApiError::internal(e),
         }
     }
@@ -160,7 +158,7 @@ mod tests {
     async fn busy_is_a_503_problem_that_says_when_to_retry() {
         let res = ApiError::from(HashingError::Busy).into_response();
 
-        assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(res.status(), axum::http::StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(res.headers()[header::RETRY_AFTER], "1");
         assert_eq!(res.headers()[header::CONTENT_TYPE], "application/problem+json");
         let body = axum::body::to_bytes(res.into_body(), 64 * 1024).await.unwrap();

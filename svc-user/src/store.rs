@@ -1,9 +1,11 @@
 //! svc-user's SQL: small synchronous functions over the caller's connection or transaction. The
 //! callers open the transaction, so a user row and its outbox row commit together.
 
-use common::Role;
-use rusqlite::{Connection, OptionalExtension, Row, Transaction, params, types::Type};
-use time::OffsetDateTime;
+use common::{
+    Role,
+    db::{parsed_at, time_at, to_ms, uuid_at},
+};
+use rusqlite::{Connection, OptionalExtension, Row, Transaction, params};
 use uuid::Uuid;
 
 use crate::domain::{Email, PasswordHash, User};
@@ -104,26 +106,13 @@ pub fn retire_signing_key(tx: &Transaction<'_>, kid: &str, retired_at_ms: i64) -
 }
 
 fn user_from(row: &Row<'_>) -> rusqlite::Result<User> {
-    let id: String = row.get(0)?;
-    let role: String = row.get(3)?;
     Ok(User {
-        id: Uuid::parse_str(&id).map_err(|e| rusqlite::Error::FromSqlConversionFailure(0, Type::Text, e.into()))?,
+        id: uuid_at(row, 0)?,
         email: row.get(1)?,
         name: row.get(2)?,
-        role: Role::parse(&role).ok_or_else(|| {
-            rusqlite::Error::FromSqlConversionFailure(3, Type::Text, format!("unknown role {role:?}").into())
-        })?,
-        created_at: from_ms(row.get(4)?)
-            .map_err(|e| rusqlite::Error::FromSqlConversionFailure(4, Type::Integer, e.into()))?,
+        role: parsed_at(row, 3, Role::parse)?,
+        created_at: time_at(row, 4)?,
     })
-}
-
-fn to_ms(at: OffsetDateTime) -> i64 {
-    (at.unix_timestamp_nanos() / 1_000_000) as i64
-}
-
-fn from_ms(ms: i64) -> Result<OffsetDateTime, time::error::ComponentRange> {
-    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
 }
 
 #[cfg(test)]
@@ -142,7 +131,7 @@ mod tests {
             email: email.into(),
             name: "Kim".into(),
             role: Role::Seller,
-            created_at: from_ms(1_795_000_000_123).unwrap(),
+            created_at: common::db::from_ms(1_795_000_000_123),
         }
     }
 

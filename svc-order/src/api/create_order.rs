@@ -11,15 +11,16 @@ use common::{
     auth::AuthUser,
     db::Db,
     event::OrderFailure,
-    http::{ApiError, Json},
+    http::{ApiError, Code, Json},
     outbox,
 };
 use serde::Deserialize;
 use uuid::Uuid;
 
-use super::{AppState, invalid, location, wait};
+use super::{invalid, location, wait};
 use crate::{
     SERVICE,
+    app::AppState,
     domain::{IdempotencyKey, InvalidInput, NewOrder, Order, OrderStatus},
     store,
 };
@@ -90,8 +91,7 @@ async fn place(db: &Db, user: Uuid, new: NewOrder, key: Option<IdempotencyKey>) 
             .ok_or_else(|| ApiError::internal("an idempotency key collided with no order"))?;
         if !new.matches(&earlier) {
             return Err(ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "IDEMPOTENCY_KEY_REUSED",
+                Code::IdempotencyKeyReused,
                 format!("this Idempotency-Key already placed order {} with a different body", earlier.id),
             ));
         }
@@ -123,17 +123,16 @@ fn outcome(order: Order) -> Response {
 fn failure(order: &Order) -> ApiError {
     let id = order.id;
     let problem = match order.failure_reason {
-        Some(OrderFailure::OutOfStock) => ApiError::conflict(
-            "OUT_OF_STOCK",
+        Some(OrderFailure::OutOfStock) => ApiError::new(
+            Code::OutOfStock,
             format!("order {id} failed: product {} has fewer than {} in stock", order.product_id, order.quantity.get()),
         ),
-        Some(OrderFailure::ProductNotFound) => ApiError::not_found(
-            "PRODUCT_NOT_FOUND",
+        Some(OrderFailure::ProductNotFound) => ApiError::new(
+            Code::ProductNotFound,
             format!("order {id} failed: product {} does not exist", order.product_id),
         ),
         Some(OrderFailure::PaymentDeclined) => ApiError::new(
-            StatusCode::PAYMENT_REQUIRED,
-            "PAYMENT_DECLINED",
+            Code::PaymentDeclined,
             format!(
                 "order {id} failed: the payment was declined ({})",
                 order.failure_detail.as_deref().unwrap_or("no reason given")

@@ -12,31 +12,18 @@ pub mod wait;
 
 use axum::{
     Router,
-    extract::FromRef,
-    http::StatusCode,
     routing::{get, post},
 };
-use common::{auth::AuthUser, auth::Verifier, db::Db, http::ApiError};
-use tokio_util::sync::CancellationToken;
+use common::{
+    auth::AuthUser,
+    http::{ApiError, Code},
+};
 use uuid::Uuid;
 
 use crate::{
+    app::AppState,
     domain::{InvalidInput, Order},
-    waiters::Waiters,
 };
-
-/// Everything the handlers use; each handler extracts only the parts it needs. The handlers that
-/// honour `Prefer: wait`, the users of `waiters` and `stop`, take the whole state.
-#[derive(Clone, Debug, FromRef)]
-pub struct AppState {
-    pub db: Db,
-    pub verifier: Verifier,
-    #[from_ref(skip)]
-    pub waiters: Waiters,
-    /// Cancelled at shutdown: waiting requests answer at once instead of holding the shutdown up.
-    #[from_ref(skip)]
-    pub stop: CancellationToken,
-}
 
 pub fn router(state: AppState) -> Router {
     Router::new()
@@ -56,7 +43,7 @@ pub fn location(order: Uuid) -> String {
 /// The 404 for an order that does not exist or that the caller may not see: the two are
 /// indistinguishable on purpose.
 fn order_not_found() -> ApiError {
-    ApiError::not_found("ORDER_NOT_FOUND", "no such order")
+    ApiError::new(Code::OrderNotFound, "no such order")
 }
 
 /// An order id from a path; anything that is not a UUID names no order.
@@ -69,15 +56,8 @@ fn may_see(user: &AuthUser, order: &Order) -> bool {
     order.user_id == user.id || user.is_admin()
 }
 
-/// Request input that breaks a rule: 422 naming the field, or 400 for a header, which is not the
-/// request's content.
+/// Request input that breaks a rule: the problem names the field (or header) at fault; its code
+/// says whether that is a 422 (the body) or a 400 (a header, not the request's content).
 fn invalid(e: InvalidInput) -> ApiError {
-    match e {
-        InvalidInput::IdempotencyKey(_) => {
-            let mut err = ApiError::new(StatusCode::BAD_REQUEST, e.code(), e.to_string());
-            err.field = Some(e.field().to_owned());
-            err
-        }
-        _ => ApiError::invalid(e.code(), e.field(), e.to_string()),
-    }
+    ApiError::invalid(e.code(), e.field(), e.to_string())
 }

@@ -12,7 +12,8 @@ use common::{
     paging::{Page, PageQuery},
 };
 
-use super::{AppState, may_see, order_not_found, parse_order_id, wait};
+use super::{may_see, order_not_found, parse_order_id, wait};
+use crate::app::AppState;
 use crate::{domain::Order, store};
 
 /// The caller's orders, newest first.

@@ -8,8 +8,8 @@ use axum::{
 use common::db::DbError;
 use tokio::time::Instant;
 
-use super::AppState;
 use crate::{
+    app::AppState,
     domain::{Order, Wait},
     store,
 };

@@ -13,9 +13,11 @@ pub mod prefer;
 pub mod trace;
 
 pub use new_order::{IdempotencyKey, NewOrder, Quantity};
-pub use order::{Change, Order, OrderStatus, Transition, decline_code};
+pub use order::{Change, Order, OrderStatus, Transition};
 pub use prefer::Wait;
 pub use trace::{TraceEvent, causal_order};
+
+use common::http::Code;
 
 /// Why a request was refused. Each variant names the input at fault; the text says what the rule
 /// is, never what was sent.
@@ -43,12 +45,12 @@ impl InvalidInput {
     }
 
     /// The stable problem code the API reports.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> Code {
         match self {
-            InvalidInput::ProductId(_) => "INVALID_PRODUCT_ID",
-            InvalidInput::Quantity(_) => "INVALID_QUANTITY",
-            InvalidInput::PaymentMethod(_) => "INVALID_PAYMENT_METHOD",
-            InvalidInput::IdempotencyKey(_) => "INVALID_IDEMPOTENCY_KEY",
+            InvalidInput::ProductId(_) => Code::InvalidProductId,
+            InvalidInput::Quantity(_) => Code::InvalidQuantity,
+            InvalidInput::PaymentMethod(_) => Code::InvalidPaymentMethod,
+            InvalidInput::IdempotencyKey(_) => Code::InvalidIdempotencyKey,
         }
     }
 }

@@ -42,11 +42,7 @@ impl Quantity {
 
 /// `CARD` or `BANK_TRANSFER`, exactly (the wire spelling of [`PaymentMethod`]).
 pub fn parse_payment_method(raw: &str) -> Result<PaymentMethod, InvalidInput> {
-    match raw {
-        "CARD" => Ok(PaymentMethod::Card),
-        "BANK_TRANSFER" => Ok(PaymentMethod::BankTransfer),
-        _ => Err(InvalidInput::PaymentMethod("paymentMethod must be CARD or BANK_TRANSFER")),
-    }
+    PaymentMethod::parse(raw).ok_or(InvalidInput::PaymentMethod("paymentMethod must be CARD or BANK_TRANSFER"))
 }
 
 /// What a customer asks for when placing an order.
@@ -101,6 +97,7 @@ impl IdempotencyKey {
 
 #[cfg(test)]
 mod tests {
+    use common::http::Code;
     use serde_json::json;
 
     use super::*;
@@ -131,7 +128,7 @@ mod tests {
     #[test]
     fn a_quantity_that_is_not_a_whole_number_is_a_bad_quantity() {
         for n in [json!("2"), json!(1.5), json!(null), json!([1])] {
-            assert_eq!(Quantity::from_json(&n).unwrap_err().code(), "INVALID_QUANTITY", "{n} was accepted");
+            assert_eq!(Quantity::from_json(&n).unwrap_err().code(), Code::InvalidQuantity, "{n} was accepted");
         }
     }
 
@@ -163,7 +160,7 @@ mod tests {
         assert_eq!(IdempotencyKey::parse(b"order 42 / retry").unwrap().as_str(), "order 42 / retry");
         assert!(IdempotencyKey::parse(&[b'k'; 100]).is_ok());
         for raw in [&b""[..], &[b'k'; 101], b"tab\there", "caf\u{e9}".as_bytes(), b"nul\0"] {
-            assert_eq!(IdempotencyKey::parse(raw).unwrap_err().code(), "INVALID_IDEMPOTENCY_KEY", "{raw:?}");
+            assert_eq!(IdempotencyKey::parse(raw).unwrap_err().code(), Code::InvalidIdempotencyKey, "{raw:?}");
         }
     }
 }

@@ -11,7 +11,7 @@
 
 use common::{
     PaymentMethod, Won,
-    event::{OrderCreated, OrderFailure, PaymentDecline},
+    event::{OrderCreated, OrderFailure},
 };
 use serde::Serialize;
 use time::OffsetDateTime;
@@ -230,16 +230,10 @@ impl Order {
     }
 }
 
-/// The wire spelling of a decline reason, used as a failed order's `failureDetail`.
-pub fn decline_code(decline: PaymentDecline) -> &'static str {
-    match decline {
-        PaymentDecline::LimitExceeded => "LIMIT_EXCEEDED",
-        PaymentDecline::Declined => "DECLINED",
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use common::event::PaymentDecline;
+
     use super::*;
 
     const PRODUCT: Uuid = Uuid::from_u128(0x0193a000_0000_7000_8000_000000000001);
@@ -441,7 +435,7 @@ mod tests {
     #[test]
     fn decline_codes_are_the_wire_spelling() {
         for decline in [PaymentDecline::LimitExceeded, PaymentDecline::Declined] {
-            assert_eq!(serde_json::to_value(decline).unwrap(), decline_code(decline));
+            assert_eq!(serde_json::to_value(decline).unwrap(), decline.as_str());
         }
     }
 

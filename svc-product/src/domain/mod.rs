@@ -7,7 +7,7 @@
 pub mod new_product;
 pub mod reservation;
 
-use common::Won;
+use common::{Won, http::Code};
 use serde::Serialize;
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -44,13 +44,13 @@ impl InvalidInput {
     }
 
     /// The stable problem code for the field, e.g. `INVALID_PRICE`.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> Code {
         match self {
-            InvalidInput::Name(_) => "INVALID_NAME",
-            InvalidInput::Price(_) => "INVALID_PRICE",
-            InvalidInput::Stock(_) => "INVALID_STOCK",
-            InvalidInput::Category(_) => "INVALID_CATEGORY",
-            InvalidInput::Quantity(_) => "INVALID_QUANTITY",
+            InvalidInput::Name(_) => Code::InvalidName,
+            InvalidInput::Price(_) => Code::InvalidPrice,
+            InvalidInput::Stock(_) => Code::InvalidStock,
+            InvalidInput::Category(_) => Code::InvalidCategory,
+            InvalidInput::Quantity(_) => Code::InvalidQuantity,
         }
     }
 }
@@ -116,7 +116,7 @@ mod tests {
             InvalidInput::Quantity(""),
         ];
         for e in errors {
-            assert_eq!(e.code(), format!("INVALID_{}", e.field().to_uppercase()));
+            assert_eq!(e.code().as_str(), format!("INVALID_{}", e.field().to_uppercase()));
         }
     }
 

@@ -128,6 +128,8 @@ impl NewProduct {
 
 #[cfg(test)]
 mod tests {
+    use common::http::Code;
+
     use super::*;
 
     #[test]
@@ -158,7 +160,7 @@ mod tests {
         assert_eq!(Price::parse(Some(1)).unwrap().won(), Won(1));
         assert_eq!(Price::parse(Some(100_000_000)).unwrap().won(), Won(100_000_000));
         for raw in [None, Some(0), Some(-1), Some(100_000_001), Some(i64::MAX)] {
-            assert_eq!(Price::parse(raw).unwrap_err().code(), "INVALID_PRICE", "{raw:?} was accepted");
+            assert_eq!(Price::parse(raw).unwrap_err().code(), Code::InvalidPrice, "{raw:?} was accepted");
         }
     }
 
@@ -172,7 +174,7 @@ mod tests {
         assert_eq!(Stock::parse(Some(0)).unwrap().units(), 0);
         assert_eq!(Stock::parse(Some(1_000_000)).unwrap().units(), 1_000_000);
         for raw in [None, Some(-1), Some(1_000_001)] {
-            assert_eq!(Stock::parse(raw).unwrap_err().code(), "INVALID_STOCK", "{raw:?} was accepted");
+            assert_eq!(Stock::parse(raw).unwrap_err().code(), Code::InvalidStock, "{raw:?} was accepted");
         }
     }
 

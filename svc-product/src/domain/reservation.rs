@@ -115,6 +115,7 @@ pub fn decide(product: Option<&Product>, quantity: Quantity) -> Result<Decision<
 
 #[cfg(test)]
 mod tests {
+    use common::http::Code;
     use time::OffsetDateTime;
 
     use super::*;
@@ -147,7 +148,7 @@ mod tests {
         assert_eq!(Quantity::parse_restock(Some(1)).unwrap().units(), 1);
         assert_eq!(Quantity::parse_restock(Some(1_000_000)).unwrap().units(), 1_000_000);
         for raw in [None, Some(0), Some(-5), Some(1_000_001)] {
-            assert_eq!(Quantity::parse_restock(raw).unwrap_err().code(), "INVALID_QUANTITY", "{raw:?} was accepted");
+            assert_eq!(Quantity::parse_restock(raw).unwrap_err().code(), Code::InvalidQuantity, "{raw:?} was accepted");
         }
     }
 

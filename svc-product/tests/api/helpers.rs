@@ -15,7 +15,7 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use svc_product::{App, Config, PRODUCER};
+use svc_product::{App, Config, SERVICE};
 
 /// How long anything may take to happen before a test fails.
 pub const WAIT: Duration = Duration::from_secs(20);
@@ -139,7 +139,7 @@ impl TestApp {
         eventually(WAIT, || {
             let js = js.clone();
             async move {
-                let mut consumer: PullConsumer = js.get_consumer_from_stream(PRODUCER, bus::STREAM).await.ok()?;
+                let mut consumer: PullConsumer = js.get_consumer_from_stream(SERVICE, bus::STREAM).await.ok()?;
                 let info = consumer.info().await.ok()?;
                 (info.num_pending == 0 && info.num_ack_pending == 0).then_some(())
             }

@@ -1,10 +1,10 @@
 //! `POST /settlements/close?date=YYYY-MM-DD`: an admin closes a business day now.
 
-use axum::{extract::State, http::StatusCode};
+use axum::extract::State;
 use common::{
     auth::AuthUser,
     event::SellerPayout,
-    http::{ApiError, Json, Query},
+    http::{ApiError, Code, Json, Query},
 };
 use serde::{Deserialize, Serialize};
 
@@ -65,8 +65,7 @@ pub async fn close(
         Err(CloseError::NotEnded(date)) => {
             let ends_at = state.rules.calendar.end_of(date).map(|t| t.to_string()).unwrap_or_default();
             Err(ApiError::new(
-                StatusCode::CONFLICT,
-                "DAY_NOT_ENDED",
+                Code::DayNotEnded,
                 format!("business day {date} has not ended yet in {}", state.rules.calendar.name()),
             )
             .with_member("endsAt", ends_at))

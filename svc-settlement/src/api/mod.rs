@@ -15,10 +15,9 @@ mod reports;
 
 use axum::{
     Router,
-    http::StatusCode,
     routing::{get, post},
 };
-use common::http::ApiError;
+use common::http::{ApiError, Code};
 
 use crate::{
     app::AppState,
@@ -33,23 +32,17 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// 403 `FORBIDDEN`, saying which rule of report access the caller broke.
 fn forbidden(e: Forbidden) -> ApiError {
-    ApiError::new(StatusCode::FORBIDDEN, "FORBIDDEN", e.to_string())
-}
-
-/// 400 naming the query parameter at fault.
-fn bad_query(code: &'static str, field: &str, detail: impl Into<String>) -> ApiError {
-    let mut e = ApiError::new(StatusCode::BAD_REQUEST, code, detail);
-    e.field = Some(field.to_owned());
-    e
+    ApiError::new(Code::Forbidden, e.to_string())
 }
 
 fn invalid_date(e: InvalidDay) -> ApiError {
-    bad_query("INVALID_DATE", "date", e.to_string())
+    ApiError::invalid(Code::InvalidDate, "date", e.to_string())
 }
 
 fn missing(field: &str) -> ApiError {
-    ApiError::invalid_query(field, format!("missing query parameter `{field}`"))
+    ApiError::invalid(Code::InvalidQuery, field, format!("missing query parameter `{field}`"))
 }
 
 fn overflow(e: Overflow) -> ApiError {

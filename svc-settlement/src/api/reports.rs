@@ -10,13 +10,13 @@ use axum::extract::State;
 use common::{
     auth::AuthUser,
     db::DbError,
-    http::{ApiError, Json, Query},
+    http::{ApiError, Code, Json, Query},
 };
 use jiff::civil::Date;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::{bad_query, forbidden, invalid_date, missing, overflow};
+use super::{forbidden, invalid_date, missing, overflow};
 use crate::{
     app::AppState,
     domain::{
@@ -106,7 +106,7 @@ pub async fn monthly(
 ) -> Result<Json<MonthlyReport>, ApiError> {
     let seller_id = scope(&user, q.seller_id.as_deref())?;
     let raw = q.month.as_deref().ok_or_else(|| missing("month"))?;
-    let month = Month::parse(raw).map_err(|e| bad_query("INVALID_MONTH", "month", e.to_string()))?;
+    let month = Month::parse(raw).map_err(|e| ApiError::invalid(Code::InvalidMonth, "month", e.to_string()))?;
     let (first, last) = (month.first_day(), month.last_day());
     let filter = Filter { from: Some(first), to: Some(last), seller_id, category: category(q.category) };
     let (groups, rates, open, latest_closed) = state
@@ -141,7 +141,9 @@ pub async fn monthly(
 fn scope(user: &AuthUser, seller_id: Option<&str>) -> Result<Option<Uuid>, ApiError> {
     report_scope(user, None).map_err(forbidden)?;
     let asked = seller_id
-        .map(|s| Uuid::parse_str(s).map_err(|_| ApiError::invalid_query("sellerId", "sellerId must be a UUID")))
+        .map(|s| {
+            Uuid::parse_str(s).map_err(|_| ApiError::invalid(Code::InvalidQuery, "sellerId", "sellerId must be a UUID"))
+        })
         .transpose()?;
     report_scope(user, asked).map_err(forbidden)
 }

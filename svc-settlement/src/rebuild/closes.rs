@@ -9,7 +9,7 @@ use std::collections::{HashMap, VecDeque};
 
 use anyhow::bail;
 use async_nats::jetstream;
-use common::{Envelope, Event, event::SettlementClosed};
+use common::{Envelope, Event, EventType, event::SettlementClosed};
 use jiff::civil::Date;
 use uuid::Uuid;
 
@@ -17,7 +17,7 @@ use super::{Summary, stream::History};
 use crate::domain::{FeeRate, Rules, calendar::parse_day};
 
 /// What announces a close.
-pub const SUBJECTS: &[&str] = &["settlement.closed.*"];
+const CLOSES: &[EventType] = &[EventType::SettlementClosed];
 
 /// A published close, waiting for the replayed ledger to reach its watermark.
 #[derive(Debug, Clone)]
@@ -80,7 +80,7 @@ impl Watermarks {
 /// counts; the same event again is a duplicate, another close of the day is rejected, and so is
 /// a close with a fee rate out of range.
 pub async fn scan(js: &jetstream::Context, last_seq: u64, summary: &mut Summary) -> anyhow::Result<Watermarks> {
-    let mut history = History::open(js, SUBJECTS, last_seq).await?;
+    let mut history = History::open(js, &common::bus::filter_subjects(CLOSES), last_seq).await?;
     let mut first: HashMap<Date, Uuid> = HashMap::new();
     let mut closes = Vec::new();
     while let Some((seq, msg)) = history.next().await? {

@@ -17,7 +17,12 @@ use super::{
     closes::{Published, Watermarks},
     stream::History,
 };
-use crate::{SERVICE, app::CONSUMES, closing, domain::Rules, saga::Saga, store};
+use crate::{
+    closing,
+    domain::Rules,
+    saga::{CONSUMES, Saga},
+    store,
+};
 
 /// The state of the replay.
 pub struct Replay {
@@ -44,7 +49,7 @@ impl Replay {
     /// Replays the payment events through stream sequence `last_seq`, then the closes the ledger
     /// never passed. Events still deferred are reported as unapplied.
     pub async fn run(mut self, js: &jetstream::Context, last_seq: u64) -> anyhow::Result<Summary> {
-        let mut history = History::open(js, CONSUMES, last_seq).await?;
+        let mut history = History::open(js, &common::bus::filter_subjects(CONSUMES), last_seq).await?;
         while let Some((_, msg)) = history.next().await? {
             self.summary.messages += 1;
             match Envelope::decode(msg.subject.as_str(), &msg.payload) {
@@ -71,7 +76,7 @@ impl Replay {
     async fn apply(&mut self, envelope: Envelope) -> anyhow::Result<bool> {
         self.close_due().await?;
         let id = envelope.id;
-        match consumer::apply(&self.db, SERVICE, self.handler.clone(), envelope.clone()).await {
+        match consumer::apply(&self.db, self.handler.clone(), envelope.clone()).await {
             Outcome::Applied => {
                 self.summary.applied += 1;
                 // A repeat of a booked payment is applied but books nothing: count, don't assume.

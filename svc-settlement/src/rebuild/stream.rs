@@ -22,10 +22,10 @@ pub struct History {
 
 impl History {
     /// Opens the history of `subjects` through stream sequence `last_seq`.
-    pub async fn open(js: &jetstream::Context, subjects: &[&str], last_seq: u64) -> anyhow::Result<History> {
+    pub async fn open(js: &jetstream::Context, subjects: &[String], last_seq: u64) -> anyhow::Result<History> {
         let stream = js.get_stream(common::bus::STREAM).await.context("opening the event stream")?;
         let config = OrderedConfig {
-            filter_subjects: subjects.iter().map(|s| (*s).to_owned()).collect(),
+            filter_subjects: subjects.to_vec(),
             deliver_policy: DeliverPolicy::All,
             ..Default::default()
         };

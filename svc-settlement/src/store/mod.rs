@@ -7,9 +7,9 @@
 pub mod days;
 pub mod ledger;
 
+use common::db::uuid_at;
 use jiff::civil::Date;
 use rusqlite::{Connection, Row, Transaction, types::Type};
-use uuid::Uuid;
 
 /// Runs `f` in one read transaction, so every query in it sees the same committed state: in WAL
 /// mode the snapshot is taken at the first read and held until the end. A report must not sum the
@@ -23,11 +23,6 @@ where
     let out = f(&tx)?;
     tx.commit()?;
     Ok(out)
-}
-
-fn uuid_at(row: &Row<'_>, idx: usize) -> rusqlite::Result<Uuid> {
-    let text = row.get_ref(idx)?.as_str()?;
-    Uuid::parse_str(text).map_err(|e| rusqlite::Error::FromSqlConversionFailure(idx, Type::Text, Box::new(e)))
 }
 
 /// Reads a `YYYY-MM-DD` column; the service only ever writes valid days there.

@@ -330,10 +330,7 @@ mod tests {
         let purge = |limit| db.write(move |tx| purge_processed(tx, 1_000, limit).map_err(DbError::from));
         assert_eq!(purge(2).await.unwrap(), 2);
         assert_eq!(purge(2).await.unwrap(), 1);
-        let left: i64 = db
-            .read(|c| c.query_row("SELECT count(*) FROM processed", [], |r| r.get(0)).map_err(DbError::from))
-            .await
-            .unwrap();
+        let left: i64 = db.read(|c| c.query_row("SELECT count(*) FROM processed", [], |r| r.get(0))).await.unwrap();
         assert_eq!(left, 1, "the recent id stays");
     }
 

@@ -78,13 +78,15 @@ impl Db {
     }
 
     /// Runs `f` on a pooled connection (reads, or anything that manages its own transaction).
-    pub async fn read<T, E, F>(&self, f: F) -> Result<T, E>
+    /// `f` is usually a store function, whose `rusqlite::Error` becomes a [`DbError`] here, so
+    /// `db.read(|c| store::find(c, id)).await?` works in any layer that takes `DbError`.
+    pub async fn read<T, E, F>(&self, f: F) -> Result<T, DbError>
     where
         F: FnOnce(&Connection) -> Result<T, E> + Send + 'static,
         T: Send + 'static,
-        E: From<DbError> + Send + 'static,
+        E: Into<DbError> + Send + 'static,
     {
-        self.with_conn(move |c| f(c)).await?
+        self.with_conn(move |c| f(c).map_err(Into::into)).await?
     }
 
     /// Runs `f` inside one `BEGIN IMMEDIATE` transaction and commits if it returns `Ok`.
@@ -117,7 +119,7 @@ impl Db {
 
     /// `SELECT 1` through the pool: the readiness probe.
     pub async fn ping(&self) -> Result<(), DbError> {
-        self.read(|c| c.query_row("SELECT 1", [], |_| Ok(())).map_err(DbError::from)).await
+        self.read(|c| c.query_row("SELECT 1", [], |_| Ok(()))).await
     }
 
     async fn with_conn<T, F>(&self, f: F) -> Result<T, DbError>
@@ -221,8 +223,7 @@ mod tests {
             })
             .await;
         assert!(res.is_err());
-        let n: i64 =
-            db.read(|c| c.query_row("SELECT count(*) FROM t", [], |r| r.get(0)).map_err(DbError::from)).await.unwrap();
+        let n: i64 = db.read(|c| c.query_row("SELECT count(*) FROM t", [], |r| r.get(0))).await.unwrap();
         assert_eq!(n, 0);
     }
 

@@ -71,7 +71,7 @@ impl Fixture {
     }
 
     async fn count(&self, sql: &'static str) -> i64 {
-        self.db.read(move |c| c.query_row(sql, [], |r| r.get(0)).map_err(DbError::from)).await.unwrap()
+        self.db.read(move |c| c.query_row(sql, [], |r| r.get(0))).await.unwrap()
     }
 
     async fn effects(&self) -> i64 {

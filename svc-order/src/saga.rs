@@ -293,7 +293,7 @@ mod tests {
 
     async fn order_of(db: &Db, created: &Envelope) -> Option<Order> {
         let id = Uuid::parse_str(&created.correlation_id).unwrap();
-        db.read(move |c| store::find_order(c, id).map_err(DbError::from)).await.unwrap()
+        db.read(move |c| store::find_order(c, id)).await.unwrap()
     }
 
     /// What svc-order announced, in commit order.

@@ -16,7 +16,7 @@ use axum::{
 use common::{
     Envelope, PaymentMethod, Won,
     auth::AuthUser,
-    db::{Db, DbError, from_ms, now_ms},
+    db::{Db, from_ms, now_ms},
     event::PaymentDecline,
     http::{ApiError, Code, Json, Path, Query},
     outbox,
@@ -85,7 +85,7 @@ async fn get_payment(
 ) -> Result<Json<PaymentView>, ApiError> {
     // An id that is not a UUID names no payment: the same 404 as any other.
     let id = Uuid::parse_str(&id).map_err(|_| not_found())?;
-    let payment = db.read(move |c| store::find_payment(c, id).map_err(DbError::from)).await?;
+    let payment = db.read(move |c| store::find_payment(c, id)).await?;
     visible(payment, &user)
 }
 
@@ -101,7 +101,7 @@ async fn find_by_order(
     user: AuthUser,
     Query(query): Query<ByOrder>,
 ) -> Result<Json<PaymentView>, ApiError> {
-    let payment = db.read(move |c| store::find_payment_by_order(c, query.order_id).map_err(DbError::from)).await?;
+    let payment = db.read(move |c| store::find_payment_by_order(c, query.order_id)).await?;
     visible(payment, &user)
 }
 

@@ -60,13 +60,13 @@ async fn list_products(State(db): State<Db>, Query(q): Query<ListQuery>) -> Resu
         .transpose()
         .map_err(|_| ApiError::invalid(Code::InvalidQuery, "sellerId", "sellerId must be a UUID"))?;
     let filter = ProductFilter { category, seller_id };
-    let (items, total) = db.read(move |c| store::list_products(c, &filter, paging).map_err(ApiError::from)).await?;
+    let (items, total) = db.read(move |c| store::list_products(c, &filter, paging)).await?;
     Ok(Json(Page::new(items, paging, total)))
 }
 
 async fn get_product(State(db): State<Db>, Path(id): Path<String>) -> Result<Json<Product>, ApiError> {
     let id = product_id(&id)?;
-    db.read(move |c| store::find_product(c, id).map_err(ApiError::from)).await?.map(Json).ok_or_else(product_not_found)
+    db.read(move |c| store::find_product(c, id)).await?.map(Json).ok_or_else(product_not_found)
 }
 
 /// `POST /products`. Fields are checked as JSON values, so a wrong type (`"price": "cheap"`) is

@@ -26,7 +26,7 @@ use crate::{
     domain::Rules,
     store,
 };
-use common::db::{Db, DbError};
+use common::db::Db;
 
 /// The automatic close, and the progress target it waits for.
 #[derive(Debug, Clone)]
@@ -77,7 +77,7 @@ impl Scheduler {
     /// transaction per day. Returns how many it closed.
     pub async fn close_due_days(&mut self) -> anyhow::Result<usize> {
         let now = self.clock.now();
-        let open = self.db.read(|c| store::ledger::open_days_with_entries(c).map_err(DbError::from)).await?;
+        let open = self.db.read(store::ledger::open_days_with_entries).await?;
         let due: Vec<_> = open.into_iter().filter(|d| self.rules.calendar.is_due(*d, now, self.grace)).collect();
         if due.is_empty() {
             // Nothing to wait for (closed by hand in the meantime, say).

@@ -118,7 +118,7 @@ async fn log_in(
     let LogInRequest { email, password } = body;
     // An address that cannot be an email belongs to no account: the same path as an unknown one.
     let found = match Email::parse(&email) {
-        Ok(email) => db.read(move |c| store::find_by_email(c, &email).map_err(ApiError::from)).await?,
+        Ok(email) => db.read(move |c| store::find_by_email(c, &email)).await?,
         Err(_) => None,
     };
     // Unknown emails are checked against the decoy, so that a failed login takes as long whether
@@ -139,7 +139,7 @@ async fn log_in(
 }
 
 async fn me(State(db): State<Db>, caller: AuthUser) -> Result<Json<UserView>, ApiError> {
-    let user = db.read(move |c| store::find_by_id(c, caller.id).map_err(ApiError::from)).await?;
+    let user = db.read(move |c| store::find_by_id(c, caller.id)).await?;
     let user = user.ok_or_else(|| ApiError::new(Code::UserNotFound, "the account no longer exists"))?;
     Ok(Json(UserView::from(user)))
 }
@@ -155,7 +155,7 @@ async fn user_by_id(
     if caller.id != id && !caller.is_admin() {
         return Err(not_found());
     }
-    let user = db.read(move |c| store::find_by_id(c, id).map_err(ApiError::from)).await?;
+    let user = db.read(move |c| store::find_by_id(c, id)).await?;
     Ok(Json(UserView::from(user.ok_or_else(not_found)?)))
 }
 

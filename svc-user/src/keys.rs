@@ -75,7 +75,7 @@ pub async fn start(runtime: &Runtime, ttl: Duration) -> anyhow::Result<Tokens> {
     // Watching before reconciling: a deletion landing in between is delivered, not missed.
     let deletions = keys.bucket.watch(">").await.context("watching the auth-keys bucket")?;
 
-    let in_use = keys.db.read(|c| Ok::<_, anyhow::Error>(store::find_signing_keys_in_use(c)?)).await?;
+    let in_use = keys.db.read(store::find_signing_keys_in_use).await?;
     for (kid, der) in in_use {
         let key = SigningKey::from_pkcs8_der(kid, &der)?;
         if !keys.publish(&key).await? {

@@ -7,7 +7,7 @@ use axum::{
 };
 use common::{
     auth::AuthUser,
-    db::{Db, DbError},
+    db::Db,
     http::{ApiError, Json, Path, Query},
     paging::{Page, PageQuery},
 };
@@ -23,8 +23,7 @@ pub async fn my_orders(
     Query(query): Query<PageQuery>,
 ) -> Result<Json<Page<Order>>, ApiError> {
     let paging = query.parse()?;
-    let (items, total) =
-        db.read(move |c| store::list_orders_by_user(c, user.id, paging).map_err(DbError::from)).await?;
+    let (items, total) = db.read(move |c| store::list_orders_by_user(c, user.id, paging)).await?;
     Ok(Json(Page::new(items, paging, total)))
 }
 
@@ -37,7 +36,7 @@ pub async fn get_order(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let id = parse_order_id(&id)?;
-    let order = state.db.read(move |c| store::find_order(c, id).map_err(DbError::from)).await?;
+    let order = state.db.read(move |c| store::find_order(c, id)).await?;
     let order = match order {
         Some(order) if may_see(&user, &order) => order,
         _ => return Err(order_not_found()),

@@ -5,7 +5,6 @@ use axum::{
     http::{HeaderMap, HeaderName, HeaderValue},
     response::Response,
 };
-use common::db::DbError;
 use tokio::time::Instant;
 
 use crate::{
@@ -43,7 +42,7 @@ pub async fn until_settled(state: &AppState, last_read: Order, wait: Wait) -> Or
     let mut changes = state.waiters.subscribe(id);
     let mut current = last_read;
     loop {
-        match state.db.read(move |c| store::find_order(c, id).map_err(DbError::from)).await {
+        match state.db.read(move |c| store::find_order(c, id)).await {
             Ok(Some(order)) => current = order,
             Ok(None) => {
                 tracing::error!(order.id = %id, "an order vanished while a request waited for it");

@@ -155,7 +155,7 @@ impl TestApp {
 
     /// A single number from svc-product's database.
     pub async fn count(&self, sql: &'static str) -> i64 {
-        self.db.read(move |c| c.query_row(sql, [], |r| r.get(0)).map_err(DbError::from)).await.unwrap()
+        self.db.read(move |c| c.query_row(sql, [], |r| r.get(0))).await.unwrap()
     }
 
     /// The events svc-product emitted for `order_id`, from its outbox (what it committed, however

@@ -7,7 +7,7 @@ use async_nats::jetstream;
 use common::{
     Envelope,
     consumer::{self, Handler, Outcome},
-    db::{Db, DbError},
+    db::Db,
     event::SellerPayout,
 };
 use jiff::Timestamp;
@@ -80,7 +80,7 @@ impl Replay {
             Outcome::Applied => {
                 self.summary.applied += 1;
                 // A repeat of a booked payment is applied but books nothing: count, don't assume.
-                self.entries = self.db.read(|c| store::ledger::count_entries(c).map_err(DbError::from)).await?;
+                self.entries = self.db.read(store::ledger::count_entries).await?;
                 Ok(true)
             }
             Outcome::Duplicate => {

@@ -1,0 +1,96 @@
+//! The closed vocabularies of the contract (roles, methods, reasons) and money.
+
+use serde::{Deserialize, Serialize};
+
+/// Declares a closed vocabulary of the contract: an enum whose variants travel as fixed wire
+/// names, the same in JSON (serde), in the database and in logs, each written once here.
+macro_rules! vocabulary {
+    ($( $(#[$doc:meta])* $name:ident { $( $(#[$vdoc:meta])* $variant:ident = $wire:literal, )* } )*) => {$(
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        pub enum $name {
+            $( $(#[$vdoc])* #[serde(rename = $wire)] $variant, )*
+        }
+
+        impl $name {
+            /// Every value, in declaration order.
+            pub const ALL: &[$name] = &[$($name::$variant),*];
+
+            /// The wire name, e.g. `OUT_OF_STOCK`.
+            pub fn as_str(self) -> &'static str {
+                match self { $( $name::$variant => $wire, )* }
+            }
+
+            /// The value with this wire name, if any.
+            pub fn parse(s: &str) -> Option<Self> {
+                match s { $( $wire => Some($name::$variant), )* _ => None }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    )*};
+}
+
+vocabulary! {
+    /// Roles are part of the contract because `user.registered` carries one.
+    Role {
+        Customer = "CUSTOMER",
+        Seller = "SELLER",
+        Admin = "ADMIN",
+    }
+
+    /// How an order is paid.
+    PaymentMethod {
+        Card = "CARD",
+        BankTransfer = "BANK_TRANSFER",
+    }
+
+    /// Why svc-product could not reserve stock.
+    StockRejection {
+        OutOfStock = "OUT_OF_STOCK",
+        ProductNotFound = "PRODUCT_NOT_FOUND",
+    }
+
+    /// Why the simulated gateway declined a payment.
+    PaymentDecline {
+        /// The amount is above the per-payment limit.
+        LimitExceeded = "LIMIT_EXCEEDED",
+        /// The gateway's (seeded, configurable) random decline.
+        Declined = "DECLINED",
+    }
+
+    /// Why an order failed, as its owner sees it.
+    OrderFailure {
+        OutOfStock = "OUT_OF_STOCK",
+        ProductNotFound = "PRODUCT_NOT_FOUND",
+        PaymentDeclined = "PAYMENT_DECLINED",
+    }
+
+    /// Why reserved stock went back on the shelf.
+    ReleaseReason {
+        PaymentFailed = "PAYMENT_FAILED",
+        PaymentCancelled = "PAYMENT_CANCELLED",
+    }
+}
+
+/// Won, the Korean currency. It has no minor unit, so amounts are whole numbers: never floats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Won(pub i64);
+
+impl Won {
+    /// `self * quantity`, or `None` on overflow.
+    pub fn times(self, quantity: u32) -> Option<Won> {
+        self.0.checked_mul(i64::from(quantity)).map(Won)
+    }
+}
+
+impl std::fmt::Display for Won {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} KRW", self.0)
+    }
+}

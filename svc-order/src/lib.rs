@@ -12,7 +12,7 @@
 //! Publishes `order.created` (a new order), `order.paid`, `order.failed` and `order.cancelled`.
 //! Consumes (durable `svc-order`) `order.created` (hand-published orders), `stock.reserved`,
 //! `stock.rejected`, `payment.completed`, `payment.failed` and `payment.cancelled`; and (durable
-//! `svc-order-trace`) every `order.>`, `stock.>` and `payment.>` event for the trace.
+//! `svc-order-trace`) every `order.*`, `stock.*` and `payment.*` event type for the trace.
 
 pub mod api;
 pub mod app;

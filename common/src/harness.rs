@@ -233,11 +233,12 @@ pub async fn settled(
     .is_some()
 }
 
-/// `events` in causal order, the same run after run whatever the timing: each root (an event
-/// caused by a request) in the order they happened, each followed by everything it caused, depth
-/// first; siblings (e.g. `order.failed` and `stock.released`, both caused by `payment.failed`) by
-/// event type.
-pub fn causal_order(events: &[Envelope]) -> Vec<Envelope> {
+/// `events` in a causal order that is the same run after run whatever the timing, for snapshots:
+/// each root (an event caused by a request) in the order they happened, each followed by
+/// everything it caused, depth first; siblings (e.g. `order.failed` and `stock.released`, both
+/// caused by `payment.failed`) by event type. Not svc-order's `/trace` order, which puts siblings
+/// in the order they happened (`svc_order::domain::causal_order`): a reader wants time there.
+pub fn snapshot_order(events: &[Envelope]) -> Vec<Envelope> {
     let ids: std::collections::HashSet<_> = events.iter().map(|e| e.id).collect();
     let mut roots: Vec<&Envelope> =
         events.iter().filter(|e| e.causation_id.is_none_or(|c| !ids.contains(&c))).collect();
@@ -259,7 +260,7 @@ pub fn causal_order(events: &[Envelope]) -> Vec<Envelope> {
 /// by placeholders (`names` first, e.g. `("order", id)`, then `[id-N]` by first appearance),
 /// times dropped, each event's cause named by its position and type.
 pub fn transcript(events: &[Envelope], names: &[(&str, String)]) -> serde_json::Value {
-    let ordered = causal_order(events);
+    let ordered = snapshot_order(events);
     let mut placeholders: std::collections::HashMap<String, String> =
         names.iter().map(|(name, id)| (id.clone(), format!("[{name}]"))).collect();
     let position: std::collections::HashMap<_, _> =
@@ -363,7 +364,7 @@ mod tests {
             Event::OrderFailed(OrderFailed { order_id: order, reason: OrderFailure::OutOfStock, detail: None }),
         );
         let types = |events: Vec<Envelope>| -> Vec<&'static str> {
-            causal_order(&events).iter().map(|e| e.event.event_type()).collect()
+            snapshot_order(&events).iter().map(|e| e.event.event_type()).collect()
         };
         let expected = ["order.created", "order.failed", "stock.released", "order.failed"];
         assert_eq!(types(vec![created.clone(), released.clone(), failed.clone(), later_root.clone()]), expected);

@@ -26,4 +26,4 @@ pub mod telemetry;
 #[cfg(feature = "harness")]
 pub mod harness;
 
-pub use event::{Envelope, Event, EventType, PaymentMethod, Role, Won};
+pub use event::{Envelope, Event, EventType, PaymentMethod, Quantity, Role, Won};

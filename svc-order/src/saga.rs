@@ -113,7 +113,8 @@ impl Handler for Trace {
 /// accepted here too (the REST limit of 100 is the entry's rule), so the saga never charges an
 /// order svc-order did not store.
 fn on_order_created(tx: &Transaction<'_>, envelope: &Envelope, e: &OrderCreated) -> Result<(), HandlerError> {
-    let quantity = Quantity::new(e.quantity).map_err(|err| HandlerError::Reject(format!("order.created: {err}")))?;
+    let quantity =
+        Quantity::new(e.quantity).ok_or_else(|| HandlerError::Reject("order.created asks for 0 units".into()))?;
     let new = NewOrder { product_id: e.product_id, quantity, payment_method: e.payment_method };
     let order = Order::place(e.order_id, e.user_id, new, envelope.occurred_at);
     if store::insert_order(tx, &order, None)? {
@@ -368,7 +369,7 @@ mod tests {
     async fn an_order_created_for_more_units_than_a_request_may_ask_is_stored() {
         let dir = tempfile::tempdir().unwrap();
         let db = database(&dir).await;
-        let created = created(Quantity::MAX_PER_REQUEST + 50);
+        let created = created(crate::domain::MAX_QUANTITY_PER_REQUEST + 50);
 
         assert_eq!(handle(&db, &created).await, Outcome::Applied);
 

@@ -126,7 +126,7 @@ fn order_from(row: &Row<'_>) -> rusqlite::Result<Order> {
         id: uuid_at(row, 0)?,
         user_id: uuid_at(row, 1)?,
         product_id: uuid_at(row, 2)?,
-        quantity: Quantity::new(quantity).map_err(|e| conversion(3, Type::Integer, e.to_string()))?,
+        quantity: Quantity::new(quantity).ok_or_else(|| conversion(3, Type::Integer, "quantity of zero".to_owned()))?,
         payment_method: parsed_at(row, 4, PaymentMethod::parse)?,
         status: parsed_at(row, 5, OrderStatus::parse)?,
         failure_reason: row.get::<_, Option<String>>(6)?.map(|_| parsed_at(row, 6, OrderFailure::parse)).transpose()?,

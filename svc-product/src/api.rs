@@ -27,7 +27,7 @@ use uuid::Uuid;
 
 use crate::{
     app::AppState,
-    domain::{Category, InvalidInput, NewProduct, Product, Quantity},
+    domain::{Category, InvalidInput, NewProduct, Product, restock_quantity},
     store::{self, ProductFilter},
 };
 
@@ -112,7 +112,7 @@ async fn restock_product(
     Json(body): Json<RestockBody>,
 ) -> Result<Json<Product>, ApiError> {
     // The body is judged before the product is looked up, so a 422 never depends on the id.
-    let quantity = Quantity::parse_restock(body.quantity.as_i64()).map_err(field_problem)?;
+    let quantity = restock_quantity(body.quantity.as_i64()).map_err(field_problem)?;
     let id = product_id(&id)?;
     let product = db
         .write(move |tx| {
@@ -124,7 +124,7 @@ async fn restock_product(
         })
         .await?;
     tracing::info!(
-        product.id = %id, user.id = %user.id, added = quantity.units(), stock = product.stock,
+        product.id = %id, user.id = %user.id, added = quantity.get(), stock = product.stock,
         "product restocked"
     );
     Ok(Json(product))

@@ -76,13 +76,13 @@ fn on_order_created(tx: &Transaction<'_>, cause: &Envelope, e: &OrderCreated) ->
     let answer = match decision {
         Decision::Reserve { product, unit_price, amount } => {
             tracing::info!(
-                order.id = %e.order_id, product.id = %product.id, quantity = quantity.units(), %amount,
+                order.id = %e.order_id, product.id = %product.id, quantity = quantity.get(), %amount,
                 "stock reserved"
             );
             Event::StockReserved(StockReserved {
                 order_id: e.order_id,
                 product_id: product.id,
-                quantity: quantity.units(),
+                quantity: quantity.get(),
                 unit_price,
                 amount,
                 seller_id: product.seller_id,
@@ -93,13 +93,13 @@ fn on_order_created(tx: &Transaction<'_>, cause: &Envelope, e: &OrderCreated) ->
         }
         Decision::Reject(reason) => {
             tracing::info!(
-                order.id = %e.order_id, product.id = %e.product_id, quantity = quantity.units(), ?reason,
+                order.id = %e.order_id, product.id = %e.product_id, quantity = quantity.get(), ?reason,
                 "stock rejected"
             );
             Event::StockRejected(StockRejected {
                 order_id: e.order_id,
                 product_id: e.product_id,
-                quantity: quantity.units(),
+                quantity: quantity.get(),
                 reason,
             })
         }
@@ -136,13 +136,13 @@ fn release(tx: &Transaction<'_>, cause: &Envelope, order_id: Uuid, reason: Relea
         return Err(HandlerError::Reject(format!("reserved product {} no longer exists", reservation.product_id)));
     }
     tracing::info!(
-        order.id = %order_id, product.id = %reservation.product_id, quantity = reservation.quantity.units(), ?reason,
+        order.id = %order_id, product.id = %reservation.product_id, quantity = reservation.quantity.get(), ?reason,
         "stock released"
     );
     let released = Event::StockReleased(StockReleased {
         order_id,
         product_id: reservation.product_id,
-        quantity: reservation.quantity.units(),
+        quantity: reservation.quantity.get(),
         reason,
     });
     outbox::append(tx, &Envelope::caused_by(SERVICE, cause, released))?;

@@ -103,7 +103,7 @@ pub fn count_products(conn: &Connection) -> rusqlite::Result<i64> {
 pub fn add_stock(tx: &Transaction<'_>, product_id: Uuid, quantity: Quantity) -> rusqlite::Result<bool> {
     let changed = tx.execute(
         "UPDATE products SET stock = stock + ?1, updated_at = ?2 WHERE id = ?3",
-        params![quantity.units(), now_ms(), product_id.to_string()],
+        params![quantity.get(), now_ms(), product_id.to_string()],
     )?;
     Ok(changed == 1)
 }
@@ -113,7 +113,7 @@ pub fn add_stock(tx: &Transaction<'_>, product_id: Uuid, quantity: Quantity) -> 
 pub fn take_stock(tx: &Transaction<'_>, product_id: Uuid, quantity: Quantity) -> rusqlite::Result<bool> {
     let changed = tx.execute(
         "UPDATE products SET stock = stock - ?1, updated_at = ?2 WHERE id = ?3 AND stock >= ?1",
-        params![quantity.units(), now_ms(), product_id.to_string()],
+        params![quantity.get(), now_ms(), product_id.to_string()],
     )?;
     Ok(changed == 1)
 }
@@ -154,7 +154,7 @@ pub fn insert_reservation(
         params![
             order_id.to_string(),
             product_id.to_string(),
-            quantity.units(),
+            quantity.get(),
             unit_price.map(|w: Won| w.0),
             amount.map(|w: Won| w.0),
             status.as_str(),

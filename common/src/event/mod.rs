@@ -19,7 +19,7 @@ mod vocabulary;
 pub use envelope::{DecodeError, Envelope};
 pub use payloads::*;
 pub use table::{Event, EventType};
-pub use vocabulary::{OrderFailure, PaymentDecline, PaymentMethod, ReleaseReason, Role, StockRejection, Won};
+pub use vocabulary::{OrderFailure, PaymentDecline, PaymentMethod, Quantity, ReleaseReason, Role, StockRejection, Won};
 
 /// The schema version every event type is written with today. A consumer rejects (dead-letters) an
 /// event written with a newer version than it understands instead of guessing.

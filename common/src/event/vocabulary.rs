@@ -94,3 +94,20 @@ impl std::fmt::Display for Won {
         write!(f, "{} KRW", self.0)
     }
 }
+
+/// A positive number of units: what an order asks for, what is reserved, what a restock adds.
+/// No order, reservation or restock is for zero units, so no `Quantity` is zero.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(transparent)]
+pub struct Quantity(u32);
+
+impl Quantity {
+    /// `None` for zero.
+    pub fn new(units: u32) -> Option<Self> {
+        (units > 0).then_some(Quantity(units))
+    }
+
+    pub fn get(self) -> u32 {
+        self.0
+    }
+}

@@ -2,7 +2,7 @@
 //! preference and the causal order of a saga's events. No I/O; the clock and the database are the
 //! callers' business.
 //!
-//! - [`new_order`]: [`Quantity`], [`NewOrder::parse`] and [`IdempotencyKey`].
+//! - [`new_order`]: [`NewOrder::parse`], the request's quantity limit and [`IdempotencyKey`].
 //! - [`order`]: [`Order`], [`OrderStatus`] and the transitions saga events cause.
 //! - [`prefer`]: [`Wait`], parsed from RFC 7240 `Prefer` headers.
 //! - [`trace`]: [`TraceEvent`] and [`causal_order`].
@@ -12,7 +12,8 @@ pub mod order;
 pub mod prefer;
 pub mod trace;
 
-pub use new_order::{IdempotencyKey, NewOrder, Quantity};
+pub use common::Quantity;
+pub use new_order::{IdempotencyKey, MAX_QUANTITY_PER_REQUEST, NewOrder};
 pub use order::{Change, Order, OrderStatus, Transition};
 pub use prefer::Wait;
 pub use trace::{TraceEvent, causal_order};

@@ -12,8 +12,11 @@ use serde::Serialize;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+pub use common::Quantity;
 pub use new_product::{Category, NewProduct, Price, ProductName, Stock};
-pub use reservation::{AmountOverflow, Decision, Quantity, Reservation, ReservationStatus, decide};
+pub use reservation::{
+    AmountOverflow, Decision, MAX_RESTOCK, Reservation, ReservationStatus, decide, restock_quantity,
+};
 
 /// Why a request was refused. Each variant is the request field at fault; the text says what the
 /// rule is, never what was sent.

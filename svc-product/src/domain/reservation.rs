@@ -8,35 +8,20 @@
 //! Every order ends up with exactly one reservation row, so a repeated `order.created` finds it and
 //! changes nothing, and a release can only happen once.
 
-use common::{Won, event::StockRejection};
+use common::{Quantity, Won, event::StockRejection};
 use uuid::Uuid;
 
 use super::{InvalidInput, Product};
 
-/// A positive number of units: what an order asks for or a restock adds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Quantity(u32);
+/// The most one restock may add.
+pub const MAX_RESTOCK: u32 = 1_000_000;
 
-impl Quantity {
-    /// The most one restock may add.
-    pub const MAX_RESTOCK: u32 = 1_000_000;
-
-    /// `None` for zero, which no order or restock can mean.
-    pub fn new(units: u32) -> Option<Self> {
-        (units > 0).then_some(Quantity(units))
-    }
-
-    /// A restock request's `quantity`: 1 to 1,000,000.
-    pub fn parse_restock(raw: Option<i64>) -> Result<Self, InvalidInput> {
-        match raw {
-            Some(units) if (1..=i64::from(Self::MAX_RESTOCK)).contains(&units) => Ok(Quantity(units as u32)),
-            _ => Err(InvalidInput::Quantity("quantity must be a whole number from 1 to 1000000")),
-        }
-    }
-
-    pub fn units(self) -> u32 {
-        self.0
-    }
+/// A restock request's `quantity`: 1 to [`MAX_RESTOCK`].
+pub fn restock_quantity(raw: Option<i64>) -> Result<Quantity, InvalidInput> {
+    raw.and_then(|units| u32::try_from(units).ok())
+        .filter(|units| *units <= MAX_RESTOCK)
+        .and_then(Quantity::new)
+        .ok_or(InvalidInput::Quantity("quantity must be a whole number from 1 to 1000000"))
 }
 
 /// Where a reservation stands.
@@ -106,10 +91,10 @@ pub fn decide(product: Option<&Product>, quantity: Quantity) -> Result<Decision<
     let Some(product) = product else {
         return Ok(Decision::Reject(StockRejection::ProductNotFound));
     };
-    if product.stock < i64::from(quantity.units()) {
+    if product.stock < i64::from(quantity.get()) {
         return Ok(Decision::Reject(StockRejection::OutOfStock));
     }
-    let amount = product.price.times(quantity.units()).ok_or(AmountOverflow)?;
+    let amount = product.price.times(quantity.get()).ok_or(AmountOverflow)?;
     Ok(Decision::Reserve { product, unit_price: product.price, amount })
 }
 
@@ -140,15 +125,15 @@ mod tests {
     #[test]
     fn an_order_for_a_quantity_of_zero_is_not_a_quantity() {
         assert_eq!(Quantity::new(0), None);
-        assert_eq!(Quantity::new(1).map(Quantity::units), Some(1));
+        assert_eq!(Quantity::new(1).map(Quantity::get), Some(1));
     }
 
     #[test]
     fn a_restock_adds_from_1_to_1_million_units() {
-        assert_eq!(Quantity::parse_restock(Some(1)).unwrap().units(), 1);
-        assert_eq!(Quantity::parse_restock(Some(1_000_000)).unwrap().units(), 1_000_000);
+        assert_eq!(restock_quantity(Some(1)).unwrap().get(), 1);
+        assert_eq!(restock_quantity(Some(1_000_000)).unwrap().get(), 1_000_000);
         for raw in [None, Some(0), Some(-5), Some(1_000_001)] {
-            assert_eq!(Quantity::parse_restock(raw).unwrap_err().code(), Code::InvalidQuantity, "{raw:?} was accepted");
+            assert_eq!(restock_quantity(raw).unwrap_err().code(), Code::InvalidQuantity, "{raw:?} was accepted");
         }
     }
 

@@ -39,19 +39,8 @@ impl PaymentStatus {
     }
 }
 
-/// Why a `stock.reserved` cannot be charged. svc-product never publishes these; a hand-published
-/// or corrupted event can, and it is dead-lettered rather than charged.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum InvalidCharge {
-    #[error("quantity must be at least 1")]
-    ZeroQuantity,
-    #[error("amount must be positive, got {0}")]
-    NonPositiveAmount(Won),
-    #[error("amount {amount} is not unit price {unit_price} x quantity {quantity}")]
-    AmountMismatch { amount: Won, unit_price: Won, quantity: u32 },
-}
-
-/// A `stock.reserved` that makes sense to charge: positive amount equal to unit price x quantity.
+/// What charging a reserved order means: its amount (unit price x quantity), its payer and method,
+/// and what settlement needs to book it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Charge {
     pub order_id: Uuid,
@@ -64,30 +53,23 @@ pub struct Charge {
     pub quantity: u32,
 }
 
-impl Charge {
-    pub fn parse(reserved: &StockReserved) -> Result<Self, InvalidCharge> {
+impl From<&StockReserved> for Charge {
+    /// Decoding already checked the contract (quantity at least 1, a positive unit price, amount =
+    /// unit price x quantity: `Event::validate`), so every `stock.reserved` a consumer sees is
+    /// chargeable as it is.
+    fn from(reserved: &StockReserved) -> Self {
         let StockReserved {
             order_id,
             product_id,
             quantity,
-            unit_price,
+            unit_price: _,
             amount,
             seller_id,
             category,
             user_id,
             payment_method,
         } = reserved.clone();
-        if quantity == 0 {
-            return Err(InvalidCharge::ZeroQuantity);
-        }
-        if amount <= Won(0) {
-            return Err(InvalidCharge::NonPositiveAmount(amount));
-        }
-        // An overflowing product cannot equal any amount: a mismatch too.
-        if unit_price.times(quantity) != Some(amount) {
-            return Err(InvalidCharge::AmountMismatch { amount, unit_price, quantity });
-        }
-        Ok(Charge { order_id, user_id, amount, method: payment_method, seller_id, category, product_id, quantity })
+        Charge { order_id, user_id, amount, method: payment_method, seller_id, category, product_id, quantity }
     }
 }
 
@@ -214,38 +196,15 @@ mod tests {
     }
 
     fn settle(verdict: Result<(), PaymentDecline>) -> (Payment, Event) {
-        let charge = Charge::parse(&reserved(15_000, 3, 45_000)).unwrap();
+        let charge = Charge::from(&reserved(15_000, 3, 45_000));
         Payment::settle(Uuid::now_v7(), charge, verdict, 1_000)
     }
 
     #[test]
     fn a_consistent_reservation_is_a_charge_of_its_amount() {
         let event = reserved(15_000, 3, 45_000);
-        let charge = Charge::parse(&event).unwrap();
+        let charge = Charge::from(&event);
         assert_eq!((charge.amount, charge.quantity, charge.order_id), (Won(45_000), 3, event.order_id));
-    }
-
-    #[test]
-    fn an_amount_other_than_unit_price_times_quantity_is_refused() {
-        let err = Charge::parse(&reserved(15_000, 3, 40_000)).unwrap_err();
-        assert!(matches!(err, InvalidCharge::AmountMismatch { .. }));
-    }
-
-    #[test]
-    fn a_zero_or_negative_amount_is_refused() {
-        assert_eq!(Charge::parse(&reserved(0, 1, 0)), Err(InvalidCharge::NonPositiveAmount(Won(0))));
-        assert_eq!(Charge::parse(&reserved(-5, 2, -10)), Err(InvalidCharge::NonPositiveAmount(Won(-10))));
-    }
-
-    #[test]
-    fn a_zero_quantity_is_refused() {
-        assert_eq!(Charge::parse(&reserved(100, 0, 100)), Err(InvalidCharge::ZeroQuantity));
-    }
-
-    #[test]
-    fn an_overflowing_price_is_a_mismatch_not_a_panic() {
-        let err = Charge::parse(&reserved(i64::MAX, 2, 1)).unwrap_err();
-        assert!(matches!(err, InvalidCharge::AmountMismatch { .. }));
     }
 
     #[test]

@@ -61,8 +61,7 @@ fn on_stock_reserved(
     envelope: &Envelope,
     reserved: &StockReserved,
 ) -> Result<(), HandlerError> {
-    // Nonsense is refused even for an order already charged: it is worth a dead letter either way.
-    let charge = Charge::parse(reserved).map_err(|e| HandlerError::Reject(e.to_string()))?;
+    let charge = Charge::from(reserved);
     if let Some(existing) = store::find_payment_by_order(tx, charge.order_id)? {
         let (order, id) = (charge.order_id, existing.id);
         tracing::info!(order.id = %order, payment.id = %id, "order already has a payment; nothing to do");

@@ -159,7 +159,7 @@ mod tests {
         };
         let decode = |env: Envelope| Envelope::decode(&env.subject(), &env.to_json());
         assert!(decode(reserved(2, 15_000, 30_000)).is_ok());
-        for (q, price, amount) in [(0, 15_000, 0), (2, 15_000, 29_999), (1, 0, 0), (2, i64::MAX, 1)] {
+        for (q, price, amount) in [(0, 15_000, 0), (2, 15_000, 29_999), (1, 0, 0), (2, -5, -10), (2, i64::MAX, 1)] {
             assert!(
                 matches!(decode(reserved(q, price, amount)), Err(DecodeError::Invalid(_))),
                 "{q} x {price} = {amount}"

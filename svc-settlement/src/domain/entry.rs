@@ -33,11 +33,10 @@ impl Kind {
 }
 
 /// Why a payment event cannot be booked. svc-payment never publishes these; a hand-written or
-/// corrupted event can, and it is dead-lettered rather than booked.
+/// corrupted event can, and it is dead-lettered rather than booked. (A non-positive amount is
+/// refused earlier, when the event is decoded.)
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum InvalidPosting {
-    #[error("amount must be positive, got {0}")]
-    NonPositiveAmount(Won),
     #[error("category must not be empty")]
     EmptyCategory,
     #[error("occurredAt {0} is outside the supported years")]
@@ -80,9 +79,6 @@ impl Posting {
         category: &str,
         amount: Won,
     ) -> Result<Self, InvalidPosting> {
-        if amount.0 <= 0 {
-            return Err(InvalidPosting::NonPositiveAmount(amount));
-        }
         if category.trim().is_empty() {
             return Err(InvalidPosting::EmptyCategory);
         }
@@ -202,11 +198,8 @@ mod tests {
     }
 
     #[test]
-    fn a_payment_of_nothing_or_without_a_category_is_not_booked() {
-        let (env, e) = completed(0, "books");
-        assert_eq!(Posting::sale(&env, &e), Err(InvalidPosting::NonPositiveAmount(Won(0))));
-        let (env, e) = completed(-5, "books");
-        assert!(Posting::sale(&env, &e).is_err());
+    fn a_payment_without_a_category_is_not_booked() {
+        // A payment of nothing never gets here: decoding refuses it (`Event::validate`).
         let (env, e) = completed(100, "  ");
         assert_eq!(Posting::sale(&env, &e), Err(InvalidPosting::EmptyCategory));
     }

@@ -6,8 +6,8 @@
 //! - `POST /orders`: places an order (`Idempotency-Key` for safe retries, `Prefer: wait=N` to
 //!   wait up to N s, at most 30, for the outcome instead of taking a `202`).
 //! - `GET /orders/me`: the caller's orders, newest first, paged.
-//! - `GET /orders/{id}`, `GET /orders/{id}/trace`: one order, and its saga's events in causal
-//!   order; for the owner or an admin.
+//! - `GET /orders/{id}`, `GET /orders/{id}/trace`: one order (with `Prefer: wait=N`, answered
+//!   once its saga has settled), and its saga's events in causal order; for the owner or an admin.
 //!
 //! Publishes `order.created` (a new order), `order.paid`, `order.failed` and `order.cancelled`.
 //! Consumes (durable `svc-order`) `order.created` (hand-published orders), `stock.reserved`,

@@ -182,7 +182,8 @@ async fn build(checkout: &Checkout, stack: &mut Stack) -> Result<HashMap<String,
         .arg("--message-format=json-render-diagnostics")
         .stdin(Stdio::null())
         .stdout(Stdio::piped());
-    eprintln!("shopctl: building every binary (cargo {})", BUILD_ARGS.join(" "));
+    // After ./shop this is a no-op that only tells us where the binaries are.
+    eprintln!("shopctl: building the services, or finding them built (cargo {})", BUILD_ARGS.join(" "));
     let build = stack.build.insert(Managed::spawn("cargo build", &mut cmd)?);
     let stdout = build.take_stdout().context("cargo's stdout is not piped")?;
     let mut lines = BufReader::new(stdout).lines();

@@ -50,10 +50,14 @@ impl From<DbError> for HandlerError {
 
 impl HandlerError {
     /// For the catch-all arm of a handler's match: an event the handler does not react to. The
-    /// consumer never passes one (see [`Handler::CONSUMES`]); were it to, it is dead-lettered.
+    /// consumer never passes one (see [`Handler::consumes`]); were it to, it is dead-lettered.
     pub fn unhandled(handler: &str, event: &Envelope) -> Self {
-        HandlerError::Reject(format!("{handler} does not handle {}", event.event.event_type()))
+        HandlerError::Reject(unhandled(handler, event))
     }
+}
+
+fn unhandled(handler: &str, event: &Envelope) -> String {
+    format!("{handler} does not handle {}", event.event.event_type())
 }
 
 /// A service's reactions: the events it consumes and one match over them. `handle` runs inside the
@@ -218,14 +222,14 @@ pub async fn process(db: &Db, spec: &ConsumerSpec, handler: Arc<dyn Handler>, ms
     outcome
 }
 
-/// Applies one decoded event exactly once for `consumer`: dedupe row, handler effect and follow-up
-/// outbox rows in one transaction. Does not ack: [`process`] does that after the commit.
+/// Applies one decoded event exactly once for the handler's consumer: dedupe row, handler effect
+/// and follow-up outbox rows in one transaction. Does not ack: [`process`] does that after the commit.
 ///
 /// An event of a type the handler does not declare is dead-lettered before anything is written,
 /// so that replaying it once the handler learnt the type applies it.
 pub async fn apply(db: &Db, handler: Arc<dyn Handler>, envelope: Envelope) -> Outcome {
     if !handler.consumes().contains(&envelope.event.kind()) {
-        return Outcome::DeadLettered(format!("{} does not handle {}", handler.name(), envelope.event.event_type()));
+        return Outcome::DeadLettered(unhandled(handler.name(), &envelope));
     }
     let consumer = handler.name();
     let id = envelope.id;

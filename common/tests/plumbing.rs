@@ -287,6 +287,22 @@ async fn an_event_the_handler_does_not_declare_is_dead_lettered_before_any_effec
 }
 
 #[tokio::test]
+async fn a_durable_whose_handler_learnt_an_event_takes_the_new_filter_at_start() {
+    let fx = Fixture::new().await;
+    let stream = fx.js.get_stream(bus::STREAM).await.unwrap();
+    let before = ConsumerSpec::of(&handler_fn("learner", &[EventType::OrderCreated], record_effect));
+    let after =
+        ConsumerSpec::of(&handler_fn("learner", &[EventType::OrderCreated, EventType::OrderPaid], record_effect));
+
+    before.ensure(&stream).await.expect("the first start creates the durable");
+    after.ensure(&stream).await.expect("a later start updates it, as an upgraded service does");
+
+    let mut consumer: PullConsumer = fx.js.get_consumer_from_stream("learner", bus::STREAM).await.unwrap();
+    let filters = consumer.info().await.unwrap().config.filter_subjects.clone();
+    assert_eq!(filters, ["order.created.*", "order.paid.*"]);
+}
+
+#[tokio::test]
 async fn a_transient_failure_is_retried_and_applied_once() {
     let fx = Fixture::new().await;
     let env = registered();

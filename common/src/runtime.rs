@@ -1,7 +1,13 @@
 //! What every service runs: the database, the NATS connection, the auth key watch, the outbox
 //! relay, its consumers and its HTTP server, stopped together by one cancellation token.
+//!
+//! A service is its flags plus how it wires itself: [`Service`], implemented by each service's
+//! `Config` in its `app.rs`. Its binary's `main` is [`main`], and the test harness starts it
+//! through the same trait, so a test runs exactly what the binary runs.
 
-use std::{net::SocketAddr, sync::Arc};
+use std::{future::Future, net::SocketAddr, sync::Arc};
+
+use anyhow::Context;
 
 use async_nats::jetstream;
 use axum::Router;
@@ -18,7 +24,25 @@ use crate::{
     outbox::Relay,
 };
 
-/// A started service's shared machinery. Build it, register consumers, then [`Runtime::serve`].
+/// One service, as its binary and the test harness start it: the flags it parses, and how it
+/// wires its runtime, consumers and routes into an [`App`].
+pub trait Service: clap::Parser + Clone + Send + Sync + 'static {
+    /// The service's name: its database file, its NATS connection, the `producer` of its events.
+    const NAME: &'static str;
+
+    /// Binds the listener, starts the [`Runtime`] and the consumers, builds the router. Serving
+    /// starts with [`App::run_until_stopped`]; cancelling `stop` ends it.
+    fn build(self, stop: CancellationToken) -> impl Future<Output = anyhow::Result<App>> + Send;
+}
+
+/// A service binary's whole `main`: logs, flags, a stop on Ctrl-C or SIGTERM, build, serve.
+pub async fn main<S: Service>() -> anyhow::Result<()> {
+    crate::telemetry::init();
+    S::parse().build(shutdown_on_signal()).await?.run_until_stopped().await
+}
+
+/// A started service's shared machinery. Start it, register consumers, then [`Runtime::serving`]
+/// the routes.
 #[derive(Debug)]
 pub struct Runtime {
     pub name: &'static str,
@@ -27,18 +51,22 @@ pub struct Runtime {
     pub js: jetstream::Context,
     pub verifier: Verifier,
     pub stop: CancellationToken,
+    listener: TcpListener,
+    consumers: Vec<&'static str>,
     tasks: TaskTracker,
 }
 
 impl Runtime {
-    /// Opens and migrates the database, connects to NATS, makes sure the stream exists, loads
-    /// the auth keys and starts the outbox relay.
+    /// Binds `http_addr` (port 0 picks a free one), opens and migrates the database, connects
+    /// to NATS, makes sure the stream exists, loads the auth keys and starts the outbox relay.
     pub async fn start(
         name: &'static str,
         config: &CommonConfig,
+        http_addr: SocketAddr,
         migrations: &'static [&'static str],
         stop: CancellationToken,
     ) -> anyhow::Result<Self> {
+        let listener = TcpListener::bind(http_addr).await.with_context(|| format!("binding {http_addr}"))?;
         let db = Db::open(&config.db_path(name), migrations).await?;
         let nats = bus::connect(&config.nats_url, name).await?;
         let js = jetstream::new(nats.clone());
@@ -47,13 +75,14 @@ impl Runtime {
         verifier.watch(&js, stop.clone()).await?;
         let tasks = TaskTracker::new();
         tasks.spawn(Relay::new(db.clone(), js.clone()).run(stop.clone()));
-        Ok(Runtime { name, db, nats, js, verifier, stop, tasks })
+        Ok(Runtime { name, db, nats, js, verifier, stop, listener, consumers: Vec::new(), tasks })
     }
 
     /// Starts `handler`'s idempotent durable consumer, filtered to the events it declares.
-    pub fn consume(&self, handler: impl Handler) {
+    pub fn consume(&mut self, handler: impl Handler) {
         let handler: Arc<dyn Handler> = Arc::new(handler);
         let spec = ConsumerSpec::of(&*handler);
+        self.consumers.push(handler.name());
         self.tasks.spawn(consumer::run(self.js.clone(), spec, self.db.clone(), handler, self.stop.clone()));
     }
 
@@ -65,20 +94,52 @@ impl Runtime {
         self.tasks.spawn(task);
     }
 
-    /// Serves `routes` on `listener` until the stop token is cancelled, then waits for the relay
-    /// and consumers to finish their current step.
-    pub async fn serve(self, listener: TcpListener, routes: Router) -> anyhow::Result<()> {
-        let addr: SocketAddr = listener.local_addr()?;
-        let app = http::finish_router(routes, Readiness { db: self.db.clone(), nats: self.nats.clone() });
-        tracing::info!(service = self.name, %addr, "listening");
-        let stop = self.stop.clone();
-        let served = axum::serve(listener, app).with_graceful_shutdown(async move { stop.cancelled().await }).await;
-        self.stop.cancel();
-        self.tasks.close();
-        self.tasks.wait().await;
+    /// The service, ready to serve `routes`.
+    pub fn serving(self, routes: Router) -> anyhow::Result<App> {
+        let addr = self.listener.local_addr()?;
+        Ok(App { runtime: self, addr, routes })
+    }
+}
+
+/// A built service: listener bound, runtime and consumers started, ready to serve.
+#[derive(Debug)]
+pub struct App {
+    runtime: Runtime,
+    addr: SocketAddr,
+    routes: Router,
+}
+
+impl App {
+    /// The address the HTTP API listens on (the real port when configured with port 0).
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The service's database, for tests and tools that look behind the API.
+    pub fn db(&self) -> &Db {
+        &self.runtime.db
+    }
+
+    /// The durable consumers the service started, by name.
+    pub fn consumers(&self) -> &[&'static str] {
+        &self.runtime.consumers
+    }
+
+    /// Serves until the stop token is cancelled, then waits for the relay, the consumers and
+    /// any other task to finish their current step.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        let App { runtime, addr, routes } = self;
+        let app = http::finish_router(routes, Readiness { db: runtime.db.clone(), nats: runtime.nats.clone() });
+        tracing::info!(service = runtime.name, %addr, "listening");
+        let stop = runtime.stop.clone();
+        let served =
+            axum::serve(runtime.listener, app).with_graceful_shutdown(async move { stop.cancelled().await }).await;
+        runtime.stop.cancel();
+        runtime.tasks.close();
+        runtime.tasks.wait().await;
         // Flush what the client still buffers (e.g. acks) before the connection goes.
-        let _ = self.nats.flush().await;
-        tracing::info!(service = self.name, "stopped");
+        let _ = runtime.nats.flush().await;
+        tracing::info!(service = runtime.name, "stopped");
         Ok(served?)
     }
 }

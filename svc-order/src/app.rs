@@ -1,10 +1,11 @@
 //! Wiring: the runtime (database, NATS, auth keys, outbox relay), the two consumers and the router.
 
-use std::net::SocketAddr;
-
-use axum::{Router, extract::FromRef};
-use common::{auth::Verifier, db::Db, runtime::Runtime};
-use tokio::net::TcpListener;
+use axum::extract::FromRef;
+use common::{
+    auth::Verifier,
+    db::Db,
+    runtime::{App, Runtime, Service},
+};
 use tokio_util::sync::CancellationToken;
 
 use crate::{
@@ -29,21 +30,12 @@ pub struct AppState {
     pub stop: CancellationToken,
 }
 
-/// A built service, listening but not yet serving.
-#[derive(Debug)]
-pub struct App {
-    runtime: Runtime,
-    listener: TcpListener,
-    addr: SocketAddr,
-    routes: Router,
-}
+impl Service for Config {
+    const NAME: &'static str = SERVICE;
 
-impl App {
-    /// Binds the listener, starts the runtime and both consumers. Stops when `stop` is cancelled.
-    pub async fn build(config: Config, stop: CancellationToken) -> anyhow::Result<App> {
-        let listener = TcpListener::bind(config.http_addr).await?;
-        let addr = listener.local_addr()?;
-        let runtime = Runtime::start(SERVICE, &config.common, MIGRATIONS, stop).await?;
+    /// Starts the runtime and both consumers (the saga and its trace).
+    async fn build(self, stop: CancellationToken) -> anyhow::Result<App> {
+        let mut runtime = Runtime::start(SERVICE, &self.common, self.http_addr, MIGRATIONS, stop).await?;
         let waiters = Waiters::default();
         runtime.consume(Saga::new(waiters.clone()));
         runtime.consume(Trace);
@@ -53,16 +45,6 @@ impl App {
             waiters,
             stop: runtime.stop.clone(),
         };
-        Ok(App { routes: api::router(state), runtime, listener, addr })
-    }
-
-    /// The address the HTTP API listens on (the real port when configured with port 0).
-    pub fn addr(&self) -> SocketAddr {
-        self.addr
-    }
-
-    /// Serves until the stop token is cancelled, then lets the relay and consumers finish.
-    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        self.runtime.serve(self.listener, self.routes).await
+        runtime.serving(api::router(state))
     }
 }

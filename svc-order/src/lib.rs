@@ -22,7 +22,6 @@ pub mod saga;
 pub mod store;
 pub mod waiters;
 
-pub use app::App;
 pub use config::Config;
 
 /// The service's name: its producer name, durable consumer name and database file name.

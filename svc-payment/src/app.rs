@@ -1,10 +1,11 @@
 //! Wiring: the runtime (database, NATS, auth keys, outbox relay), the saga consumer and the router.
 
-use std::net::SocketAddr;
-
-use axum::{Router, extract::FromRef};
-use common::{auth::Verifier, db::Db, runtime::Runtime};
-use tokio::net::TcpListener;
+use axum::extract::FromRef;
+use common::{
+    auth::Verifier,
+    db::Db,
+    runtime::{App, Runtime, Service},
+};
 use tokio_util::sync::CancellationToken;
 
 use crate::{SERVICE, config::Config, saga::Saga};
@@ -18,21 +19,13 @@ pub struct AppState {
     pub verifier: Verifier,
 }
 
-/// A built service: listener bound, consumer started, ready to serve.
-#[derive(Debug)]
-pub struct App {
-    runtime: Runtime,
-    listener: TcpListener,
-    addr: SocketAddr,
-    routes: Router,
-}
+impl Service for Config {
+    const NAME: &'static str = SERVICE;
 
-impl App {
-    /// Binds the listener, starts the runtime and the `stock.reserved` consumer.
-    pub async fn build(config: Config, stop: CancellationToken) -> anyhow::Result<App> {
-        let listener = TcpListener::bind(config.http_addr).await?;
-        let addr = listener.local_addr()?;
-        let runtime = Runtime::start(SERVICE, &config.common, MIGRATIONS, stop).await?;
+    /// Starts the runtime and the `stock.reserved` consumer charging through the gateway.
+    async fn build(self, stop: CancellationToken) -> anyhow::Result<App> {
+        let config = self;
+        let mut runtime = Runtime::start(SERVICE, &config.common, config.http_addr, MIGRATIONS, stop).await?;
         let gateway = config.gateway();
         tracing::info!(
             limit = gateway.limit().0,
@@ -42,16 +35,6 @@ impl App {
         );
         runtime.consume(Saga::new(gateway));
         let state = AppState { db: runtime.db.clone(), verifier: runtime.verifier.clone() };
-        Ok(App { routes: crate::api::router(state), runtime, listener, addr })
-    }
-
-    /// The address the HTTP API listens on (the real port when configured with port 0).
-    pub fn addr(&self) -> SocketAddr {
-        self.addr
-    }
-
-    /// Serves until the stop token is cancelled, then lets the relay and consumer finish.
-    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        self.runtime.serve(self.listener, self.routes).await
+        runtime.serving(crate::api::router(state))
     }
 }

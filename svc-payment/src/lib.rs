@@ -22,5 +22,4 @@ pub mod gateway;
 pub mod saga;
 pub mod store;
 
-pub use app::App;
 pub use config::Config;

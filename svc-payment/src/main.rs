@@ -1,9 +1,4 @@
-use clap::Parser;
-use svc_payment::{App, Config};
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    common::telemetry::init();
-    let config = Config::parse();
-    App::build(config, common::runtime::shutdown_on_signal()).await?.run_until_stopped().await
+    common::runtime::main::<svc_payment::Config>().await
 }

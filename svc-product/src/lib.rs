@@ -24,7 +24,6 @@ pub mod saga;
 pub mod seed;
 pub mod store;
 
-pub use app::App;
 pub use config::Config;
 
 /// The service's name: its producer name on events, its durable consumer and its database file.

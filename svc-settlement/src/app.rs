@@ -1,15 +1,14 @@
 //! Wiring: the runtime (database, NATS, auth keys, outbox relay), the ledger consumer, the close
 //! scheduler and the router.
 
-use std::{net::SocketAddr, sync::Arc};
+use std::sync::Arc;
 
-use axum::{Router, extract::FromRef};
+use axum::extract::FromRef;
 use common::{
     auth::Verifier,
     db::{Db, DbError},
-    runtime::Runtime,
+    runtime::{App, Runtime, Service},
 };
-use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
@@ -34,31 +33,21 @@ pub struct AppState {
     pub clock: Arc<dyn Clock>,
 }
 
-/// A built service: listener bound, consumer and scheduler started, ready to serve.
-#[derive(Debug)]
-pub struct App {
-    runtime: Runtime,
-    listener: TcpListener,
-    addr: SocketAddr,
-    routes: Router,
+impl Service for Config {
+    const NAME: &'static str = SERVICE;
+
+    /// Builds the service on the system clock.
+    async fn build(self, stop: CancellationToken) -> anyhow::Result<App> {
+        self.build_with_clock(stop, Arc::new(SystemClock)).await
+    }
 }
 
-impl App {
-    /// Builds the service on the system clock.
-    pub async fn build(config: Config, stop: CancellationToken) -> anyhow::Result<App> {
-        Self::build_with_clock(config, stop, Arc::new(SystemClock)).await
-    }
-
+impl Config {
     /// Builds the service on `clock`, which drives the automatic close (tests pass a
-    /// [`crate::clock::ManualClock`]).
-    pub async fn build_with_clock(
-        config: Config,
-        stop: CancellationToken,
-        clock: Arc<dyn Clock>,
-    ) -> anyhow::Result<App> {
-        let listener = TcpListener::bind(config.http_addr).await?;
-        let addr = listener.local_addr()?;
-        let runtime = Runtime::start(SERVICE, &config.common, MIGRATIONS, stop).await?;
+    /// [`crate::clock::ManualClock`]): the runtime, the ledger consumer and the close scheduler.
+    pub async fn build_with_clock(self, stop: CancellationToken, clock: Arc<dyn Clock>) -> anyhow::Result<App> {
+        let config = self;
+        let mut runtime = Runtime::start(SERVICE, &config.common, config.http_addr, MIGRATIONS, stop).await?;
         let rules = config.rules();
         ensure_time_zone(&runtime.db, &rules).await?;
         tracing::info!(
@@ -79,17 +68,7 @@ impl App {
         );
         runtime.spawn(scheduler.run(runtime.stop.clone()));
         let state = AppState { db: runtime.db.clone(), verifier: runtime.verifier.clone(), rules, clock };
-        Ok(App { routes: crate::api::router(state), runtime, listener, addr })
-    }
-
-    /// The address the HTTP API listens on (the real port when configured with port 0).
-    pub fn addr(&self) -> SocketAddr {
-        self.addr
-    }
-
-    /// Serves until the stop token is cancelled, then lets the relay, consumer and scheduler finish.
-    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        self.runtime.serve(self.listener, self.routes).await
+        runtime.serving(crate::api::router(state))
     }
 }
 

@@ -25,7 +25,6 @@ pub mod saga;
 pub mod schedule;
 pub mod store;
 
-pub use app::App;
 pub use config::Config;
 
 /// The service's name: its producer name, durable consumer and database file.

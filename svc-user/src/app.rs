@@ -1,11 +1,11 @@
 //! Wiring: configuration in, a running svc-user out.
 
-use std::net::SocketAddr;
-
-use anyhow::Context;
-use axum::{Router, extract::FromRef};
-use common::{auth::Verifier, db::Db, runtime::Runtime};
-use tokio::net::TcpListener;
+use axum::extract::FromRef;
+use common::{
+    auth::Verifier,
+    db::Db,
+    runtime::{App, Runtime, Service},
+};
 use tokio_util::sync::CancellationToken;
 
 use crate::{
@@ -34,29 +34,21 @@ pub struct AppState {
 #[derive(Clone, Debug)]
 pub struct DecoyHash(pub PasswordHash);
 
-/// svc-user, built and ready to serve.
-pub struct App {
-    runtime: Runtime,
-    listener: TcpListener,
-    addr: SocketAddr,
-    routes: Router,
-}
+impl Service for Config {
+    const NAME: &'static str = SERVICE;
 
-impl App {
-    /// Binds the listener, starts the shared runtime (database, NATS, key watch, outbox relay),
-    /// brings the signing keys in line with the bucket (see [`keys`]) and creates the bootstrap
-    /// admin if configured. Serving starts with [`App::run_until_stopped`]; `stop` ends it.
-    pub async fn build(config: Config, stop: CancellationToken) -> anyhow::Result<Self> {
+    /// Starts the shared runtime (listener, database, NATS, key watch, outbox relay), brings the
+    /// signing keys in line with the bucket (see [`keys`]) and creates the bootstrap admin if
+    /// configured.
+    async fn build(self, stop: CancellationToken) -> anyhow::Result<App> {
+        let config = self;
         // A bad admin setting is a configuration error: report it before touching anything.
         let admin = config
             .admin()
             .map(|(email, password)| NewUser::admin(email, password.to_owned()))
             .transpose()
             .map_err(|e| anyhow::anyhow!("ADMIN_{}: {e}", e.field().to_uppercase()))?;
-        let listener =
-            TcpListener::bind(config.http_addr).await.with_context(|| format!("binding {}", config.http_addr))?;
-        let addr = listener.local_addr()?;
-        let runtime = Runtime::start(SERVICE, &config.common, MIGRATIONS, stop).await?;
+        let runtime = Runtime::start(SERVICE, &config.common, config.http_addr, MIGRATIONS, stop).await?;
 
         let tokens = keys::start(&runtime, config.token_ttl()).await?;
 
@@ -73,17 +65,7 @@ impl App {
             decoy: DecoyHash(decoy),
             hashing,
         };
-        Ok(App { routes: api::router(state), runtime, listener, addr })
-    }
-
-    /// The address the HTTP API listens on (the real port when configured with port 0).
-    pub fn addr(&self) -> SocketAddr {
-        self.addr
-    }
-
-    /// Serves until the stop token is cancelled, then drains the relay and returns.
-    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        self.runtime.serve(self.listener, self.routes).await
+        runtime.serving(api::router(state))
     }
 }
 

@@ -18,7 +18,6 @@ pub mod hashing;
 pub mod keys;
 pub mod store;
 
-pub use app::App;
 pub use config::Config;
 
 /// The service's name: its NATS connection name, its database file and its events' producer.

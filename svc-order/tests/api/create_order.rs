@@ -89,8 +89,8 @@ async fn invalid_orders_are_refused_and_nothing_is_stored() {
     assert_eq!(bad_key.status(), StatusCode::BAD_REQUEST);
     assert_eq!(bad_key.json::<Value>().await.unwrap()["code"], "INVALID_IDEMPOTENCY_KEY");
 
-    assert_eq!(app.count("SELECT count(*) FROM orders"), 0);
-    assert_eq!(app.count("SELECT count(*) FROM outbox"), 0);
+    assert_eq!(app.count("SELECT count(*) FROM orders", []), 0);
+    assert_eq!(app.count("SELECT count(*) FROM outbox", []), 0);
 }
 
 #[tokio::test]
@@ -113,7 +113,7 @@ async fn an_unknown_field_in_the_body_is_refused_naming_it_and_nothing_is_stored
             "{body}"
         );
     }
-    assert_eq!(app.count("SELECT count(*) FROM orders"), 0);
+    assert_eq!(app.count("SELECT count(*) FROM orders", []), 0);
 }
 
 #[tokio::test]

@@ -1,76 +1,45 @@
 //! A running svc-order on a free port with a fresh database and its own nats-server, tokens from a
 //! test issuer, and a stand-in for svc-product and svc-payment: their events, published by hand.
 
-use std::{net::SocketAddr, time::Duration};
+use std::{ops::Deref, sync::Arc};
 
-use async_nats::jetstream::{
-    self,
-    consumer::{self, PullConsumer},
-    message::PublishMessage,
-};
-use clap::Parser;
+use async_nats::jetstream::consumer::{self, PullConsumer};
 use common::{
     Envelope, Event, PaymentMethod, Role, Won,
     event::{
         OrderCreated, PaymentCancelled, PaymentCompleted, PaymentDecline, PaymentFailed, StockRejected, StockRejection,
         StockReserved,
     },
-    harness::{EventLog, NatsServer, TestIssuer},
+    harness::{self, TestBus},
 };
 use reqwest::{RequestBuilder, Response, StatusCode};
 use serde_json::{Value, json};
-use svc_order::{App, Config};
-use tokio_util::sync::CancellationToken;
+use svc_order::Config;
 use uuid::Uuid;
 
-/// How long a test waits for anything asynchronous before failing.
-pub const WAIT: Duration = Duration::from_secs(15);
+pub use common::harness::WAIT;
 /// The unit price the stand-in svc-product charges.
 pub const UNIT_PRICE: Won = Won(15_000);
 
+/// svc-order under test (see [`harness::TestApp`]), plus the requests its tests are written in
+/// and `bus`, the stand-in for the other services.
 pub struct TestApp {
-    pub addr: SocketAddr,
-    /// Kept for the test's lifetime: dropping it stops the server.
-    _nats: NatsServer,
-    pub issuer: TestIssuer,
+    app: harness::TestApp<Config>,
     pub bus: Bus,
-    pub http: reqwest::Client,
-    stop: CancellationToken,
-    data: tempfile::TempDir,
 }
+
+common::deref_test_app!(TestApp => Config);
 
 impl TestApp {
     pub async fn spawn() -> Self {
-        let nats = NatsServer::start().await;
-        // Before the app starts, so its verifier loads the test key with the initial key load.
-        let issuer = TestIssuer::publish(&nats).await;
-        let data = tempfile::tempdir().unwrap();
-        let config = Config::parse_from([
-            "svc-order",
-            "--http-addr",
-            "127.0.0.1:0",
-            "--nats-url",
-            &nats.url(),
-            "--data-dir",
-            data.path().to_str().unwrap(),
-        ]);
-        let stop = CancellationToken::new();
-        let app = App::build(config, stop.clone()).await.expect("svc-order starts");
-        let addr = app.addr();
-        tokio::spawn(app.run_until_stopped());
-        let client = nats.client().await;
-        let bus = Bus { events: EventLog::record(&client).await, js: jetstream::new(client) };
-        TestApp { addr, _nats: nats, issuer, bus, http: reqwest::Client::new(), stop, data }
-    }
-
-    pub fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
+        let app = harness::TestApp::builder().start().await;
+        TestApp { bus: Bus(app.bus.clone()), app }
     }
 
     /// A fresh user with `role` and a bearer token for them.
     pub fn user(&self, role: Role) -> User {
         let id = Uuid::now_v7();
-        User { id, token: self.issuer.token(id, role) }
+        User { id, token: self.token_for(id, role) }
     }
 
     pub fn customer(&self) -> User {
@@ -93,12 +62,6 @@ impl TestApp {
         self.http.get(self.url(path)).bearer_auth(&user.token).send().await.unwrap()
     }
 
-    /// `SELECT count(*) ...` straight from the service's database file.
-    pub fn count(&self, sql: &str) -> i64 {
-        let db = rusqlite::Connection::open(self.data.path().join("svc-order.db")).unwrap();
-        db.query_row(sql, [], |r| r.get(0)).unwrap()
-    }
-
     /// Polls `GET /orders/{id}` until the order has `status`.
     pub async fn order_with_status(&self, user: &User, id: &str, status: &str) -> Value {
         common::harness::eventually(WAIT, || async {
@@ -108,12 +71,6 @@ impl TestApp {
         })
         .await
         .unwrap_or_else(|| panic!("order {id} did not become {status}"))
-    }
-}
-
-impl Drop for TestApp {
-    fn drop(&mut self) {
-        self.stop.cancel();
     }
 }
 
@@ -138,26 +95,19 @@ pub enum Play {
     Declined(PaymentDecline),
 }
 
-/// The stream as the other services see it: publish events by hand, watch what comes out.
+/// The stream as the other services see it: publish events by hand (see [`TestBus`]), watch
+/// what comes out, play the other services' parts.
 #[derive(Clone)]
-pub struct Bus {
-    pub js: jetstream::Context,
-    pub events: EventLog,
+pub struct Bus(Arc<TestBus>);
+
+impl Deref for Bus {
+    type Target = TestBus;
+    fn deref(&self) -> &TestBus {
+        &self.0
+    }
 }
 
 impl Bus {
-    /// Publishes `env` as its producer's relay would, with `Nats-Msg-Id` = the event id.
-    pub async fn publish(&self, env: &Envelope) {
-        self.publish_with_msg_id(env, &env.id.to_string()).await;
-    }
-
-    /// Publishes `env` with any `Nats-Msg-Id`: another id gets past JetStream's dedupe, as a
-    /// re-publish after the dedupe window would.
-    pub async fn publish_with_msg_id(&self, env: &Envelope, msg_id: &str) {
-        let msg = PublishMessage::build().payload(env.to_json().into()).message_id(msg_id);
-        self.js.send_publish(env.subject(), msg).await.unwrap().await.unwrap();
-    }
-
     /// Waits for an event of `event_type` in the saga of `order`.
     pub async fn wait_for(&self, event_type: &str, order: &str) -> Envelope {
         self.events
@@ -186,7 +136,9 @@ impl Bus {
                 self.publish(&reserved).await;
                 self.publish(&payment_completed(&reserved)).await;
             }
-            Play::Rejected(reason) => self.publish(&stock_rejected(created, reason)).await,
+            Play::Rejected(reason) => {
+                self.publish(&stock_rejected(created, reason)).await;
+            }
             Play::Declined(decline) => {
                 let reserved = stock_reserved(created);
                 self.publish(&reserved).await;

@@ -37,7 +37,7 @@ async fn a_retry_with_the_same_key_returns_the_same_order_and_emits_nothing_new(
 
     // The relay publishes in commit order: a second order.created would precede order.failed.
     assert_eq!(app.bus.count("order.created", &id).await, 1);
-    assert_eq!(app.count("SELECT count(*) FROM orders"), 1);
+    assert_eq!(app.count("SELECT count(*) FROM orders", []), 1);
 }
 
 #[tokio::test]
@@ -53,7 +53,7 @@ async fn the_same_key_with_another_body_is_refused() {
 
     assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(res.json::<Value>().await.unwrap()["code"], "IDEMPOTENCY_KEY_REUSED");
-    assert_eq!(app.count("SELECT count(*) FROM orders"), 1);
+    assert_eq!(app.count("SELECT count(*) FROM orders", []), 1);
 }
 
 #[tokio::test]
@@ -84,6 +84,6 @@ async fn concurrent_retries_with_one_key_place_one_order() {
     }
     ids.dedup();
     assert_eq!(ids.len(), 1, "every retry got the one order");
-    assert_eq!(app.count("SELECT count(*) FROM orders"), 1);
-    assert_eq!(app.count("SELECT count(*) FROM outbox"), 1);
+    assert_eq!(app.count("SELECT count(*) FROM orders", []), 1);
+    assert_eq!(app.count("SELECT count(*) FROM outbox", []), 1);
 }

@@ -83,7 +83,7 @@ async fn an_unknown_product_is_answered_404() {
     // Not to be mistaken for a missing order: the order exists, FAILED, where Location says.
     let id = location.strip_prefix("/orders/").unwrap();
     assert_eq!(problem["orderId"], id);
-    assert_eq!(app.count(&format!("SELECT count(*) FROM orders WHERE id = '{id}' AND status = 'FAILED'")), 1);
+    assert_eq!(app.count("SELECT count(*) FROM orders WHERE id = ?1 AND status = 'FAILED'", [&id]), 1);
     redacted().bind(|| insta::assert_json_snapshot!("product_not_found", problem));
 }
 

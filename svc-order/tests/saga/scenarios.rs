@@ -26,7 +26,7 @@ impl Cast {
     /// What a scenario's snapshot holds: the saga transcript, the order as its owner sees it and
     /// the stock left. Ids become placeholders; the order's must match the saga's.
     async fn outcome(&self, order: &str) -> Value {
-        self.shop.settle().await;
+        self.shop.settled().await;
         let mut names = vec![
             ("customer", self.customer.to_string()),
             ("seller", self.seller.to_string()),
@@ -63,7 +63,7 @@ impl Cast {
         let res = self
             .shop
             .http
-            .get(format!("http://{}/orders/{order}/trace", self.shop.order))
+            .get(self.shop.order.url(&format!("/orders/{order}/trace")))
             .bearer_auth(self.shop.token(self.customer, common::Role::Customer))
             .send()
             .await
@@ -140,7 +140,7 @@ async fn unknown_product() {
     let problem = json_of(res, 404).await;
     assert_eq!(problem["code"], "PRODUCT_NOT_FOUND");
     let order = problem["orderId"].as_str().expect("orderId in the problem").to_owned();
-    cast.shop.settle().await;
+    cast.shop.settled().await;
     let names = [("customer", cast.customer.to_string()), ("product", missing.to_string())];
     let events = cast.shop.transcript(&order, &names).await;
     let view = redact_order(cast.shop.get_order(cast.customer, &order).await);
@@ -171,7 +171,7 @@ async fn a_hand_published_duplicate_order_created_has_one_effect() {
     let outcome = cast.outcome(&order.to_string()).await;
     assert_eq!(outcome["stock"], 9, "reserved once");
     assert_eq!(outcome["order"]["status"], "PAID");
-    assert_eq!(cast.shop.count("svc-payment", "SELECT count(*) FROM payments"), 1, "charged once");
+    assert_eq!(cast.shop.payment.count("SELECT count(*) FROM payments", []), 1, "charged once");
     insta::assert_json_snapshot!(outcome);
 }
 
@@ -180,9 +180,10 @@ async fn a_republished_payment_completed_has_one_effect() {
     let cast = Cast::new(15_000, 10).await;
     let order = json_of(cast.shop.place_order(cast.customer, cast.product, 1, Some(10)).await, 201).await;
     let id = order["id"].as_str().unwrap().to_owned();
-    cast.shop.settle().await;
+    cast.shop.settled().await;
     let completed = cast
         .shop
+        .bus
         .events
         .saga(&id)
         .await
@@ -218,10 +219,10 @@ async fn a_malformed_order_created_is_dead_lettered_and_the_shop_keeps_serving()
     let order = json_of(shop.place_order(cast.customer, cast.product, 1, Some(10)).await, 201).await;
 
     assert_eq!(order["status"], "PAID");
-    shop.settle().await;
-    let sql = format!("SELECT count(*) FROM dead_letter WHERE subject = '{subject}'");
-    assert_eq!(shop.count("svc-product", &sql), 1);
-    assert!(shop.count("svc-order", &sql) >= 1, "svc-order's consumers refuse it too");
+    shop.settled().await;
+    let refused = |dead: Vec<common::harness::DeadLetter>| dead.iter().filter(|d| d.subject == subject).count();
+    assert_eq!(refused(shop.product.dead_letters()), 1);
+    assert!(refused(shop.order.dead_letters()) >= 1, "svc-order's consumers refuse it too");
 }
 
 #[tokio::test]

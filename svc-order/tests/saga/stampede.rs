@@ -15,22 +15,18 @@ async fn two_hundred_concurrent_orders_for_fifty_units_sell_exactly_fifty() {
     for res in responses {
         json_of(res, 202).await;
     }
-    shop.settle().await;
+    shop.settled().await;
 
-    let count =
-        |status: &str| shop.count("svc-order", &format!("SELECT count(*) FROM orders WHERE status = '{status}'"));
+    let count = |status: &str| shop.order.count("SELECT count(*) FROM orders WHERE status = ?1", [status]);
     assert_eq!(count("PAID"), 50);
     assert_eq!(count("FAILED"), 150);
     assert_eq!(
-        shop.count(
-            "svc-order",
-            "SELECT count(*) FROM orders WHERE status = 'FAILED' AND failure_reason = 'OUT_OF_STOCK'"
-        ),
+        shop.order.count("SELECT count(*) FROM orders WHERE status = 'FAILED' AND failure_reason = 'OUT_OF_STOCK'", []),
         150
     );
     assert_eq!(shop.stock(product).await, 0);
     // The CHECK (stock >= 0) constraint makes a negative stock impossible to commit; the books
     // must balance too: 50 reservations, none released, 50 payments.
-    assert_eq!(shop.count("svc-product", "SELECT count(*) FROM reservations WHERE status = 'RESERVED'"), 50);
-    assert_eq!(shop.count("svc-payment", "SELECT count(*) FROM payments WHERE status = 'COMPLETED'"), 50);
+    assert_eq!(shop.product.count("SELECT count(*) FROM reservations WHERE status = 'RESERVED'", []), 50);
+    assert_eq!(shop.payment.count("SELECT count(*) FROM payments WHERE status = 'COMPLETED'", []), 50);
 }

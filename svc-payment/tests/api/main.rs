@@ -1,6 +1,7 @@
 //! svc-payment's integration tests: the real service against a real nats-server.
 
 mod cancel;
+mod end_check;
 mod helpers;
 mod payments;
 mod saga;

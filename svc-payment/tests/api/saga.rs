@@ -3,11 +3,11 @@
 use common::{
     Envelope, Event, PaymentMethod, Role, Won,
     event::{PaymentDecline, StockReserved},
-    harness::{eventually, transcript},
+    harness::transcript,
 };
 use uuid::Uuid;
 
-use crate::helpers::{WAIT, envelope, json, reserved, spawn_app};
+use crate::helpers::{envelope, json, reserved, spawn_app};
 
 /// Placeholder names for a saga's ids in snapshots.
 fn names(r: &StockReserved, payment: Uuid) -> Vec<(&'static str, String)> {
@@ -127,7 +127,7 @@ async fn an_order_is_charged_once_whatever_is_redelivered_or_republished() {
     assert_eq!(app.payments_of(r.order_id), 1);
     assert_eq!(app.payment_events_in_outbox(r.order_id), 1);
     // Both distinct envelopes reached the saga; the re-published one was skipped before it.
-    assert_eq!(app.count("processed WHERE consumer = ?1", "svc-payment"), 2);
+    assert_eq!(app.count("SELECT count(*) FROM processed WHERE consumer = ?1", ["svc-payment"]), 2);
     let key = r.order_id.to_string();
     let published: Vec<Envelope> = app.events.all().await.into_iter().map(|(_, e)| e).collect();
     let payment_events: Vec<_> =
@@ -144,13 +144,9 @@ async fn a_stock_reserved_whose_amount_does_not_add_up_is_dead_lettered_and_not_
     let bad = envelope(&r);
     let seq = app.publish(&bad).await;
 
-    let id = bad.id.to_string();
-    let dead =
-        eventually(WAIT, || async { (app.count("dead_letter WHERE message_id = ?1", &id) == 1).then_some(()) }).await;
-    assert!(dead.is_some(), "no dead_letter row for {id}");
+    let dead = app.dead_letter(&bad.id.to_string()).await;
     app.consumed_through(seq).await;
     assert_eq!(app.payments_of(r.order_id), 0);
     assert_eq!(app.payment_events_in_outbox(r.order_id), 0);
-    let reason = app.dead_letter_reason(&id);
-    assert!(reason.contains("is not unitPrice 15000 x quantity 3"), "{reason}");
+    assert!(dead.reason.contains("is not unitPrice 15000 x quantity 3"), "{dead:?}");
 }

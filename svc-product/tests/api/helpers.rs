@@ -1,43 +1,25 @@
 //! Spawns svc-product in-process on port 0 with a fresh database and its own nats-server, and
 //! offers the few requests and events the tests are written in.
 
-use std::{net::SocketAddr, time::Duration};
-
-use async_nats::jetstream::{self, consumer::PullConsumer, context::PublishAckFuture, message::PublishMessage};
-use clap::Parser;
 use common::{
-    Envelope, Event, PaymentMethod, Role, Won, bus,
-    db::{Db, DbError},
+    Envelope, Event, PaymentMethod, Role, Won,
+    db::DbError,
     event::{OrderCreated, PaymentCancelled, PaymentDecline, PaymentFailed},
-    harness::{EventLog, NatsServer, TestIssuer, eventually},
+    harness,
 };
 use serde_json::Value;
-use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use svc_product::{App, Config, SERVICE};
+use svc_product::Config;
 
-/// How long anything may take to happen before a test fails.
-pub const WAIT: Duration = Duration::from_secs(20);
+pub use common::harness::WAIT;
 
+/// svc-product under test (see [`harness::TestApp`]), plus the requests its tests are written in.
 pub struct TestApp {
-    pub addr: SocketAddr,
-    pub http: reqwest::Client,
-    pub db: Db,
-    pub js: jetstream::Context,
-    pub events: EventLog,
-    pub issuer: TestIssuer,
-    stop: CancellationToken,
-    _dir: tempfile::TempDir,
-    // Last: the server outlives the app's connection until the app is told to stop.
-    _nats: NatsServer,
+    app: harness::TestApp<Config>,
 }
 
-impl Drop for TestApp {
-    fn drop(&mut self) {
-        self.stop.cancel();
-    }
-}
+common::deref_test_app!(TestApp => Config);
 
 impl TestApp {
     pub async fn spawn() -> Self {
@@ -46,41 +28,7 @@ impl TestApp {
 
     /// Spawns the service with extra command-line flags (e.g. `--seed-demo`).
     pub async fn spawn_with(flags: &[&str]) -> Self {
-        let nats = NatsServer::start().await;
-        // Published before the app starts, so its verifier loads the key at start-up.
-        let issuer = TestIssuer::publish(&nats).await;
-        let client = nats.client().await;
-        let events = EventLog::record(&client).await;
-        let dir = tempfile::tempdir().unwrap();
-        let url = nats.url();
-        let data_dir = dir.path().to_str().unwrap();
-        let args = ["svc-product", "--http-addr", "127.0.0.1:0", "--nats-url", &url, "--data-dir", data_dir];
-        let config = Config::parse_from(args.iter().chain(flags));
-        let stop = CancellationToken::new();
-        let app = App::build(config, stop.clone()).await.expect("svc-product builds");
-        let (addr, db) = (app.addr(), app.db());
-        tokio::spawn(app.run_until_stopped());
-        TestApp {
-            addr,
-            http: reqwest::Client::new(),
-            db,
-            js: jetstream::new(client),
-            events,
-            issuer,
-            stop,
-            _dir: dir,
-            _nats: nats,
-        }
-    }
-
-    pub fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
-    }
-
-    /// A fresh user with `role` and a bearer token for them.
-    pub fn user(&self, role: Role) -> (Uuid, String) {
-        let id = Uuid::now_v7();
-        (id, self.issuer.token(id, role))
+        TestApp { app: harness::TestApp::builder().args(flags).start().await }
     }
 
     pub async fn get(&self, path: &str) -> reqwest::Response {
@@ -116,53 +64,11 @@ impl TestApp {
         res.json::<Value>().await.unwrap()["stock"].as_i64().unwrap()
     }
 
-    /// Publishes `env` as its producer's relay would: `Nats-Msg-Id` = event id.
-    pub async fn publish(&self, env: &Envelope) {
-        self.publish_with_msg_id(env, &env.id.to_string()).await;
-    }
-
-    /// Publishes `env` under any `Nats-Msg-Id`, e.g. to get past JetStream's dedupe window.
-    pub async fn publish_with_msg_id(&self, env: &Envelope, msg_id: &str) {
-        self.send(env, msg_id).await.await.expect("JetStream acked the event");
-    }
-
-    /// Sends without awaiting the ack, so many events can be in flight at once.
-    pub async fn send(&self, env: &Envelope, msg_id: &str) -> PublishAckFuture {
-        let msg = PublishMessage::build().payload(env.to_json().into()).message_id(msg_id);
-        self.js.send_publish(env.subject(), msg).await.expect("publish")
-    }
-
-    /// Waits until svc-product's consumer has acked everything in the stream and its outbox has
-    /// published everything it committed: the state is final and every reaction is countable.
-    pub async fn settled(&self) {
-        let js = self.js.clone();
-        eventually(WAIT, || {
-            let js = js.clone();
-            async move {
-                let mut consumer: PullConsumer = js.get_consumer_from_stream(SERVICE, bus::STREAM).await.ok()?;
-                let info = consumer.info().await.ok()?;
-                (info.num_pending == 0 && info.num_ack_pending == 0).then_some(())
-            }
-        })
-        .await
-        .expect("svc-product's consumer did not drain");
-        eventually(WAIT, || async {
-            (self.count("SELECT count(*) FROM outbox WHERE published_at IS NULL").await == 0).then_some(())
-        })
-        .await
-        .expect("svc-product's outbox did not drain");
-    }
-
-    /// A single number from svc-product's database.
-    pub async fn count(&self, sql: &'static str) -> i64 {
-        self.db.read(move |c| c.query_row(sql, [], |r| r.get(0))).await.unwrap()
-    }
-
     /// The events svc-product emitted for `order_id`, from its outbox (what it committed, however
     /// many copies the bus carried), in commit order.
     pub async fn emitted_for(&self, order_id: Uuid) -> Vec<Envelope> {
         let key = format!("%.{order_id}");
-        self.db
+        self.db()
             .read(move |c| {
                 let mut stmt = c.prepare("SELECT subject, payload FROM outbox WHERE subject LIKE ?1 ORDER BY seq")?;
                 let rows = stmt.query_map([key], |r| Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?)))?;

@@ -87,15 +87,15 @@ async fn one_order_reserves_once_however_often_and_under_whatever_id_it_arrives(
     app.publish(&order).await;
     // The same envelope under another Nats-Msg-Id: past JetStream's dedupe, caught by the
     // consumer's processed table.
-    app.publish_with_msg_id(&order, "a-different-nats-msg-id").await;
+    app.publish_as(&order, "a-different-nats-msg-id").await;
     // The same order in a new envelope (new event id): only the reservation row catches it.
     app.publish(&order_created_for(order_id, product, 4)).await;
     app.settled().await;
 
     assert_eq!(types(&app.emitted_for(order_id).await), ["stock.reserved"]);
     assert_eq!(app.stock(product).await, 6, "taken once");
-    assert_eq!(app.count("SELECT count(*) FROM reservations").await, 1);
-    assert_eq!(app.count("SELECT count(*) FROM processed").await, 2, "two distinct event ids were applied");
+    assert_eq!(app.count("SELECT count(*) FROM reservations", []), 1);
+    assert_eq!(app.count("SELECT count(*) FROM processed", []), 2, "two distinct event ids were applied");
 }
 
 #[tokio::test]
@@ -173,7 +173,7 @@ async fn a_payment_failure_without_held_stock_releases_nothing() {
     assert!(app.emitted_for(order_id_of(&unknown)).await.is_empty());
     assert_eq!(types(&app.emitted_for(order_id_of(&rejected)).await), ["stock.rejected"]);
     assert_eq!(app.stock(product).await, 1);
-    assert_eq!(app.count("SELECT count(*) FROM dead_letter").await, 0);
+    assert_eq!(app.count("SELECT count(*) FROM dead_letter", []), 0);
 }
 
 #[tokio::test]
@@ -185,8 +185,10 @@ async fn an_order_for_zero_units_is_dead_lettered_without_a_reaction() {
     app.settled().await;
 
     assert!(app.emitted_for(order_id_of(&order)).await.is_empty());
-    assert_eq!(app.count("SELECT count(*) FROM dead_letter WHERE consumer = 'svc-product'").await, 1);
-    assert_eq!(app.count("SELECT count(*) FROM reservations").await, 0);
+    let dead = app.dead_letters();
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    assert_eq!(dead[0].consumer, "svc-product");
+    assert_eq!(app.count("SELECT count(*) FROM reservations", []), 0);
     assert_eq!(app.stock(product).await, 5);
 }
 
@@ -202,23 +204,23 @@ async fn sixty_concurrent_orders_for_fifty_units_reserve_exactly_fifty() {
     // All 60 in flight before any ack is awaited.
     let mut acks = Vec::with_capacity(orders.len());
     for order in &orders {
-        acks.push(app.send(order, &order.id.to_string()).await);
+        acks.push(app.bus.send(order, Some(&order.id.to_string())).await);
     }
     for ack in acks {
         ack.await.expect("JetStream acked the order");
     }
 
-    eventually(WAIT, || async { (app.count("SELECT count(*) FROM reservations").await == 60).then_some(()) })
+    eventually(WAIT, || async { (app.count("SELECT count(*) FROM reservations", []) == 60).then_some(()) })
         .await
         .expect("the orders were not all answered");
     app.settled().await;
 
     assert_eq!(app.stock(product).await, 0);
-    assert_eq!(app.count("SELECT count(*) FROM reservations WHERE status = 'RESERVED'").await, 50);
-    assert_eq!(app.count("SELECT count(*) FROM reservations WHERE status = 'REJECTED'").await, 10);
-    assert_eq!(app.count("SELECT count(*) FROM outbox WHERE subject LIKE 'stock.reserved.%'").await, 50);
-    assert_eq!(app.count("SELECT count(*) FROM outbox WHERE subject LIKE 'stock.rejected.%'").await, 10);
-    assert_eq!(app.count("SELECT coalesce(sum(amount), 0) FROM reservations").await, 50_000);
+    assert_eq!(app.count("SELECT count(*) FROM reservations WHERE status = 'RESERVED'", []), 50);
+    assert_eq!(app.count("SELECT count(*) FROM reservations WHERE status = 'REJECTED'", []), 10);
+    assert_eq!(app.count("SELECT count(*) FROM outbox WHERE subject LIKE 'stock.reserved.%'", []), 50);
+    assert_eq!(app.count("SELECT count(*) FROM outbox WHERE subject LIKE 'stock.rejected.%'", []), 10);
+    assert_eq!(app.count("SELECT coalesce(sum(amount), 0) FROM reservations", []), 50_000);
     let rejections = eventually(WAIT, || async {
         let all = app.events.all().await;
         let rejected: Vec<_> = all
@@ -245,7 +247,7 @@ async fn the_schema_itself_refuses_negative_stock() {
     let app = TestApp::spawn().await;
     let product = app.product_with_stock(1_000, 1).await;
     let oversold = app
-        .db
+        .db()
         .write(move |tx| {
             tx.execute("UPDATE products SET stock = stock - 2 WHERE id = ?1", [product.to_string()])
                 .map_err(DbError::from)

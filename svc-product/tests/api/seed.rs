@@ -22,12 +22,12 @@ async fn seed_demo_lists_the_fixed_catalogue_once() {
         ".items[].createdAt" => "[time]", ".items[].updatedAt" => "[time]"
     });
 
-    assert_eq!(seed_demo_catalogue(&app.db).await.unwrap(), 0, "a catalogue with products is left alone");
-    assert_eq!(app.count("SELECT count(*) FROM products").await, DEMO_PRODUCTS.len() as i64);
+    assert_eq!(seed_demo_catalogue(app.db()).await.unwrap(), 0, "a catalogue with products is left alone");
+    assert_eq!(app.count("SELECT count(*) FROM products", []), DEMO_PRODUCTS.len() as i64);
 }
 
 #[tokio::test]
 async fn without_the_flag_the_catalogue_starts_empty() {
     let app = TestApp::spawn().await;
-    assert_eq!(app.count("SELECT count(*) FROM products").await, 0);
+    assert_eq!(app.count("SELECT count(*) FROM products", []), 0);
 }

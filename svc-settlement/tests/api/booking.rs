@@ -84,7 +84,7 @@ async fn a_refund_that_arrives_before_its_sale_is_retried_until_the_sale_is_book
     .await
     .expect("the refund is booked once its sale is");
     assert_eq!((booked["gross"].as_i64(), booked["net"].as_i64()), (Some(8_000), Some(0)));
-    assert_eq!(app.count("dead_letter WHERE ?1 = ?1", ""), 0);
+    assert_eq!(app.count("SELECT count(*) FROM dead_letter", []), 0);
 }
 
 #[tokio::test]
@@ -108,12 +108,9 @@ async fn a_payment_republished_under_a_new_event_id_is_booked_once_and_a_contrad
         (Some(15_000), Some(15_000), Some(1))
     );
     let payment = completed(&sold).payment_id.to_string();
-    assert_eq!(app.count("ledger WHERE payment_id = ?1", &payment), 2);
-    let reason: String = rusqlite::Connection::open(app.config.db_path())
-        .unwrap()
-        .query_row("SELECT reason FROM dead_letter WHERE message_id = ?1", [contradiction.id.to_string()], |r| r.get(0))
-        .expect("the contradicting event is dead-lettered");
-    assert!(reason.contains("does not match"), "{reason}");
+    assert_eq!(app.count("SELECT count(*) FROM ledger WHERE payment_id = ?1", [&payment]), 2);
+    let dead = app.dead_letter(&contradiction.id.to_string()).await;
+    assert!(dead.reason.contains("does not match"), "{dead:?}");
 }
 
 #[tokio::test]
@@ -140,7 +137,7 @@ async fn an_event_for_closed_days_is_booked_on_the_day_after_the_latest_closed_d
 
 /// The (event date, business date) of a ledger entry.
 fn booked_on(app: &crate::helpers::TestApp, entry: &Envelope) -> (String, String) {
-    rusqlite::Connection::open(app.config.db_path())
+    rusqlite::Connection::open(app.config().db_path())
         .unwrap()
         .query_row("SELECT event_date, business_date FROM ledger WHERE id = ?1", [entry.id.to_string()], |r| {
             Ok((r.get(0)?, r.get(1)?))
@@ -203,16 +200,9 @@ async fn a_refund_whose_sale_never_comes_ends_in_the_dead_letter_table_after_its
     let never_booked = sale(Uuid::now_v7(), "toys", 8_000, at("2026-11-30T10:00:00+09:00"));
     let orphan = refund(&never_booked, at("2026-11-30T11:00:00+09:00"));
     app.publish(&orphan).await;
-    // Five deliveries 1, 2, 4 and 8 s apart.
-    let reason = eventually(std::time::Duration::from_secs(40), || async {
-        let conn = rusqlite::Connection::open(app.config.db_path()).ok()?;
-        conn.query_row("SELECT reason FROM dead_letter WHERE message_id = ?1", [orphan.id.to_string()], |r| {
-            r.get::<_, String>(0)
-        })
-        .ok()
-    })
-    .await
-    .expect("the orphan refund is dead-lettered");
-    assert!(reason.contains("before its sale"), "{reason}");
-    assert_eq!(app.count("ledger WHERE ?1 = ?1", ""), 0);
+    // Five deliveries 1, 2, 4 and 8 s apart: within the harness's WAIT.
+    let dead = app.dead_letter(&orphan.id.to_string()).await;
+    assert_eq!(dead.deliveries, 5, "{dead:?}");
+    assert!(dead.reason.contains("before its sale"), "{dead:?}");
+    assert_eq!(app.count("SELECT count(*) FROM ledger", []), 0);
 }

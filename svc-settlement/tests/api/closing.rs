@@ -39,8 +39,8 @@ async fn closing_a_day_records_payouts_and_announces_them_once_however_often_it_
 
     let again = json(app.close("2026-11-30").await, 200).await;
     assert_eq!(again, first);
-    assert_eq!(app.count("outbox WHERE subject = ?1", "settlement.closed.2026-11-30"), 1);
-    assert_eq!(app.count("closed_days WHERE date = ?1", "2026-11-30"), 1);
+    assert_eq!(app.count("SELECT count(*) FROM outbox WHERE subject = ?1", ["settlement.closed.2026-11-30"]), 1);
+    assert_eq!(app.count("SELECT count(*) FROM closed_days WHERE date = ?1", ["2026-11-30"]), 1);
     assert_eq!(app.daily("2026-11-30").await["closed"], true);
     assert_eq!(app.closed_events("2026-11-30").await.len(), 1);
 }
@@ -61,7 +61,7 @@ async fn a_close_carries_how_many_ledger_entries_of_every_day_were_booked_when_i
     let event = app.closed_event("2026-11-30").await;
     let Event::SettlementClosed(closed) = &event.event else { panic!("{event:?}") };
     assert_eq!(closed.ledger_entries, 3);
-    assert_eq!(app.count("closed_days WHERE date = ?1 AND ledger_entries = 3", "2026-11-30"), 1);
+    assert_eq!(app.count("SELECT count(*) FROM closed_days WHERE date = ?1 AND ledger_entries = 3", ["2026-11-30"]), 1);
 
     // An adjustment of the closed day counts for later closes; a repeat books nothing, so it does not.
     let seq = app.publish_as(&nov30, &Uuid::now_v7().to_string()).await;
@@ -103,7 +103,7 @@ async fn only_admins_close_days() {
         let problem = json(app.post(&format!("/settlements/close{bad}"), admin()).await, 400).await;
         assert_eq!(problem["code"], code, "{bad}");
     }
-    assert_eq!(app.count("closed_days WHERE ?1 = ?1", ""), 0);
+    assert_eq!(app.count("SELECT count(*) FROM closed_days", []), 0);
 }
 
 #[tokio::test]
@@ -148,11 +148,11 @@ async fn the_scheduler_closes_days_with_entries_once_the_grace_period_after_thei
 async fn the_scheduler_closes_once_the_consumer_has_dealt_with_what_the_stream_held_when_the_day_fell_due() {
     // The app's own scheduler closes nothing; this test drives the rounds itself.
     let app = spawn_app("2026-11-30T20:00:00+09:00", &[]).await;
-    let db = common::db::Db::open(&app.config.db_path(), svc_settlement::app::MIGRATIONS).await.unwrap();
+    let db = common::db::Db::open(&app.config().db_path(), svc_settlement::app::MIGRATIONS).await.unwrap();
     let scheduler = tokio::sync::Mutex::new(Scheduler::new(
         db,
         app.js.clone(),
-        app.config.rules(),
+        app.config().rules(),
         app.clock.clone(),
         jiff::SignedDuration::from_secs(3600),
         std::time::Duration::from_secs(60),
@@ -170,17 +170,20 @@ async fn the_scheduler_closes_once_the_consumer_has_dealt_with_what_the_stream_h
     // Traffic after the target: a refund whose sale never comes (retried for 15 s, then
     // dead-lettered) keeps the consumer busy; the sale lets the first refund through.
     let never_sold = sale(seller, "toys", 1_000, at("2026-11-30T20:00:00+09:00"));
-    app.publish(&refund(&never_sold, at("2026-11-30T21:00:00+09:00"))).await;
+    let never_booked = refund(&never_sold, at("2026-11-30T21:00:00+09:00"));
+    app.publish(&never_booked).await;
     app.publish(&late_sale).await;
     eventually(WAIT, || async { (round().await == 1).then_some(()) }).await.expect("the day closes");
 
     let stream = app.js.get_stream(common::bus::STREAM).await.unwrap();
     let info = stream.consumer_info("svc-settlement").await.unwrap();
     assert!(info.num_ack_pending > 0, "closed while the later refund is still being retried");
-    assert_eq!(app.count("dead_letter WHERE ?1 = ?1", ""), 0);
+    assert_eq!(app.count("SELECT count(*) FROM dead_letter", []), 0);
     let event = app.closed_event("2026-11-30").await;
     let Event::SettlementClosed(closed) = &event.event else { panic!("{event:?}") };
     assert_eq!((closed.payouts[0].gross.0, closed.payouts[0].refunds.0), (14_000, 4_000), "{closed:?}");
+    // And the refund that kept the consumer busy ends as dead letters do.
+    app.dead_letter(&never_booked.id.to_string()).await;
 }
 
 #[tokio::test]
@@ -195,7 +198,7 @@ async fn a_closed_day_keeps_the_fee_rate_it_was_closed_with_when_the_rate_change
     assert_eq!(app.close("2026-11-30").await.status(), 200);
 
     app.stop().await;
-    app.config.fee_rate_bps = "500".parse().unwrap();
+    app.config_mut().fee_rate_bps = "500".parse().unwrap();
     app.start().await;
     assert_eq!(app.daily("2026-11-30").await["totals"]["fee"], 300);
     assert_eq!(app.daily("2026-12-01").await["totals"]["fee"], 500);
@@ -206,10 +209,10 @@ async fn a_closed_day_keeps_the_fee_rate_it_was_closed_with_when_the_rate_change
 async fn the_service_refuses_to_start_in_another_time_zone_than_its_ledger_was_kept_in() {
     let mut app = spawn_app(AFTER_NOV_30, &[]).await;
     app.stop().await;
-    let mut moved = app.config.clone();
+    let mut moved = app.config().clone();
     moved.time_zone = "Europe/Paris".parse().unwrap();
     let stop = tokio_util::sync::CancellationToken::new();
-    let err = svc_settlement::App::build_with_clock(moved, stop.clone(), app.clock.clone()).await.unwrap_err();
+    let err = moved.build_with_clock(stop.clone(), app.clock.clone()).await.unwrap_err();
     stop.cancel();
     assert!(err.to_string().contains("keeps business days in time zone Asia/Seoul"), "{err}");
 }

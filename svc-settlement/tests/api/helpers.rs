@@ -1,45 +1,29 @@
 //! A real svc-settlement on port 0 with a fresh SQLite file, a real nats-server, a token issuer,
 //! an event recorder and a manual clock; plus the few ways tests poke and observe it.
 
-use std::{net::SocketAddr, sync::Arc, time::Duration};
+use std::sync::Arc;
 
-use async_nats::jetstream::{self, message::PublishMessage};
-use clap::Parser;
 use common::{
     Envelope, Event, PaymentMethod, Role, Won,
     event::{PaymentCancelled, PaymentCompleted},
-    harness::{EventLog, NatsServer, TestIssuer, eventually},
+    harness,
 };
 use jiff::Timestamp;
 use serde_json::Value;
-use svc_settlement::{App, Config, clock::ManualClock};
-use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
+use svc_settlement::{Config, clock::ManualClock};
 use uuid::Uuid;
 
-/// How long a test waits for anything asynchronous before failing.
-pub const WAIT: Duration = Duration::from_secs(20);
+pub use common::harness::WAIT;
 
+/// svc-settlement under test (see [`harness::TestApp`]) on a manual clock, plus the requests its
+/// tests are written in.
 pub struct TestApp {
-    pub addr: SocketAddr,
-    pub http: reqwest::Client,
-    pub js: jetstream::Context,
-    pub events: EventLog,
-    pub issuer: TestIssuer,
+    app: harness::TestApp<Config>,
     /// Drives the automatic close; starts where the test said and moves only when told.
     pub clock: Arc<ManualClock>,
-    pub config: Config,
-    stop: CancellationToken,
-    server: Option<JoinHandle<anyhow::Result<()>>>,
-    _data: tempfile::TempDir,
-    _nats: NatsServer,
 }
 
-impl Drop for TestApp {
-    fn drop(&mut self) {
-        self.stop.cancel();
-    }
-}
+common::deref_test_app!(TestApp => Config);
 
 /// A grace period of 136 years: the automatic close never closes anything.
 const NO_AUTOMATIC_CLOSE: &str = "4294967295";
@@ -48,36 +32,19 @@ const NO_AUTOMATIC_CLOSE: &str = "4294967295";
 /// closes nothing unless `extra_args` set `--close-grace-secs`: a test that is not about it must
 /// not find a day closed because it ran long.
 pub async fn spawn_app(now: &str, extra_args: &[&str]) -> TestApp {
-    let nats = NatsServer::start().await;
-    // Published before the app starts so its verifier knows the key from the first request on.
-    let issuer = TestIssuer::publish(&nats).await;
-    let data = tempfile::tempdir().expect("data dir");
-    let url = nats.url();
-    let dir = data.path().to_str().expect("utf-8 temp path");
-    let mut args = vec!["svc-settlement", "--http-addr", "127.0.0.1:0", "--nats-url", &url, "--data-dir", dir];
+    let mut args = Vec::new();
     if !extra_args.contains(&"--close-grace-secs") {
         args.extend(["--close-grace-secs", NO_AUTOMATIC_CLOSE]);
     }
     args.extend_from_slice(extra_args);
-    let config = Config::parse_from(args);
-
-    let client = nats.client().await;
-    let events = EventLog::record(&client).await;
-    let mut app = TestApp {
-        addr: "127.0.0.1:0".parse().unwrap(),
-        http: reqwest::Client::new(),
-        js: jetstream::new(client),
-        events,
-        issuer,
-        clock: Arc::new(ManualClock::new(at(now))),
-        config,
-        stop: CancellationToken::new(),
-        server: None,
-        _data: data,
-        _nats: nats,
-    };
-    app.start().await;
-    app
+    let clock = Arc::new(ManualClock::new(at(now)));
+    let on_clock = clock.clone();
+    let app = harness::TestApp::builder()
+        .args(&args)
+        .build_with(move |config: Config, stop| config.build_with_clock(stop, on_clock.clone()))
+        .start()
+        .await;
+    TestApp { app, clock }
 }
 
 /// An RFC 3339 instant.
@@ -137,28 +104,6 @@ pub fn admin() -> Option<(Uuid, Role)> {
 }
 
 impl TestApp {
-    /// Builds and starts the service on the test's config and clock.
-    pub async fn start(&mut self) {
-        self.stop = CancellationToken::new();
-        let app = App::build_with_clock(self.config.clone(), self.stop.clone(), self.clock.clone())
-            .await
-            .expect("svc-settlement builds");
-        self.addr = app.addr();
-        self.server = Some(tokio::spawn(app.run_until_stopped()));
-    }
-
-    /// Stops the service gracefully (the database and NATS stay).
-    pub async fn stop(&mut self) {
-        self.stop.cancel();
-        if let Some(server) = self.server.take() {
-            server.await.expect("server task").expect("svc-settlement stops cleanly");
-        }
-    }
-
-    pub fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
-    }
-
     /// `GET path`, with a bearer token for `caller` if given.
     pub async fn get(&self, path: &str, caller: Option<(Uuid, Role)>) -> reqwest::Response {
         self.send(self.http.get(self.url(path)), caller).await
@@ -171,7 +116,7 @@ impl TestApp {
 
     async fn send(&self, mut req: reqwest::RequestBuilder, caller: Option<(Uuid, Role)>) -> reqwest::Response {
         if let Some((id, role)) = caller {
-            req = req.bearer_auth(self.issuer.token(id, role));
+            req = req.bearer_auth(self.token_for(id, role));
         }
         req.send().await.expect("request sent")
     }
@@ -189,54 +134,6 @@ impl TestApp {
     /// Closes `date` as an admin; the response is returned unchecked.
     pub async fn close(&self, date: &str) -> reqwest::Response {
         self.post(&format!("/settlements/close?date={date}"), admin()).await
-    }
-
-    /// Publishes `env` with `Nats-Msg-Id = env.id`, as the outbox relay would. Returns its
-    /// stream sequence.
-    pub async fn publish(&self, env: &Envelope) -> u64 {
-        self.publish_as(env, &env.id.to_string()).await
-    }
-
-    /// Publishes `env` under another message id, as a re-publish past the dedupe window would.
-    pub async fn publish_as(&self, env: &Envelope, msg_id: &str) -> u64 {
-        let msg = PublishMessage::build().payload(env.to_json().into()).message_id(msg_id);
-        let ack = self.js.send_publish(env.subject(), msg).await.expect("publish sent");
-        let ack = ack.await.expect("publish acked");
-        assert!(!ack.duplicate, "JetStream dropped {msg_id} as a duplicate");
-        ack.sequence
-    }
-
-    /// Publishes `env` without any `Nats-Msg-Id`: JetStream cannot dedupe it at all.
-    pub async fn publish_bare(&self, env: &Envelope) -> u64 {
-        let ack = self.js.publish(env.subject(), env.to_json().into()).await.expect("publish sent");
-        ack.await.expect("publish acked").sequence
-    }
-
-    /// Waits until the consumer has acknowledged everything up to stream sequence `seq` (applied,
-    /// skipped as a duplicate, or dead-lettered): after that its effects are committed.
-    pub async fn consumed_through(&self, seq: u64) {
-        let caught_up = eventually(WAIT, || async {
-            let stream = self.js.get_stream(common::bus::STREAM).await.ok()?;
-            let info = stream.consumer_info("svc-settlement").await.ok()?;
-            (info.ack_floor.stream_sequence >= seq).then_some(())
-        })
-        .await;
-        caught_up.unwrap_or_else(|| panic!("svc-settlement did not consume through sequence {seq}"));
-    }
-
-    /// Publishes every envelope in order and waits until all are consumed.
-    pub async fn publish_all(&self, envs: &[Envelope]) {
-        let mut last = 0;
-        for env in envs {
-            last = self.publish(env).await;
-        }
-        self.consumed_through(last).await;
-    }
-
-    /// `SELECT count(*) FROM <table_and_filter>` on the service's database, with `?1 = arg`.
-    pub fn count(&self, table_and_filter: &str, arg: &str) -> i64 {
-        let conn = rusqlite::Connection::open(self.config.db_path()).expect("open svc-settlement.db");
-        conn.query_row(&format!("SELECT count(*) FROM {table_and_filter}"), [arg], |r| r.get(0)).expect("count")
     }
 
     /// The `settlement.closed` events for `date` seen so far.

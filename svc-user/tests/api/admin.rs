@@ -1,10 +1,11 @@
+use common::runtime::Service;
 use common::{Event, Role, config::CommonConfig};
 use reqwest::StatusCode;
 use serde_json::Value;
-use svc_user::{App, Config};
+use svc_user::Config;
 use tokio_util::sync::CancellationToken;
 
-use crate::helpers::{DEADLINE, spawn_app_with_admin};
+use crate::helpers::{WAIT, spawn_app_with_admin};
 
 const ADMIN: (&str, &str) = ("root@example.com", "admin-pass-1");
 
@@ -16,7 +17,7 @@ async fn the_bootstrap_admin_can_log_in_as_an_admin() {
     let me: Value = app.me(Some(&token)).await.json().await.unwrap();
 
     assert_eq!((me["email"].as_str(), me["role"].as_str()), (Some(ADMIN.0), Some("ADMIN")));
-    let event = app.events.wait_for(DEADLINE, |e| e.event.event_type() == "user.registered").await.unwrap();
+    let event = app.events.wait_for(WAIT, |e| e.event.event_type() == "user.registered").await.unwrap();
     let Event::UserRegistered(data) = &event.event else { panic!("not user.registered: {event:?}") };
     assert_eq!((data.email.as_str(), data.role), (ADMIN.0, Role::Admin));
 }
@@ -24,12 +25,12 @@ async fn the_bootstrap_admin_can_log_in_as_an_admin() {
 #[tokio::test]
 async fn a_restart_neither_duplicates_nor_resets_the_bootstrap_admin() {
     let app = spawn_app_with_admin(Some(ADMIN)).await;
-    app.outbox_drained().await;
+    app.settled().await;
 
     let app = app.restart(Some((ADMIN.0, "changed-pass-2"))).await;
 
-    assert_eq!(app.count("SELECT count(*) FROM users"), 1);
-    assert_eq!(app.count("SELECT count(*) FROM outbox"), 1, "one user.registered, from the first start");
+    assert_eq!(app.count("SELECT count(*) FROM users", []), 1);
+    assert_eq!(app.count("SELECT count(*) FROM outbox", []), 1, "one user.registered, from the first start");
     assert_eq!(app.log_in(ADMIN.0, ADMIN.1).await.status(), StatusCode::OK);
     assert_eq!(app.log_in(ADMIN.0, "changed-pass-2").await.status(), StatusCode::UNAUTHORIZED);
 }
@@ -46,7 +47,7 @@ async fn an_admin_password_that_breaks_the_policy_stops_the_start_before_anythin
         token_ttl_secs: 3600,
     };
 
-    let err = App::build(config, CancellationToken::new()).await.err().expect("the start is refused");
+    let err = config.build(CancellationToken::new()).await.expect_err("the start is refused");
 
     let message = err.to_string();
     assert!(message.starts_with("ADMIN_PASSWORD: "), "{message}");

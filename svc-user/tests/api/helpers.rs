@@ -2,38 +2,27 @@
 
 use std::{
     io::Write,
-    net::SocketAddr,
     sync::{Arc, Mutex, OnceLock},
-    time::Duration,
 };
 
-use common::harness::{EventLog, NatsServer, common_config};
+use common::harness::{self, NatsServer, TestBus};
 use reqwest::{Response, StatusCode};
 use serde_json::{Value, json};
-use svc_user::{App, Config};
+use svc_user::Config;
 use tempfile::TempDir;
-use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
 
-/// How long a test waits for something asynchronous (an event, a relay round) before failing.
-pub const DEADLINE: Duration = Duration::from_secs(10);
+pub use common::harness::WAIT;
 
 /// A password that meets the policy.
 pub const PASSWORD: &str = "correct-horse-42";
 
-/// A running svc-user and everything it runs on.
+/// svc-user under test (see [`harness::TestApp`]) on a bus without the test issuer (svc-user signs
+/// its own tokens), plus the requests its tests are written in.
 pub struct TestApp {
-    pub addr: SocketAddr,
-    pub client: reqwest::Client,
-    pub nats: NatsServer,
-    /// A plain client of the same server, for JetStream and KV inspection.
-    pub nats_client: async_nats::Client,
-    /// Every event published since the app started (and across restarts on the same server).
-    pub events: EventLog,
-    pub data_dir: TempDir,
-    stop: CancellationToken,
-    server: JoinHandle<anyhow::Result<()>>,
+    app: harness::TestApp<Config>,
 }
+
+common::deref_test_app!(TestApp => Config);
 
 /// The bootstrap admin's credentials, if any.
 pub type Admin<'a> = Option<(&'a str, &'a str)>;
@@ -44,47 +33,42 @@ pub async fn spawn_app() -> TestApp {
 
 pub async fn spawn_app_with_admin(admin: Admin<'_>) -> TestApp {
     let data_dir = tempfile::tempdir().expect("temp data dir");
-    TestApp::start(NatsServer::start().await, data_dir, admin).await
+    TestApp::start(fresh_bus().await, data_dir, admin).await
+}
+
+/// A bus on a fresh nats-server: an empty key bucket.
+pub async fn fresh_bus() -> Arc<TestBus> {
+    TestBus::on(NatsServer::start().await, false).await
+}
+
+/// The flags for `admin` and hour-long tokens.
+fn flags(admin: Admin<'_>) -> Vec<&str> {
+    let mut flags = vec!["--token-ttl-secs", "3600"];
+    if let Some((email, password)) = admin {
+        flags.extend(["--admin-email", email, "--admin-password", password]);
+    }
+    flags
 }
 
 impl TestApp {
-    /// Starts svc-user on `nats` with `data_dir`, which may hold the database of an earlier run.
-    pub async fn start(nats: NatsServer, data_dir: TempDir, admin: Admin<'_>) -> TestApp {
-        let nats_client = nats.client().await;
-        let events = EventLog::record(&nats_client).await;
-        let config = Config {
-            http_addr: "127.0.0.1:0".parse().unwrap(),
-            common: common_config(&nats, &data_dir),
-            admin_email: admin.map(|(email, _)| email.to_owned()),
-            admin_password: admin.map(|(_, password)| password.to_owned()),
-            token_ttl_secs: 3600,
-        };
-        let stop = CancellationToken::new();
-        let app = App::build(config, stop.clone()).await.expect("svc-user starts");
-        let addr = app.addr();
-        let server = tokio::spawn(app.run_until_stopped());
-        TestApp { addr, client: reqwest::Client::new(), nats, nats_client, events, data_dir, stop, server }
+    /// Starts svc-user on `bus` with `data_dir`, which may hold the database of an earlier run.
+    pub async fn start(bus: Arc<TestBus>, data_dir: TempDir, admin: Admin<'_>) -> TestApp {
+        TestApp { app: harness::TestApp::builder().on(&bus).data_dir(data_dir).args(&flags(admin)).start().await }
     }
 
     /// Stops the service gracefully and hands back what it ran on, so it can start again.
-    pub async fn shut_down(self) -> (NatsServer, TempDir) {
-        self.stop.cancel();
-        self.server.await.expect("server task").expect("svc-user stops cleanly");
-        (self.nats, self.data_dir)
+    pub async fn shut_down(self) -> (Arc<TestBus>, TempDir) {
+        self.app.shut_down().await
     }
 
-    /// Stops the service and starts it again on the same NATS server and data directory.
-    pub async fn restart(self, admin: Admin<'_>) -> TestApp {
-        let (nats, data_dir) = self.shut_down().await;
-        TestApp::start(nats, data_dir, admin).await
-    }
-
-    pub fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
+    /// Stops the service and starts it again on the same bus and data directory.
+    pub async fn restart(mut self, admin: Admin<'_>) -> TestApp {
+        self.app.restart_with(&flags(admin)).await;
+        self
     }
 
     pub async fn sign_up(&self, body: &Value) -> Response {
-        self.client.post(self.url("/users")).json(body).send().await.expect("POST /users")
+        self.http.post(self.url("/users")).json(body).send().await.expect("POST /users")
     }
 
     /// Signs up `email` with [`PASSWORD`], expecting success; returns the created user.
@@ -96,7 +80,7 @@ impl TestApp {
 
     pub async fn log_in(&self, email: &str, password: &str) -> Response {
         let body = json!({"email": email, "password": password});
-        self.client.post(self.url("/auth/login")).json(&body).send().await.expect("POST /auth/login")
+        self.http.post(self.url("/auth/login")).json(&body).send().await.expect("POST /auth/login")
     }
 
     /// Logs in, expecting success; returns the access token.
@@ -108,7 +92,7 @@ impl TestApp {
     }
 
     pub async fn me(&self, token: Option<&str>) -> Response {
-        let req = self.client.get(self.url("/users/me"));
+        let req = self.http.get(self.url("/users/me"));
         let req = match token {
             Some(token) => req.bearer_auth(token),
             None => req,
@@ -116,27 +100,9 @@ impl TestApp {
         req.send().await.expect("GET /users/me")
     }
 
-    /// A connection to the service's own database file, for looking behind the API.
-    pub fn db(&self) -> rusqlite::Connection {
-        Self::db_at(&self.data_dir)
-    }
-
     /// The database in `data_dir`, for looking behind (or changing under) a stopped service.
     pub fn db_at(data_dir: &TempDir) -> rusqlite::Connection {
         rusqlite::Connection::open(data_dir.path().join("svc-user.db")).expect("open svc-user.db")
-    }
-
-    pub fn count(&self, sql: &str) -> i64 {
-        self.db().query_row(sql, [], |row| row.get(0)).expect(sql)
-    }
-
-    /// Waits until the outbox relay has published every row (JetStream acked them all).
-    pub async fn outbox_drained(&self) {
-        let drained = common::harness::eventually(DEADLINE, || async {
-            (self.count("SELECT count(*) FROM outbox WHERE published_at IS NULL") == 0).then_some(())
-        })
-        .await;
-        drained.expect("the outbox relay published every row");
     }
 }
 

@@ -2,12 +2,12 @@ use async_nats::jetstream::{self, kv};
 use common::{
     Role,
     auth::{AuthError, KEYS_BUCKET, SigningKey, Verifier},
-    harness::{NatsServer, eventually},
+    harness::{TestBus, eventually},
 };
 use reqwest::StatusCode;
 use tokio_util::sync::CancellationToken;
 
-use crate::helpers::{DEADLINE, PASSWORD, TestApp, spawn_app};
+use crate::helpers::{PASSWORD, TestApp, WAIT, fresh_bus, spawn_app};
 
 #[tokio::test]
 async fn another_service_verifies_its_tokens_with_only_the_key_bucket_to_go_on() {
@@ -18,7 +18,7 @@ async fn another_service_verifies_its_tokens_with_only_the_key_bucket_to_go_on()
     // What any other service does: a verifier that knows nothing but what the bucket tells it.
     let verifier = Verifier::new();
     let stop = CancellationToken::new();
-    let js = async_nats::jetstream::new(app.nats.client().await);
+    let js = async_nats::jetstream::new(app.bus.client.clone());
     verifier.watch(&js, stop.clone()).await.unwrap();
 
     let claims = verifier.verify(&token).expect("the token verifies");
@@ -35,11 +35,11 @@ async fn a_restart_keeps_the_signing_key_so_earlier_tokens_stay_valid() {
 
     // A fresh NATS server has an empty key bucket: the old token can only verify if the restarted
     // service signs with, and publishes, the very key it had before.
-    let (_old_nats, data_dir) = app.shut_down().await;
-    let app = TestApp::start(NatsServer::start().await, data_dir, None).await;
+    let (_old_bus, data_dir) = app.shut_down().await;
+    let app = TestApp::start(fresh_bus().await, data_dir, None).await;
 
     assert_eq!(app.me(Some(&token)).await.status(), StatusCode::OK);
-    assert_eq!(app.count("SELECT count(*) FROM signing_keys"), 1);
+    assert_eq!(app.count("SELECT count(*) FROM signing_keys", []), 1);
 }
 
 #[tokio::test]
@@ -49,25 +49,25 @@ async fn deleting_the_active_key_from_the_bucket_retires_it_and_logins_go_on_wit
     let old_token = app.token("kim@example.com", PASSWORD).await;
     let [old_kid] = kids_in_use(&app).try_into().unwrap();
 
-    keys_bucket(&app.nats).await.delete(&old_kid).await.unwrap();
+    keys_bucket(&app.bus).await.delete(&old_kid).await.unwrap();
 
-    let rejected = eventually(DEADLINE, || async {
+    let rejected = eventually(WAIT, || async {
         (app.me(Some(&old_token)).await.status() == StatusCode::UNAUTHORIZED).then_some(())
     });
     rejected.await.expect("the deleted key's tokens are refused");
     // Logins sign with a fresh key as soon as svc-user has rotated; until then their tokens
     // carry the deleted key and are refused like the old one.
-    let new_token = eventually(DEADLINE, || async {
+    let new_token = eventually(WAIT, || async {
         let token = app.token("kim@example.com", PASSWORD).await;
         (app.me(Some(&token)).await.status() == StatusCode::OK).then_some(token)
     });
     let new_token = new_token.await.expect("a new login's token is accepted");
     let [new_kid] = kids_in_use(&app).try_into().unwrap();
     assert_ne!(new_kid, old_kid);
-    assert_eq!(app.count("SELECT count(*) FROM signing_keys WHERE retired_at IS NOT NULL"), 1);
+    assert_eq!(app.count("SELECT count(*) FROM signing_keys WHERE retired_at IS NOT NULL", []), 1);
     // Any other service learns the new key from the bucket alone, and not the old one.
     let (verifier, stop) = (Verifier::new(), CancellationToken::new());
-    verifier.watch(&jetstream::new(app.nats.client().await), stop.clone()).await.unwrap();
+    verifier.watch(&jetstream::new(app.bus.client.clone()), stop.clone()).await.unwrap();
     assert!(verifier.verify(&new_token).is_ok());
     assert_eq!(verifier.verify(&old_token), Err(AuthError::UnknownKey));
     stop.cancel();
@@ -75,7 +75,7 @@ async fn deleting_the_active_key_from_the_bucket_retires_it_and_logins_go_on_wit
     // A restart publishes the new key again but never the retired one.
     let app = app.restart(None).await;
 
-    assert_eq!(keys_bucket(&app.nats).await.get(&old_kid).await.unwrap(), None, "the retired key is back");
+    assert_eq!(keys_bucket(&app.bus).await.get(&old_kid).await.unwrap(), None, "the retired key is back");
     assert_eq!(app.me(Some(&old_token)).await.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(app.me(Some(&new_token)).await.status(), StatusCode::OK);
     assert_eq!(kids_in_use(&app), [new_kid]);
@@ -88,15 +88,15 @@ async fn a_key_purged_while_svc_user_was_down_is_retired_at_the_next_start() {
     let old_token = app.token("kim@example.com", PASSWORD).await;
     let [old_kid] = kids_in_use(&app).try_into().unwrap();
 
-    let (nats, data_dir) = app.shut_down().await;
-    keys_bucket(&nats).await.purge(&old_kid).await.unwrap();
-    let app = TestApp::start(nats, data_dir, None).await;
+    let (bus, data_dir) = app.shut_down().await;
+    keys_bucket(&bus).await.purge(&old_kid).await.unwrap();
+    let app = TestApp::start(bus, data_dir, None).await;
 
     // The start itself reconciles, so nothing here needs to wait.
     assert_eq!(app.me(Some(&old_token)).await.status(), StatusCode::UNAUTHORIZED);
     let new_token = app.token("kim@example.com", PASSWORD).await;
     assert_eq!(app.me(Some(&new_token)).await.status(), StatusCode::OK);
-    assert_eq!(keys_bucket(&app.nats).await.get(&old_kid).await.unwrap(), None);
+    assert_eq!(keys_bucket(&app.bus).await.get(&old_kid).await.unwrap(), None);
     assert!(!kids_in_use(&app).contains(&old_kid));
 }
 
@@ -107,41 +107,39 @@ async fn deleting_an_older_key_in_use_retires_it_and_leaves_logins_alone() {
     let token = app.token("kim@example.com", PASSWORD).await;
     // An older key still in use (say, from before an upgrade): published at start, not signed with.
     let older = SigningKey::generate();
-    let (nats, data_dir) = app.shut_down().await;
+    let (bus, data_dir) = app.shut_down().await;
     TestApp::db_at(&data_dir)
         .execute(
             "INSERT INTO signing_keys (kid, pkcs8_der, created_at) VALUES (?1, ?2, 0)",
             rusqlite::params![older.kid(), older.to_pkcs8_der()],
         )
         .unwrap();
-    let app = TestApp::start(nats, data_dir, None).await;
-    let bucket = keys_bucket(&app.nats).await;
+    let app = TestApp::start(bus, data_dir, None).await;
+    let bucket = keys_bucket(&app.bus).await;
     assert!(bucket.get(older.kid()).await.unwrap().is_some(), "a key in use is published");
 
     bucket.delete(older.kid()).await.unwrap();
 
-    let retired = eventually(DEADLINE, || async {
-        let retired = app.count(&format!(
-            "SELECT count(*) FROM signing_keys WHERE kid = '{}' AND retired_at IS NOT NULL",
-            older.kid()
-        ));
+    let retired = eventually(WAIT, || async {
+        let sql = "SELECT count(*) FROM signing_keys WHERE kid = ?1 AND retired_at IS NOT NULL";
+        let retired = app.count(sql, [older.kid()]);
         (retired == 1).then_some(())
     });
     retired.await.expect("the older key is marked retired");
-    assert_eq!(app.count("SELECT count(*) FROM signing_keys"), 2, "no new key for an older one");
+    assert_eq!(app.count("SELECT count(*) FROM signing_keys", []), 2, "no new key for an older one");
     assert_eq!(app.me(Some(&token)).await.status(), StatusCode::OK);
     let again = app.token("kim@example.com", PASSWORD).await;
     assert_eq!(app.me(Some(&again)).await.status(), StatusCode::OK);
 }
 
 /// The auth-keys bucket as an operator sees it.
-async fn keys_bucket(nats: &NatsServer) -> kv::Store {
-    jetstream::new(nats.client().await).get_key_value(KEYS_BUCKET).await.expect("the auth-keys bucket")
+async fn keys_bucket(bus: &TestBus) -> kv::Store {
+    bus.js.get_key_value(KEYS_BUCKET).await.expect("the auth-keys bucket")
 }
 
 /// The ids of svc-user's signing keys that are not retired, oldest first.
 fn kids_in_use(app: &TestApp) -> Vec<String> {
-    let db = app.db();
+    let db = app.connection();
     let mut query = db.prepare("SELECT kid FROM signing_keys WHERE retired_at IS NULL ORDER BY rowid").unwrap();
     query.query_map([], |row| row.get(0)).unwrap().collect::<Result<_, _>>().unwrap()
 }

@@ -54,7 +54,7 @@ async fn me_for_an_account_that_no_longer_exists_is_a_404() {
     let app = spawn_app().await;
     let user = app.register("kim@example.com").await;
     let token = app.token("kim@example.com", PASSWORD).await;
-    app.db().execute("DELETE FROM users WHERE id = ?1", [user["id"].as_str().unwrap()]).unwrap();
+    app.connection().execute("DELETE FROM users WHERE id = ?1", [user["id"].as_str().unwrap()]).unwrap();
 
     let res = app.me(Some(&token)).await;
 
@@ -68,7 +68,7 @@ async fn a_user_is_readable_at_its_location_by_itself_and_an_admin_only() {
     let kim = app.register("kim@example.com").await;
     app.register("lee@example.com").await;
     let location = format!("/users/{}", kim["id"].as_str().unwrap());
-    let get = async |token: String| app.client.get(app.url(&location)).bearer_auth(token).send().await.unwrap();
+    let get = async |token: String| app.http.get(app.url(&location)).bearer_auth(token).send().await.unwrap();
 
     let own = get(app.token("kim@example.com", PASSWORD).await).await;
     assert_eq!(own.status(), StatusCode::OK);
@@ -85,7 +85,7 @@ async fn an_id_that_is_not_a_uuid_is_a_user_not_found_like_any_other() {
     let app = spawn_app().await;
     app.register("kim@example.com").await;
     let token = app.token("kim@example.com", PASSWORD).await;
-    let get = async |path: String| app.client.get(app.url(&path)).bearer_auth(&token).send().await.unwrap();
+    let get = async |path: String| app.http.get(app.url(&path)).bearer_auth(&token).send().await.unwrap();
 
     let not_a_uuid = get("/users/not-a-uuid".into()).await;
     let someone_else = get(format!("/users/{}", uuid::Uuid::now_v7())).await;

@@ -15,10 +15,10 @@ async fn no_password_hash_or_token_reaches_the_logs() {
     assert_eq!(app.log_in(email, wrong).await.status(), StatusCode::UNAUTHORIZED);
     let token = app.token(email, password).await;
     assert_eq!(app.me(Some(&token)).await.status(), StatusCode::OK);
-    app.outbox_drained().await;
+    app.settled().await;
 
     let hash: String =
-        app.db().query_row("SELECT password_hash FROM users WHERE email = ?1", [email], |r| r.get(0)).unwrap();
+        app.connection().query_row("SELECT password_hash FROM users WHERE email = ?1", [email], |r| r.get(0)).unwrap();
     let signature = token.rsplit('.').next().unwrap();
     let text = logs.text();
     // The capture works: our own and the plumbing's lines are there, at every level.

@@ -1,131 +1,13 @@
-//! Test harness (feature `harness`): a real `nats-server` on a free port with its own temporary
-//! store, fresh data directories, an event recorder and polling helpers. Used by every crate's
-//! integration tests; nothing here is a mock.
+//! What the tests see of the stream: every event recorded in order, the check that the system
+//! has gone quiet, and saga transcripts for snapshots.
 
-use std::{
-    future::Future,
-    net::TcpListener,
-    path::PathBuf,
-    process::{Child, Command, Stdio},
-    time::Duration,
-};
+use std::{path::PathBuf, sync::Arc, time::Duration};
 
 use futures_util::StreamExt;
-use std::sync::Arc;
 use tokio::sync::Mutex;
 
-use crate::{config::CommonConfig, event::Envelope};
-
-/// A `nats-server` child process with JetStream, killed on drop.
-#[derive(Debug)]
-pub struct NatsServer {
-    child: Option<Child>,
-    port: u16,
-    store: tempfile::TempDir,
-}
-
-impl NatsServer {
-    /// Starts a server on a free port and waits until it accepts connections.
-    pub async fn start() -> Self {
-        let store = tempfile::tempdir().expect("temp dir for JetStream");
-        let mut server = NatsServer { child: None, port: free_port(), store };
-        server.launch().await;
-        server
-    }
-
-    pub fn url(&self) -> String {
-        format!("nats://127.0.0.1:{}", self.port)
-    }
-
-    pub async fn client(&self) -> async_nats::Client {
-        async_nats::connect(self.url()).await.expect("connect to test nats-server")
-    }
-
-    /// Stops the server (SIGKILL: like a crash; JetStream keeps what it stored).
-    pub fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    /// Starts the server again on the same port with the same store.
-    pub async fn restart(&mut self) {
-        self.stop();
-        self.launch().await;
-    }
-
-    async fn launch(&mut self) {
-        let child = Command::new(nats_server_bin())
-            .args(["-a", "127.0.0.1", "-p", &self.port.to_string(), "-js", "-sd"])
-            .arg(self.store.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn nats-server (run the tests through ./shop test, or set NATS_SERVER_BIN)");
-        self.child = Some(child);
-        let url = self.url();
-        eventually(Duration::from_secs(10), || {
-            let url = url.clone();
-            async move {
-                let client = async_nats::connect(&url).await.ok()?;
-                async_nats::jetstream::new(client).query_account().await.ok().map(|_| ())
-            }
-        })
-        .await
-        .expect("nats-server did not become ready within 10 s");
-    }
-}
-
-impl Drop for NatsServer {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
-/// The nats-server binary: `NATS_SERVER_BIN` (as `./shop test` sets it), else the project-local
-/// one `./shop` installs, else whatever is on `PATH`.
-///
-/// The checkout is the one cargo runs the test in (`CARGO_MANIFEST_DIR` at run time, the tested
-/// crate one level below the root), not the one this crate was compiled in.
-pub fn nats_server_bin() -> PathBuf {
-    if let Some(bin) = std::env::var_os("NATS_SERVER_BIN") {
-        return bin.into();
-    }
-    std::env::var_os("CARGO_MANIFEST_DIR")
-        .map(|crate_dir| PathBuf::from(crate_dir).join("../.tools/venv/bin/nats-server"))
-        .filter(|local| local.exists())
-        .unwrap_or_else(|| PathBuf::from("nats-server"))
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("free port").port()
-}
-
-/// A fresh data directory and the matching common config for one service under test.
-pub fn common_config(nats: &NatsServer, data_dir: &tempfile::TempDir) -> CommonConfig {
-    CommonConfig { nats_url: nats.url(), data_dir: data_dir.path().to_path_buf() }
-}
-
-/// Polls `probe` until it returns `Some` or `deadline` passes. The way tests wait: never a sleep.
-pub async fn eventually<T, F, Fut>(deadline: Duration, mut probe: F) -> Option<T>
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let until = tokio::time::Instant::now() + deadline;
-    let mut pause = Duration::from_millis(10);
-    loop {
-        if let Some(v) = probe().await {
-            return Some(v);
-        }
-        if tokio::time::Instant::now() >= until {
-            return None;
-        }
-        tokio::time::sleep(pause).await;
-        pause = (pause * 2).min(Duration::from_millis(200));
-    }
-}
+use super::eventually;
+use crate::event::Envelope;
 
 /// Records every domain event stored in the stream, in stream order, read through an ordered
 /// JetStream consumer: what JetStream dropped as a duplicate never shows, and an envelope stored
@@ -194,40 +76,53 @@ impl EventLog {
     }
 }
 
-/// Waits until the whole system is quiet: no outbox (the SQLite files `databases`) holds an
-/// unpublished row, every durable consumer on the stream has acknowledged everything, and `log`
-/// has read the stream to its end. After that nothing more can happen by itself, so a snapshot
-/// taken then is complete. Returns `false` if that did not happen within `deadline`.
+/// Whether nothing more can happen by itself: no outbox (the SQLite files `databases`) holds an
+/// unpublished row, and each durable consumer on the stream (only those named in `consumers`, if
+/// given) has acknowledged everything. Looked at twice, with the stream's end unchanged between:
+/// a consumer may have committed (and the relay published) follow-up events since the first look.
+pub(crate) async fn quiet(
+    js: &async_nats::jetstream::Context,
+    databases: &[PathBuf],
+    consumers: Option<&[&str]>,
+) -> Option<u64> {
+    let outboxes_empty = || {
+        databases.iter().all(|db| {
+            let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE;
+            let Ok(conn) = rusqlite::Connection::open_with_flags(db, flags) else { return false };
+            conn.query_row("SELECT count(*) FROM outbox WHERE published_at IS NULL", [], |r| r.get::<_, i64>(0))
+                .is_ok_and(|n| n == 0)
+        })
+    };
+    if !outboxes_empty() {
+        return None;
+    }
+    let mut stream = js.get_stream(crate::bus::STREAM).await.ok()?;
+    let last = stream.info().await.ok()?.state.last_sequence;
+    let mut infos = stream.consumers();
+    while let Some(info) = infos.next().await {
+        let info = info.ok()?;
+        let Some(name) = info.config.durable_name.as_deref() else { continue };
+        let ours = consumers.is_none_or(|names| names.contains(&name));
+        if ours && (info.num_pending > 0 || info.num_ack_pending > 0) {
+            return None;
+        }
+    }
+    let unchanged = stream.info().await.ok()?.state.last_sequence == last;
+    (unchanged && outboxes_empty()).then_some(last)
+}
+
+/// Waits until the whole system is quiet (see [`quiet`], every durable consumer) and `log` has
+/// read the stream to its end. After that nothing more can happen by itself, so a snapshot taken
+/// then is complete. Returns `false` if that did not happen within `deadline`.
 pub async fn settled(
     js: &async_nats::jetstream::Context,
     databases: &[PathBuf],
     log: &EventLog,
     deadline: Duration,
 ) -> bool {
-    let outboxes_empty = || {
-        databases.iter().all(|db| {
-            let Ok(conn) = rusqlite::Connection::open(db) else { return false };
-            conn.query_row("SELECT count(*) FROM outbox WHERE published_at IS NULL", [], |r| r.get::<_, i64>(0))
-                .is_ok_and(|n| n == 0)
-        })
-    };
     eventually(deadline, || async {
-        if !outboxes_empty() {
-            return None;
-        }
-        let mut stream = js.get_stream(crate::bus::STREAM).await.ok()?;
-        let last = stream.info().await.ok()?.state.last_sequence;
-        let mut consumers = stream.consumers();
-        while let Some(info) = consumers.next().await {
-            let info = info.ok()?;
-            if info.config.durable_name.is_some() && (info.num_pending > 0 || info.num_ack_pending > 0) {
-                return None;
-            }
-        }
-        // Checked again: a consumer may have committed (and the relay published) follow-up events
-        // since the first look.
-        let unchanged = stream.info().await.ok()?.state.last_sequence == last;
-        (unchanged && outboxes_empty() && log.last_seq().await >= last).then_some(())
+        let last = quiet(js, databases, None).await?;
+        (log.last_seq().await >= last).then_some(())
     })
     .await
     .is_some()
@@ -300,28 +195,6 @@ fn replace_ids(value: &mut serde_json::Value, names: &mut std::collections::Hash
         serde_json::Value::Array(items) => items.iter_mut().for_each(|v| replace_ids(v, names)),
         serde_json::Value::Object(map) => map.values_mut().for_each(|v| replace_ids(v, names)),
         _ => {}
-    }
-}
-
-/// Signs tokens for tests of services other than svc-user: a key of its own, published to the
-/// key bucket exactly as svc-user publishes its key, so services verify these tokens for real.
-#[derive(Debug)]
-pub struct TestIssuer {
-    key: crate::auth::SigningKey,
-}
-
-impl TestIssuer {
-    pub async fn publish(nats: &NatsServer) -> Self {
-        let js = async_nats::jetstream::new(nats.client().await);
-        let key = crate::auth::SigningKey::generate();
-        let bucket = crate::auth::keys_bucket(&js).await.expect("key bucket");
-        crate::auth::publish_key(&bucket, &key.public_jwk()).await.expect("publish test key");
-        TestIssuer { key }
-    }
-
-    /// A bearer token for `user` with `role`, valid for an hour.
-    pub fn token(&self, user: uuid::Uuid, role: crate::Role) -> String {
-        self.key.issue(user, role, Duration::from_secs(3600))
     }
 }
 

@@ -306,12 +306,12 @@ fn retry_delay(deliveries: i64) -> Duration {
 
 /// Deletes up to `limit` processed ids older than `older_than_ms`; they must outlive the stream's
 /// max age so no redelivery can outlast its dedupe row. Returns how many went.
-pub fn purge_processed(tx: &Transaction<'_>, older_than_ms: i64, limit: usize) -> rusqlite::Result<usize> {
-    tx.execute(
+pub fn purge_processed(tx: &Transaction<'_>, older_than_ms: i64, limit: usize) -> Result<usize, DbError> {
+    Ok(tx.execute(
         "DELETE FROM processed WHERE (consumer, message_id) IN
            (SELECT consumer, message_id FROM processed WHERE processed_at < ?1 LIMIT ?2)",
         params![older_than_ms, limit as i64],
-    )
+    )?)
 }
 
 #[cfg(test)]
@@ -331,7 +331,7 @@ mod tests {
         })
         .await
         .unwrap();
-        let purge = |limit| db.write(move |tx| purge_processed(tx, 1_000, limit).map_err(DbError::from));
+        let purge = |limit| db.write(move |tx| purge_processed(tx, 1_000, limit));
         assert_eq!(purge(2).await.unwrap(), 2);
         assert_eq!(purge(2).await.unwrap(), 1);
         let left: i64 = db.read(|c| c.query_row("SELECT count(*) FROM processed", [], |r| r.get(0))).await.unwrap();

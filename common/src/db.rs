@@ -202,7 +202,6 @@ mod tests {
                     [],
                     |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
                 )
-                .map_err(DbError::from)
             })
             .await
             .unwrap();

@@ -30,7 +30,7 @@ const PURGE_BATCH: usize = 1000;
 pub const RETENTION: Duration = crate::bus::STREAM_MAX_AGE;
 
 /// Writes `envelope` to the outbox inside the caller's transaction.
-pub fn append(tx: &Transaction<'_>, envelope: &Envelope) -> rusqlite::Result<()> {
+pub fn append(tx: &Transaction<'_>, envelope: &Envelope) -> Result<(), DbError> {
     tx.execute(
         "INSERT INTO outbox (id, subject, payload, created_at) VALUES (?1, ?2, ?3, ?4)",
         params![envelope.id.to_string(), envelope.subject(), envelope.to_json(), now_ms()],
@@ -58,7 +58,7 @@ pub fn pending(conn: &Connection, limit: usize) -> rusqlite::Result<Vec<Pending>
     .collect()
 }
 
-pub fn mark_published(tx: &Transaction<'_>, seqs: &[i64], at_ms: i64) -> rusqlite::Result<()> {
+pub fn mark_published(tx: &Transaction<'_>, seqs: &[i64], at_ms: i64) -> Result<(), DbError> {
     let mut stmt = tx.prepare_cached("UPDATE outbox SET published_at = ?1 WHERE seq = ?2")?;
     for seq in seqs {
         stmt.execute(params![at_ms, seq])?;
@@ -73,12 +73,12 @@ pub fn republish_since(tx: &Transaction<'_>, since_ms: i64) -> rusqlite::Result<
 }
 
 /// Deletes up to `limit` published rows older than `older_than_ms`. Returns how many went.
-pub fn purge_published(tx: &Transaction<'_>, older_than_ms: i64, limit: usize) -> rusqlite::Result<usize> {
-    tx.execute(
+pub fn purge_published(tx: &Transaction<'_>, older_than_ms: i64, limit: usize) -> Result<usize, DbError> {
+    Ok(tx.execute(
         "DELETE FROM outbox WHERE seq IN
            (SELECT seq FROM outbox WHERE published_at IS NOT NULL AND published_at < ?1 LIMIT ?2)",
         params![older_than_ms, limit as i64],
-    )
+    )?)
 }
 
 /// Publishes a service's outbox to JetStream.
@@ -170,7 +170,7 @@ impl Relay {
         let n = acked.len();
         if n > 0 {
             let at = now_ms();
-            self.db.write(move |tx| mark_published(tx, &acked, at).map_err(DbError::from)).await?;
+            self.db.write(move |tx| mark_published(tx, &acked, at)).await?;
             tracing::debug!(published = n, "outbox relay published");
         }
         match failure {
@@ -232,14 +232,14 @@ mod tests {
         })
         .await
         .unwrap();
-        let purge = |limit| db.write(move |tx| purge_published(tx, 1_000, limit).map_err(DbError::from));
+        let purge = |limit| db.write(move |tx| purge_published(tx, 1_000, limit));
         assert_eq!(purge(2).await.unwrap(), 2);
         assert_eq!(purge(2).await.unwrap(), 1);
         assert_eq!(purge(2).await.unwrap(), 0);
         let left: Vec<String> = db
             .read(|c| {
                 let mut stmt = c.prepare("SELECT id FROM outbox ORDER BY seq")?;
-                stmt.query_map([], |r| r.get(0))?.collect::<Result<_, _>>().map_err(DbError::from)
+                stmt.query_map([], |r| r.get(0))?.collect::<rusqlite::Result<_>>()
             })
             .await
             .unwrap();

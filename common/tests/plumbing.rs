@@ -50,7 +50,7 @@ impl Fixture {
     async fn commit_event(&self) -> Envelope {
         let env = registered();
         let row = env.clone();
-        self.db.write(move |tx| outbox::append(tx, &row).map_err(DbError::from)).await.unwrap();
+        self.db.write(move |tx| outbox::append(tx, &row)).await.unwrap();
         env
     }
 
@@ -245,9 +245,7 @@ async fn a_malformed_message_is_dead_lettered_and_valid_ones_behind_it_still_flo
         .db
         .read(|c| {
             let mut stmt = c.prepare("SELECT subject, message_id, reason FROM dead_letter ORDER BY seq")?;
-            stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
-                .collect::<Result<_, _>>()
-                .map_err(DbError::from)
+            stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?.collect::<rusqlite::Result<_>>()
         })
         .await
         .unwrap();

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use axum::extract::FromRef;
 use common::{
     auth::Verifier,
-    db::{Db, DbError},
+    db::Db,
     runtime::{App, Runtime, Service},
 };
 use tokio_util::sync::CancellationToken;
@@ -77,7 +77,7 @@ impl Config {
 pub async fn ensure_time_zone(db: &Db, rules: &Rules) -> anyhow::Result<()> {
     let name = rules.calendar.name().to_owned();
     let wanted = name.clone();
-    let pinned = db.write(move |tx| store::days::pin_time_zone(tx, &wanted).map_err(DbError::from)).await?;
+    let pinned = db.write(move |tx| store::days::pin_time_zone(tx, &wanted)).await?;
     if pinned != name {
         anyhow::bail!(
             "this ledger keeps business days in time zone {pinned}, but TIME_ZONE is {name}; \

@@ -4,7 +4,12 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::*;
+use super::{
+    SCHEMA_VERSION,
+    payloads::{StockRejected, StockReleased},
+    table::Event,
+    vocabulary::Won,
+};
 
 /// The envelope every event travels in. `id` is a UUIDv7 and doubles as the `Nats-Msg-Id`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

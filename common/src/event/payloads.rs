@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::*;
+use super::vocabulary::{OrderFailure, PaymentDecline, PaymentMethod, ReleaseReason, Role, StockRejection, Won};
 
 /// `user.registered.<userId>`: an account exists. Never carries the password or its hash.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -3,7 +3,10 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::*;
+use super::payloads::{
+    OrderCancelled, OrderCreated, OrderFailed, OrderPaid, PaymentCancelled, PaymentCompleted, PaymentFailed,
+    SettlementClosed, StockRejected, StockReleased, StockReserved, UserRegistered,
+};
 
 /// Declares [`Event`] from one table: variant (= payload type), event type, and the subject key.
 macro_rules! events {

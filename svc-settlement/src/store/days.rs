@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use common::{Won, event::SellerPayout};
+use common::{Won, db::DbError, event::SellerPayout};
 use jiff::civil::Date;
 use rusqlite::{Connection, OptionalExtension, Transaction, params, types::Type};
 
@@ -106,7 +106,7 @@ pub fn all_close_rates(conn: &Connection) -> rusqlite::Result<HashMap<Date, FeeR
 }
 
 /// Pins the ledger's time zone to `name` unless one is pinned already; returns the pinned one.
-pub fn pin_time_zone(tx: &Transaction<'_>, name: &str) -> rusqlite::Result<String> {
+pub fn pin_time_zone(tx: &Transaction<'_>, name: &str) -> Result<String, DbError> {
     tx.execute("INSERT INTO ledger_settings (name, value) VALUES ('time_zone', ?1) ON CONFLICT DO NOTHING", [name])?;
-    tx.query_row("SELECT value FROM ledger_settings WHERE name = 'time_zone'", [], |r| r.get(0))
+    Ok(tx.query_row("SELECT value FROM ledger_settings WHERE name = 'time_zone'", [], |r| r.get(0))?)
 }

@@ -136,7 +136,7 @@ impl Relay {
         }
     }
 
-    /// One round: publish up to [`BATCH`] rows, await every ack, mark the acked prefix.
+    /// One round: publish up to `BATCH` rows, await every ack, mark the acked prefix.
     /// Returns how many rows were published.
     pub async fn publish_pending(&self) -> anyhow::Result<usize> {
         let rows = self.db.read(|c| pending(c, BATCH)).await?;

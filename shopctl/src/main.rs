@@ -103,7 +103,7 @@ enum OutboxCommand {
         /// Only events created at or after this time (RFC 3339); default: every kept event.
         #[arg(long)]
         since: Option<String>,
-        /// The service's DATA_DIR; default: where `shop up` keeps it (.data/<service>).
+        /// The service's DATA_DIR; default: where `shop up` keeps it (`.data/<service>`).
         #[arg(long)]
         data_dir: Option<PathBuf>,
     },

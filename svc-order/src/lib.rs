@@ -2,17 +2,28 @@
 //! service; it stores orders, starts each saga with an event and follows the saga's events to the
 //! order's outcome.
 //!
-//! Serves (Bearer token, any role):
+//! **Choreography** (the reactions are [`saga`]'s `on_<event>` functions, one per event consumed)
+//! - Consumes (durable `svc-order`): `order.created` (a hand-published one creates its order),
+//!   `stock.reserved`, `stock.rejected`, `payment.completed`, `payment.failed`,
+//!   `payment.cancelled`; and (durable `svc-order-trace`) every `order.*`, `stock.*` and
+//!   `payment.*` event type, recorded for the trace.
+//! - Publishes from requests: `POST /orders` → `order.created.<orderId>`.
+//! - Publishes from reactions: `stock.rejected` → `order.failed`; `payment.completed` →
+//!   `order.paid`; `payment.failed` → `order.failed`; `payment.cancelled` → `order.cancelled`.
+//!   `order.created` and `stock.reserved` only move the order along.
+//!
+//! **Serves** (default `127.0.0.1:8083`, Bearer token, any role):
 //! - `POST /orders`: places an order (`Idempotency-Key` for safe retries, `Prefer: wait=N` to
 //!   wait up to N s, at most 30, for the outcome instead of taking a `202`).
 //! - `GET /orders/me`: the caller's orders, newest first, paged.
 //! - `GET /orders/{id}`, `GET /orders/{id}/trace`: one order (with `Prefer: wait=N`, answered
 //!   once its saga has settled), and its saga's events in causal order; for the owner or an admin.
 //!
-//! Publishes `order.created` (a new order), `order.paid`, `order.failed` and `order.cancelled`.
-//! Consumes (durable `svc-order`) `order.created` (hand-published orders), `stock.reserved`,
-//! `stock.rejected`, `payment.completed`, `payment.failed` and `payment.cancelled`; and (durable
-//! `svc-order-trace`) every `order.*`, `stock.*` and `payment.*` event type for the trace.
+//! **Owns** the `orders` table (with their state machine, [`domain`]) and the saga trace.
+//!
+//! Modules: [`config`] (flags), [`app`] (wiring: `impl Service for Config`), [`api`] (routes),
+//! [`domain`] (pure rules), [`store`] (SQL), [`saga`] (the reactions), [`waiters`] (requests
+//! waiting on an order).
 
 pub mod api;
 pub mod app;

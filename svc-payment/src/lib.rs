@@ -1,15 +1,21 @@
 //! svc-payment: the simulated payment gateway of the order saga.
 //!
-//! - Consumes `stock.reserved.*` (durable consumer `svc-payment`) and charges each order at most
-//!   once through the deterministic [`gateway`], storing one payment per order.
-//! - Publishes `payment.completed` or `payment.failed` (with `LIMIT_EXCEEDED` or `DECLINED`) in the
-//!   transaction that stores the payment.
-//! - Serves `GET /payments/{id}` and `GET /payments?orderId=` to the payer and to admins.
-//! - `POST /payments/{id}/cancel` refunds a completed payment in full and publishes
-//!   `payment.cancelled` in the same transaction (svc-order, svc-product and svc-settlement react).
+//! **Choreography** (the reactions are [`saga`]'s `on_<event>` functions, one per event consumed)
+//! - Consumes (durable `svc-payment`): `stock.reserved`.
+//! - Publishes from requests: `POST /payments/{id}/cancel` → `payment.cancelled` (a completed
+//!   payment refunded in full; svc-order, svc-product and svc-settlement react).
+//! - Publishes from reactions: `stock.reserved` → `payment.completed` or `payment.failed` (with
+//!   `LIMIT_EXCEEDED` or `DECLINED`): each order is charged at most once through the deterministic
+//!   [`gateway`].
 //!
-//! Modules: [`config`] (flags), [`app`] (wiring), [`api`] (routes), [`domain`] and [`gateway`]
-//! (pure rules), [`store`] (SQL), [`saga`] (the reaction).
+//! **Serves** (default `127.0.0.1:8084`): `GET /payments/{id}` and `GET /payments?orderId=` to the
+//! payer and to admins, and `POST /payments/{id}/cancel`.
+//!
+//! **Owns** the `payments` table: one payment per order.
+//!
+//! Modules: [`config`] (flags), [`app`] (wiring: `impl Service for Config`), [`api`] (routes),
+//! [`domain`] (pure rules), [`store`] (SQL), [`saga`] (the reaction), [`gateway`] (the simulated
+//! gateway).
 
 /// The service name: its consumer, its database file and the `producer` of its events.
 pub const SERVICE: &str = "svc-payment";

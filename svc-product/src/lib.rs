@@ -1,20 +1,21 @@
 //! svc-product: the catalogue, its stock, and the stock reservations of the order saga.
 //!
-//! Serves (HTTP, default `127.0.0.1:8082`): `GET /products` (public, filter by `category` and
+//! **Choreography** (the reactions are [`saga`]'s `on_<event>` functions, one per event consumed)
+//! - Consumes (durable `svc-product`): `order.created`, `payment.failed`, `payment.cancelled`.
+//! - Publishes from requests: nothing.
+//! - Publishes from reactions: `order.created` → `stock.reserved` or `stock.rejected` (every order
+//!   gets exactly one answer); `payment.failed` and `payment.cancelled` → `stock.released` (once,
+//!   and only for a reservation that holds stock).
+//!
+//! **Serves** (default `127.0.0.1:8082`): `GET /products` (public, filter by `category` and
 //! `sellerId`, paged, newest first), `GET /products/{id}` (public), `POST /products` (sellers and
 //! admins) and `POST /products/{id}/restock` (the product's seller or an admin).
 //!
-//! Consumes (durable `svc-product`): `order.created`, `payment.failed`, `payment.cancelled`.
-//! Publishes (through its outbox): `stock.reserved`, `stock.rejected`, `stock.released`.
-//! See [`saga`] for when each is emitted.
+//! **Owns** the `products` (stock never below 0) and `reservations` tables.
 //!
-//! - [`config`]: flags and environment.
-//! - [`app`]: builds and runs the service.
-//! - [`api`]: routes and handlers.
-//! - [`domain`]: pure types and rules, unit-tested.
-//! - [`store`]: the SQL.
-//! - [`saga`]: the reactions to other services' events.
-//! - [`seed`]: the demo catalogue and its fixed ids.
+//! Modules: [`config`] (flags), [`app`] (wiring: `impl Service for Config`), [`api`] (routes),
+//! [`domain`] (pure rules), [`store`] (SQL), [`saga`] (the reactions), [`seed`] (the demo
+//! catalogue and its fixed ids).
 
 pub mod api;
 pub mod app;

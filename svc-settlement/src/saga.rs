@@ -39,16 +39,14 @@ impl Saga {
     }
 }
 
-/// The events svc-settlement books; also what a rebuild replays from the stream.
-pub const CONSUMES: &[EventType] = &[EventType::PaymentCompleted, EventType::PaymentCancelled];
-
 impl Handler for Saga {
     fn name(&self) -> &'static str {
         SERVICE
     }
 
+    /// The events svc-settlement books; also what a rebuild replays from the stream.
     fn consumes(&self) -> &'static [EventType] {
-        CONSUMES
+        &[EventType::PaymentCompleted, EventType::PaymentCancelled]
     }
 
     fn handle(&self, tx: &Transaction<'_>, envelope: &Envelope) -> Result<(), HandlerError> {

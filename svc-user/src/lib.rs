@@ -1,14 +1,22 @@
 //! svc-user: accounts and authentication for msa-shop.
 //!
-//! - **Owns** the `users` table (emails unique case-insensitively, Argon2id password hashes) and
-//!   the Ed25519 key that signs every access token in the system.
-//! - **Serves** `POST /users` (sign up), `POST /auth/login` (access token) and `GET /users/me`;
-//!   see [`api`].
-//! - **Publishes** `user.registered.<userId>` through the outbox (never with a password or hash),
-//!   and the public half of each signing key in use as a JWK in the `auth-keys` KV bucket, from
-//!   which every service's `Verifier` learns it.
-//! - **Consumes** no events; it watches the `auth-keys` bucket, where deleting a key retires it
+//! **Choreography**
+//! - Consumes: no events. It watches the `auth-keys` KV bucket, where deleting a key retires it
 //!   (see [`keys`]).
+//! - Publishes from requests: `POST /users` → `user.registered.<userId>` (never with a password
+//!   or hash); and the public half of each signing key in use, as a JWK in `auth-keys`, from which
+//!   every service's `Verifier` learns it.
+//! - Publishes from reactions: nothing.
+//!
+//! **Serves** (default `127.0.0.1:8081`): `POST /users` (sign up), `POST /auth/login` (access
+//! token) and `GET /users/me`; see [`api`].
+//!
+//! **Owns** the `users` table (emails unique case-insensitively, Argon2id password hashes) and the
+//! Ed25519 keys that sign every access token in the system (`signing_keys`).
+//!
+//! Modules: [`config`] (flags), [`app`] (wiring: `impl Service for Config`), [`api`] (routes),
+//! [`domain`] (pure rules), [`store`] (SQL), [`hashing`] (Argon2 off the runtime), [`keys`]
+//! (signing keys and the bucket).
 
 pub mod api;
 pub mod app;

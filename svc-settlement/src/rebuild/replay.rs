@@ -17,12 +17,7 @@ use super::{
     closes::{Published, Watermarks},
     stream::History,
 };
-use crate::{
-    closing,
-    domain::Rules,
-    saga::{CONSUMES, Saga},
-    store,
-};
+use crate::{closing, domain::Rules, saga::Saga, store};
 
 /// The state of the replay.
 pub struct Replay {
@@ -49,7 +44,7 @@ impl Replay {
     /// Replays the payment events through stream sequence `last_seq`, then the closes the ledger
     /// never passed. Events still deferred are reported as unapplied.
     pub async fn run(mut self, js: &jetstream::Context, last_seq: u64) -> anyhow::Result<Summary> {
-        let mut history = History::open(js, &common::bus::filter_subjects(CONSUMES), last_seq).await?;
+        let mut history = History::open(js, &common::bus::filter_subjects(self.handler.consumes()), last_seq).await?;
         while let Some((_, msg)) = history.next().await? {
             self.summary.messages += 1;
             match Envelope::decode(msg.subject.as_str(), &msg.payload) {

@@ -18,7 +18,7 @@ use common::{
     auth::AuthUser,
     db::{Db, from_ms, now_ms},
     event::PaymentDecline,
-    http::{ApiError, Code, Json, Path, Query},
+    http::{ApiError, Code, Json, Path, Query, path_id},
     outbox,
 };
 use serde::{Deserialize, Serialize};
@@ -84,7 +84,7 @@ async fn get_payment(
     Path(id): Path<String>,
 ) -> Result<Json<PaymentView>, ApiError> {
     // An id that is not a UUID names no payment: the same 404 as any other.
-    let id = Uuid::parse_str(&id).map_err(|_| not_found())?;
+    let id = path_id(&id, not_found)?;
     let payment = db.read(move |c| store::find_payment(c, id)).await?;
     visible(payment, &user)
 }
@@ -112,7 +112,7 @@ async fn cancel_payment(
     user: AuthUser,
     Path(id): Path<String>,
 ) -> Result<Json<PaymentView>, ApiError> {
-    let id = Uuid::parse_str(&id).map_err(|_| not_found())?;
+    let id = path_id(&id, not_found)?;
     let cancelled = db
         .write(move |tx| {
             let payment = store::find_payment(tx, id)?.filter(|p| p.visible_to(&user)).ok_or_else(not_found)?;

@@ -18,7 +18,7 @@ use common::{
     Role,
     auth::{AuthUser, Verifier},
     db::Db,
-    http::{ApiError, Code, Json, Path, Query},
+    http::{ApiError, Code, Json, Path, Query, path_id},
     paging::{Page, Paging},
 };
 use serde::Deserialize;
@@ -65,7 +65,7 @@ async fn list_products(State(db): State<Db>, Query(q): Query<ListQuery>) -> Resu
 }
 
 async fn get_product(State(db): State<Db>, Path(id): Path<String>) -> Result<Json<Product>, ApiError> {
-    let id = product_id(&id)?;
+    let id = path_id(&id, product_not_found)?;
     db.read(move |c| store::find_product(c, id)).await?.map(Json).ok_or_else(product_not_found)
 }
 
@@ -113,7 +113,7 @@ async fn restock_product(
 ) -> Result<Json<Product>, ApiError> {
     // The body is judged before the product is looked up, so a 422 never depends on the id.
     let quantity = restock_quantity(body.quantity.as_i64()).map_err(field_problem)?;
-    let id = product_id(&id)?;
+    let id = path_id(&id, product_not_found)?;
     let product = db
         .write(move |tx| {
             let managed = store::find_product(tx, id)?.is_some_and(|p| p.is_managed_by(user.id, user.is_admin()));
@@ -150,10 +150,6 @@ where
 }
 
 /// A path id that is not a UUID names no product: the same 404 as an unknown one.
-fn product_id(raw: &str) -> Result<Uuid, ApiError> {
-    Uuid::parse_str(raw).map_err(|_| product_not_found())
-}
-
 fn product_not_found() -> ApiError {
     ApiError::new(Code::ProductNotFound, "no such product")
 }

@@ -29,7 +29,7 @@ use common::{
     auth::AuthUser,
     db::{Db, DbError},
     event::UserRegistered,
-    http::{ApiError, Code, Json, Path},
+    http::{ApiError, Code, Json, Path, path_id},
     outbox,
 };
 use serde::{Deserialize, Serialize};
@@ -149,14 +149,16 @@ async fn user_by_id(
     caller: AuthUser,
     Path(id): Path<String>,
 ) -> Result<Json<UserView>, ApiError> {
-    let not_found = || ApiError::new(Code::UserNotFound, "no such user");
-    // Taken as text: an id that is not a UUID names no user, and answers like any other.
-    let id = Uuid::parse_str(&id).map_err(|_| not_found())?;
+    let id = path_id(&id, user_not_found)?;
     if caller.id != id && !caller.is_admin() {
-        return Err(not_found());
+        return Err(user_not_found());
     }
     let user = db.read(move |c| store::find_by_id(c, id)).await?;
-    Ok(Json(UserView::from(user.ok_or_else(not_found)?)))
+    Ok(Json(UserView::from(user.ok_or_else(user_not_found)?)))
+}
+
+fn user_not_found() -> ApiError {
+    ApiError::new(Code::UserNotFound, "no such user")
 }
 
 fn invalid(e: InvalidInput) -> ApiError {

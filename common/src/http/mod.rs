@@ -18,6 +18,13 @@ use tower_http::{
 };
 
 pub use self::error::{ApiError, Code};
+
+/// A path's `{id}` as a UUID. Anything else names no such resource, so it answers as a missing
+/// one does, with `not_found`'s 404: a caller cannot tell a malformed id from an unknown one.
+/// Taken from the path as text (`Path<String>`) so that a handler judges its body first.
+pub fn path_id(raw: &str, not_found: fn() -> ApiError) -> Result<uuid::Uuid, ApiError> {
+    uuid::Uuid::parse_str(raw).map_err(|_| not_found())
+}
 use crate::db::Db;
 
 /// Largest request body any endpoint accepts.

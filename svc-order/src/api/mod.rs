@@ -46,11 +46,6 @@ fn order_not_found() -> ApiError {
     ApiError::new(Code::OrderNotFound, "no such order")
 }
 
-/// An order id from a path; anything that is not a UUID names no order.
-fn parse_order_id(raw: &str) -> Result<Uuid, ApiError> {
-    Uuid::parse_str(raw).map_err(|_| order_not_found())
-}
-
 /// Owners see their orders, admins see every order.
 fn may_see(user: &AuthUser, order: &Order) -> bool {
     order.user_id == user.id || user.is_admin()

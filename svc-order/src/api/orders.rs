@@ -8,11 +8,11 @@ use axum::{
 use common::{
     auth::AuthUser,
     db::Db,
-    http::{ApiError, Json, Path, Query},
+    http::{ApiError, Json, Path, Query, path_id},
     paging::{Page, PageQuery},
 };
 
-use super::{may_see, order_not_found, parse_order_id, wait};
+use super::{may_see, order_not_found, wait};
 use crate::app::AppState;
 use crate::{domain::Order, store};
 
@@ -35,7 +35,7 @@ pub async fn get_order(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let id = parse_order_id(&id)?;
+    let id = path_id(&id, order_not_found)?;
     let order = state.db.read(move |c| store::find_order(c, id)).await?;
     let order = match order {
         Some(order) if may_see(&user, &order) => order,

@@ -4,12 +4,12 @@ use axum::extract::State;
 use common::{
     auth::AuthUser,
     db::{Db, DbError},
-    http::{ApiError, Json, Path},
+    http::{ApiError, Json, Path, path_id},
 };
 use serde::Serialize;
 use uuid::Uuid;
 
-use super::{may_see, order_not_found, parse_order_id};
+use super::{may_see, order_not_found};
 use crate::{
     domain::{TraceEvent, causal_order},
     store,
@@ -25,7 +25,7 @@ pub struct Trace {
 /// For the order's owner or an admin. Admins may also trace a saga svc-order holds no order for
 /// (events published by hand for an unknown order), which is how such sagas are debugged.
 pub async fn get_trace(State(db): State<Db>, user: AuthUser, Path(id): Path<String>) -> Result<Json<Trace>, ApiError> {
-    let id = parse_order_id(&id)?;
+    let id = path_id(&id, order_not_found)?;
     let (order, events) =
         db.read(move |c| Ok::<_, DbError>((store::find_order(c, id)?, store::saga_events(c, id)?))).await?;
     let visible = match &order {

@@ -229,12 +229,11 @@ mod tests {
         PaymentMethod, Won,
         consumer::{Outcome, apply},
         db::{Db, DbError},
+        harness::fixtures::{self, UNIT_PRICE},
     };
 
     use super::*;
     use crate::domain::OrderStatus;
-
-    const UNIT_PRICE: Won = Won(15_000);
 
     /// svc-order's database in `dir`, migrated as the service migrates it.
     async fn database(dir: &tempfile::TempDir) -> Db {
@@ -259,37 +258,18 @@ mod tests {
 
     /// svc-product's reservation for `created`, after `edit`.
     fn reserved(created: &Envelope, edit: impl FnOnce(&mut StockReserved)) -> Envelope {
-        let Event::OrderCreated(c) = &created.event else { panic!("not an order.created") };
-        let mut event = StockReserved {
-            order_id: c.order_id,
-            product_id: c.product_id,
-            quantity: c.quantity,
-            unit_price: UNIT_PRICE,
-            amount: UNIT_PRICE.times(c.quantity).unwrap(),
-            seller_id: Uuid::now_v7(),
-            category: "books".into(),
-            user_id: c.user_id,
-            payment_method: c.payment_method,
-        };
-        edit(&mut event);
-        Envelope::caused_by("svc-product", created, Event::StockReserved(event))
+        let mut reserved = fixtures::stock_reserved(created);
+        let Event::StockReserved(data) = &mut reserved.event else { unreachable!() };
+        edit(data);
+        reserved
     }
 
     /// svc-payment's charge of `amount` for `reserved`.
     fn completed(reserved: &Envelope, amount: Won) -> Envelope {
-        let Event::StockReserved(r) = &reserved.event else { panic!("not a stock.reserved") };
-        let event = PaymentCompleted {
-            payment_id: Uuid::now_v7(),
-            order_id: r.order_id,
-            user_id: r.user_id,
-            amount,
-            method: r.payment_method,
-            seller_id: r.seller_id,
-            category: r.category.clone(),
-            product_id: r.product_id,
-            quantity: r.quantity,
-        };
-        Envelope::caused_by("svc-payment", reserved, Event::PaymentCompleted(event))
+        let mut completed = fixtures::payment_completed(reserved);
+        let Event::PaymentCompleted(data) = &mut completed.event else { unreachable!() };
+        data.amount = amount;
+        completed
     }
 
     async fn order_of(db: &Db, created: &Envelope) -> Option<Order> {

@@ -6,9 +6,12 @@
 //! - [`app`]: [`TestBus`] (the stream as the tests see it) and [`TestApp`] (one service under
 //!   test, with its end-of-test check).
 //! - [`events`]: [`EventLog`], [`settled`], saga [`transcript`]s for snapshots.
+//! - [`fixtures`]: the events svc-product and svc-payment answer with, for tests that stand in
+//!   for them.
 
 mod app;
 mod events;
+pub mod fixtures;
 
 pub use app::{Builder, DeadLetter, TestApp, TestBus, WAIT};
 pub use events::{EventLog, settled, snapshot_order, transcript};
@@ -112,6 +115,14 @@ fn free_port() -> u16 {
 /// A fresh data directory and the matching common config for one service under test.
 pub fn common_config(nats: &NatsServer, data_dir: &tempfile::TempDir) -> CommonConfig {
     CommonConfig { nats_url: nats.url(), data_dir: data_dir.path().to_path_buf() }
+}
+
+/// A response's body as JSON, after checking its status (the body is in the failure message).
+pub async fn json(res: reqwest::Response, status: u16) -> serde_json::Value {
+    let actual = res.status().as_u16();
+    let body = res.text().await.expect("body");
+    assert_eq!(actual, status, "unexpected status; body: {body}");
+    serde_json::from_str(&body).expect("JSON body")
 }
 
 /// Polls `probe` until it returns `Some` or `deadline` passes. The way tests wait: never a sleep.

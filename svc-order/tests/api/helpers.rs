@@ -5,11 +5,8 @@ use std::{ops::Deref, sync::Arc};
 
 use async_nats::jetstream::consumer::{self, PullConsumer};
 use common::{
-    Envelope, Event, PaymentMethod, Role, Won,
-    event::{
-        OrderCreated, PaymentCancelled, PaymentCompleted, PaymentDecline, PaymentFailed, StockRejected, StockRejection,
-        StockReserved,
-    },
+    Envelope, Event, Role,
+    event::{PaymentDecline, StockRejection},
     harness::{self, TestBus},
 };
 use reqwest::{RequestBuilder, Response, StatusCode};
@@ -18,8 +15,10 @@ use svc_order::Config;
 use uuid::Uuid;
 
 pub use common::harness::WAIT;
-/// The unit price the stand-in svc-product charges.
-pub const UNIT_PRICE: Won = Won(15_000);
+pub use common::harness::fixtures::{
+    UNIT_PRICE, created_data, hand_made_order, payment_cancelled, payment_completed, payment_failed, stock_rejected,
+    stock_reserved,
+};
 
 /// svc-order under test (see [`harness::TestApp`]), plus the requests its tests are written in
 /// and `bus`, the stand-in for the other services.
@@ -56,6 +55,13 @@ impl TestApp {
         let res = self.post_order(user, &order_body()).send().await.unwrap();
         assert_eq!(res.status(), StatusCode::ACCEPTED);
         res.json().await.unwrap()
+    }
+
+    /// Places a valid order (2 units) and waits for its `order.created`; returns both.
+    pub async fn placed(&self, user: &User) -> (String, Envelope) {
+        let id = self.place(user).await["id"].as_str().expect("order id").to_owned();
+        let created = self.bus.wait_for("order.created", &id).await;
+        (id, created)
     }
 
     pub async fn get(&self, user: &User, path: &str) -> Response {
@@ -156,105 +162,6 @@ impl Bus {
             bus.play(&created.expect("an order.created"), play).await;
         });
     }
-}
-
-pub fn created_data(env: &Envelope) -> OrderCreated {
-    match &env.event {
-        Event::OrderCreated(c) => c.clone(),
-        other => panic!("expected order.created, got {other:?}"),
-    }
-}
-
-fn reserved_data(env: &Envelope) -> StockReserved {
-    match &env.event {
-        Event::StockReserved(r) => r.clone(),
-        other => panic!("expected stock.reserved, got {other:?}"),
-    }
-}
-
-/// svc-product's answer when it has stock.
-pub fn stock_reserved(created: &Envelope) -> Envelope {
-    let c = created_data(created);
-    let event = Event::StockReserved(StockReserved {
-        order_id: c.order_id,
-        product_id: c.product_id,
-        quantity: c.quantity,
-        unit_price: UNIT_PRICE,
-        amount: UNIT_PRICE.times(c.quantity).unwrap(),
-        seller_id: Uuid::now_v7(),
-        category: "books".into(),
-        user_id: c.user_id,
-        payment_method: c.payment_method,
-    });
-    Envelope::caused_by("svc-product", created, event)
-}
-
-pub fn stock_rejected(created: &Envelope, reason: StockRejection) -> Envelope {
-    let c = created_data(created);
-    let event = Event::StockRejected(StockRejected {
-        order_id: c.order_id,
-        product_id: c.product_id,
-        quantity: c.quantity,
-        reason,
-    });
-    Envelope::caused_by("svc-product", created, event)
-}
-
-pub fn payment_completed(reserved: &Envelope) -> Envelope {
-    let r = reserved_data(reserved);
-    let event = Event::PaymentCompleted(PaymentCompleted {
-        payment_id: Uuid::now_v7(),
-        order_id: r.order_id,
-        user_id: r.user_id,
-        amount: r.amount,
-        method: r.payment_method,
-        seller_id: r.seller_id,
-        category: r.category,
-        product_id: r.product_id,
-        quantity: r.quantity,
-    });
-    Envelope::caused_by("svc-payment", reserved, event)
-}
-
-pub fn payment_failed(reserved: &Envelope, reason: PaymentDecline) -> Envelope {
-    let r = reserved_data(reserved);
-    let event = Event::PaymentFailed(PaymentFailed {
-        payment_id: Uuid::now_v7(),
-        order_id: r.order_id,
-        user_id: r.user_id,
-        amount: r.amount,
-        method: r.payment_method,
-        reason,
-    });
-    Envelope::caused_by("svc-payment", reserved, event)
-}
-
-pub fn payment_cancelled(completed: &Envelope) -> Envelope {
-    let Event::PaymentCompleted(p) = &completed.event else { panic!("expected payment.completed") };
-    let event = Event::PaymentCancelled(PaymentCancelled {
-        payment_id: p.payment_id,
-        order_id: p.order_id,
-        user_id: p.user_id,
-        amount: p.amount,
-        seller_id: p.seller_id,
-        category: p.category.clone(),
-        product_id: p.product_id,
-        quantity: p.quantity,
-    });
-    Envelope::caused_by("svc-payment", completed, event)
-}
-
-/// An `order.created` as a person would publish it with the `nats` CLI, for an order svc-order
-/// has never stored.
-pub fn hand_made_order(user: Uuid) -> Envelope {
-    let event = Event::OrderCreated(OrderCreated {
-        order_id: Uuid::now_v7(),
-        user_id: user,
-        product_id: Uuid::now_v7(),
-        quantity: 1,
-        payment_method: PaymentMethod::BankTransfer,
-    });
-    Envelope::new("nats-cli", event)
 }
 
 /// Snapshot settings that replace what changes from run to run: ids and times.

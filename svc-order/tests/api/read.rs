@@ -61,8 +61,7 @@ async fn my_orders_come_newest_first_in_pages() {
 async fn the_trace_lists_the_sagas_events_causes_first() {
     let app = TestApp::spawn().await;
     let kim = app.customer();
-    let id = app.place(&kim).await["id"].as_str().unwrap().to_owned();
-    let created = app.bus.wait_for("order.created", &id).await;
+    let (id, created) = app.placed(&kim).await;
     app.bus.play(&created, Play::Declined(PaymentDecline::Declined)).await;
     app.bus.wait_for("order.failed", &id).await;
 

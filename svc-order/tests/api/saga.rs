@@ -18,8 +18,7 @@ use crate::helpers::{
 async fn reserved_stock_and_a_completed_payment_make_the_order_paid() {
     let app = TestApp::spawn().await;
     let kim = app.customer();
-    let id = app.place(&kim).await["id"].as_str().unwrap().to_owned();
-    let created = app.bus.wait_for("order.created", &id).await;
+    let (id, created) = app.placed(&kim).await;
 
     let reserved = stock_reserved(&created);
     app.bus.publish(&reserved).await;
@@ -49,8 +48,7 @@ async fn rejected_stock_fails_the_order_with_the_reason() {
     for (reason, code) in
         [(StockRejection::OutOfStock, "OUT_OF_STOCK"), (StockRejection::ProductNotFound, "PRODUCT_NOT_FOUND")]
     {
-        let id = app.place(&kim).await["id"].as_str().unwrap().to_owned();
-        let created = app.bus.wait_for("order.created", &id).await;
+        let (id, created) = app.placed(&kim).await;
 
         app.bus.publish(&stock_rejected(&created, reason)).await;
 
@@ -68,8 +66,7 @@ async fn rejected_stock_fails_the_order_with_the_reason() {
 async fn a_declined_payment_fails_the_order_with_the_decline_reason() {
     let app = TestApp::spawn().await;
     let kim = app.customer();
-    let id = app.place(&kim).await["id"].as_str().unwrap().to_owned();
-    let created = app.bus.wait_for("order.created", &id).await;
+    let (id, created) = app.placed(&kim).await;
 
     app.bus.play(&created, Play::Declined(PaymentDecline::LimitExceeded)).await;
 
@@ -88,8 +85,7 @@ async fn a_declined_payment_fails_the_order_with_the_decline_reason() {
 async fn a_payment_redelivered_or_repeated_pays_once_and_a_refund_cancels_the_order() {
     let app = TestApp::spawn().await;
     let kim = app.customer();
-    let id = app.place(&kim).await["id"].as_str().unwrap().to_owned();
-    let created = app.bus.wait_for("order.created", &id).await;
+    let (id, created) = app.placed(&kim).await;
     let reserved = stock_reserved(&created);
     app.bus.publish(&reserved).await;
     let completed = payment_completed(&reserved);
@@ -202,8 +198,7 @@ async fn events_for_an_order_nobody_created_are_retried_not_acknowledged() {
 
     // Meanwhile the events behind it flow on.
     let kim = app.customer();
-    let id = app.place(&kim).await["id"].as_str().unwrap().to_owned();
-    let created = app.bus.wait_for("order.created", &id).await;
+    let (id, created) = app.placed(&kim).await;
     app.bus.publish(&stock_rejected(&created, StockRejection::OutOfStock)).await;
     app.bus.wait_for("order.failed", &id).await;
     let admin = app.user(common::Role::Admin);
@@ -237,8 +232,7 @@ fn reserved_with(created: &Envelope, edit: impl FnOnce(&mut StockReserved)) -> E
 async fn a_reservation_or_payment_that_contradicts_the_order_is_dead_lettered() {
     let app = TestApp::spawn().await;
     let kim = app.customer();
-    let id = app.place(&kim).await["id"].as_str().unwrap().to_owned(); // 2 units
-    let created = app.bus.wait_for("order.created", &id).await;
+    let (id, created) = app.placed(&kim).await;
 
     app.bus.publish(&reserved_with(&created, |r| r.product_id = Uuid::now_v7())).await;
     let three_units = reserved_with(&created, |r| {
@@ -271,8 +265,7 @@ async fn a_reservation_or_payment_that_contradicts_the_order_is_dead_lettered() 
 async fn a_payment_that_overtakes_its_reservation_is_applied_after_it() {
     let app = TestApp::spawn().await;
     let kim = app.customer();
-    let id = app.place(&kim).await["id"].as_str().unwrap().to_owned();
-    let created = app.bus.wait_for("order.created", &id).await;
+    let (id, created) = app.placed(&kim).await;
     let reserved = stock_reserved(&created);
 
     // As after a redelivery: the payment first. It is retried until the reservation is in.

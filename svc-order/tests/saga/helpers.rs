@@ -12,6 +12,8 @@ use common::{
 use serde_json::{Value, json};
 use uuid::Uuid;
 
+pub use common::harness::json;
+
 pub struct Shop {
     pub bus: Arc<TestBus>,
     pub js: async_nats::jetstream::Context,
@@ -52,13 +54,13 @@ impl Shop {
             .send()
             .await
             .expect("request");
-        let product = json_of(res, 201).await;
+        let product = json(res, 201).await;
         product["id"].as_str().expect("id").parse().expect("uuid")
     }
 
     pub async fn stock(&self, product: Uuid) -> i64 {
         let res = self.http.get(self.product.url(&format!("/products/{product}"))).send().await.expect("request");
-        json_of(res, 200).await["stock"].as_i64().expect("stock")
+        json(res, 200).await["stock"].as_i64().expect("stock")
     }
 
     /// `POST /orders` as `customer`, with `Prefer: wait=<wait>` when given.
@@ -88,7 +90,7 @@ impl Shop {
             .send()
             .await
             .expect("request");
-        json_of(res, 200).await
+        json(res, 200).await
     }
 
     /// The id of the payment for `order`, if svc-payment has one (asked as an admin).
@@ -103,7 +105,7 @@ impl Shop {
         if res.status() == 404 {
             return None;
         }
-        json_of(res, 200).await["id"].as_str().map(str::to_owned)
+        json(res, 200).await["id"].as_str().map(str::to_owned)
     }
 
     pub async fn cancel_payment(&self, payer: Uuid, payment: &str) -> reqwest::Response {
@@ -152,14 +154,6 @@ impl Shop {
             .send()
             .await
             .expect("request");
-        json_of(res, 200).await
+        json(res, 200).await
     }
-}
-
-/// The body as JSON after checking the status.
-pub async fn json_of(res: reqwest::Response, status: u16) -> Value {
-    let actual = res.status().as_u16();
-    let body = res.text().await.expect("body");
-    assert_eq!(actual, status, "unexpected status; body: {body}");
-    serde_json::from_str(&body).expect("JSON body")
 }

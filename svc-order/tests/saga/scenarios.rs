@@ -4,7 +4,7 @@ use common::{Envelope, Event, PaymentMethod, event::OrderCreated};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::helpers::{Shop, json_of};
+use crate::helpers::{Shop, json};
 
 /// Everyone taking part in one scenario.
 struct Cast {
@@ -68,7 +68,7 @@ impl Cast {
             .send()
             .await
             .unwrap();
-        let trace = json_of(res, 200).await;
+        let trace = json(res, 200).await;
         trace["events"].as_array().unwrap().iter().map(|e| e["type"].as_str().unwrap().to_owned()).collect()
     }
 }
@@ -96,7 +96,7 @@ async fn happy_path() {
     let res = cast.shop.place_order(cast.customer, cast.product, 2, Some(10)).await;
 
     assert_eq!(res.headers()["preference-applied"], "wait=10");
-    let order = json_of(res, 201).await;
+    let order = json(res, 201).await;
     assert_eq!((order["status"].as_str(), order["amount"].as_i64()), (Some("PAID"), Some(30_000)));
     let outcome = cast.outcome(order["id"].as_str().unwrap()).await;
     assert_eq!(outcome["stock"], 8);
@@ -109,7 +109,7 @@ async fn out_of_stock() {
 
     let res = cast.shop.place_order(cast.customer, cast.product, 2, Some(10)).await;
 
-    let problem = json_of(res, 409).await;
+    let problem = json(res, 409).await;
     assert_eq!(problem["code"], "OUT_OF_STOCK");
     let outcome = cast.outcome(problem["orderId"].as_str().expect("orderId in the problem")).await;
     assert_eq!(outcome["stock"], 1);
@@ -123,7 +123,7 @@ async fn payment_declined_releases_the_stock() {
 
     let res = cast.shop.place_order(cast.customer, cast.product, 2, Some(10)).await;
 
-    let problem = json_of(res, 402).await;
+    let problem = json(res, 402).await;
     assert_eq!(problem["code"], "PAYMENT_DECLINED");
     let outcome = cast.outcome(problem["orderId"].as_str().expect("orderId in the problem")).await;
     assert_eq!(outcome["stock"], 5, "the reservation was released");
@@ -137,7 +137,7 @@ async fn unknown_product() {
 
     let res = cast.shop.place_order(cast.customer, missing, 1, Some(10)).await;
 
-    let problem = json_of(res, 404).await;
+    let problem = json(res, 404).await;
     assert_eq!(problem["code"], "PRODUCT_NOT_FOUND");
     let order = problem["orderId"].as_str().expect("orderId in the problem").to_owned();
     cast.shop.settled().await;
@@ -178,7 +178,7 @@ async fn a_hand_published_duplicate_order_created_has_one_effect() {
 #[tokio::test]
 async fn a_republished_payment_completed_has_one_effect() {
     let cast = Cast::new(15_000, 10).await;
-    let order = json_of(cast.shop.place_order(cast.customer, cast.product, 1, Some(10)).await, 201).await;
+    let order = json(cast.shop.place_order(cast.customer, cast.product, 1, Some(10)).await, 201).await;
     let id = order["id"].as_str().unwrap().to_owned();
     cast.shop.settled().await;
     let completed = cast
@@ -216,7 +216,7 @@ async fn a_malformed_order_created_is_dead_lettered_and_the_shop_keeps_serving()
         .unwrap();
     ack.await.unwrap();
 
-    let order = json_of(shop.place_order(cast.customer, cast.product, 1, Some(10)).await, 201).await;
+    let order = json(shop.place_order(cast.customer, cast.product, 1, Some(10)).await, 201).await;
 
     assert_eq!(order["status"], "PAID");
     shop.settled().await;
@@ -228,11 +228,11 @@ async fn a_malformed_order_created_is_dead_lettered_and_the_shop_keeps_serving()
 #[tokio::test]
 async fn cancel_path_refunds_returns_stock_and_books_the_refund() {
     let cast = Cast::new(15_000, 10).await;
-    let order = json_of(cast.shop.place_order(cast.customer, cast.product, 3, Some(10)).await, 201).await;
+    let order = json(cast.shop.place_order(cast.customer, cast.product, 3, Some(10)).await, 201).await;
     let id = order["id"].as_str().unwrap().to_owned();
     let payment = order["paymentId"].as_str().expect("paid order has a payment").to_owned();
 
-    let cancelled = json_of(cast.shop.cancel_payment(cast.customer, &payment).await, 200).await;
+    let cancelled = json(cast.shop.cancel_payment(cast.customer, &payment).await, 200).await;
 
     assert_eq!(cancelled["status"], "CANCELLED");
     let outcome = cast.outcome(&id).await;

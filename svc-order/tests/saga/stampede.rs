@@ -3,7 +3,7 @@
 
 use uuid::Uuid;
 
-use crate::helpers::{Shop, json_of};
+use crate::helpers::{Shop, json};
 
 #[tokio::test]
 async fn two_hundred_concurrent_orders_for_fifty_units_sell_exactly_fifty() {
@@ -13,7 +13,7 @@ async fn two_hundred_concurrent_orders_for_fifty_units_sell_exactly_fifty() {
     let orders = (0..200).map(|_| shop.place_order(Uuid::now_v7(), product, 1, None));
     let responses = futures_util::future::join_all(orders).await;
     for res in responses {
-        json_of(res, 202).await;
+        json(res, 202).await;
     }
     shop.settled().await;
 

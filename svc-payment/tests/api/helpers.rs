@@ -5,7 +5,7 @@ use common::{Envelope, Event, PaymentMethod, Role, Won, event::StockReserved, ha
 use svc_payment::Config;
 use uuid::Uuid;
 
-pub use common::harness::WAIT;
+pub use common::harness::{WAIT, json};
 
 /// svc-payment under test (see [`harness::TestApp`]), plus the requests its tests are written in.
 pub struct TestApp {
@@ -73,12 +73,4 @@ impl TestApp {
     pub fn payment_events_in_outbox(&self, order: Uuid) -> i64 {
         self.count("SELECT count(*) FROM outbox WHERE subject LIKE 'payment.%.' || ?1", [order.to_string()])
     }
-}
-
-/// A body as JSON, after checking the status.
-pub async fn json(res: reqwest::Response, status: u16) -> serde_json::Value {
-    let actual = res.status().as_u16();
-    let body = res.text().await.expect("body");
-    assert_eq!(actual, status, "unexpected status; body: {body}");
-    serde_json::from_str(&body).expect("JSON body")
 }

@@ -13,7 +13,7 @@ use serde_json::Value;
 use svc_settlement::{Config, clock::ManualClock};
 use uuid::Uuid;
 
-pub use common::harness::WAIT;
+pub use common::harness::{WAIT, json};
 
 /// svc-settlement under test (see [`harness::TestApp`]) on a manual clock, plus the requests its
 /// tests are written in.
@@ -150,12 +150,4 @@ impl TestApp {
             .await
             .unwrap_or_else(|| panic!("no settlement.closed for {date}"))
     }
-}
-
-/// A body as JSON, after checking the status.
-pub async fn json(res: reqwest::Response, status: u16) -> Value {
-    let actual = res.status().as_u16();
-    let body = res.text().await.expect("body");
-    assert_eq!(actual, status, "unexpected status; body: {body}");
-    serde_json::from_str(&body).expect("JSON body")
 }

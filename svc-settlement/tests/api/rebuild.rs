@@ -171,6 +171,8 @@ async fn a_rebuild_settles_each_close_at_the_fee_rate_it_published_not_at_todays
     let mut app = spawn_app("2026-12-01T00:30:00+09:00", &[]).await;
     app.publish_all(&[sale(Uuid::now_v7(), "books", 10_000, at("2026-11-30T10:00:00+09:00"))]).await;
     assert_eq!(json(app.close("2026-11-30").await, 200).await["payouts"][0]["fee"], 300);
+    // The rebuild reads the close from the stream: it must be published before the stop.
+    app.closed_event("2026-11-30").await;
     app.stop().await;
 
     app.config_mut().fee_rate_bps = "500".parse().unwrap();

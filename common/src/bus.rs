@@ -57,8 +57,10 @@ pub async fn ensure_stream(js: &jetstream::Context) -> anyhow::Result<stream::St
 pub struct ConsumerSpec {
     durable: String,
     filter_subjects: Vec<String>,
-    /// Deliveries before a message is dead-lettered.
-    pub max_deliver: i64,
+    /// Deliveries a [`crate::consumer::HandlerError::NotYet`] event waits before it is
+    /// dead-lettered as an orphan (1 + 2 + 4 + 8 s of backoff with the default 5). Transient
+    /// failures are retried without limit.
+    pub patience: i64,
     pub ack_wait: Duration,
 }
 
@@ -74,7 +76,7 @@ impl ConsumerSpec {
         ConsumerSpec {
             durable: handler.name().to_owned(),
             filter_subjects: filter_subjects(handler.consumes()),
-            max_deliver: 5,
+            patience: 5,
             ack_wait: Duration::from_secs(30),
         }
     }
@@ -95,9 +97,9 @@ impl ConsumerSpec {
             ack_policy: jetstream::consumer::AckPolicy::Explicit,
             deliver_policy: jetstream::consumer::DeliverPolicy::All,
             ack_wait: self.ack_wait,
-            // One more than we ever try ourselves: the consumer dead-letters on its last attempt,
-            // so the server never silently gives up on a message first.
-            max_deliver: self.max_deliver + 1,
+            // No limit: the server never gives up on a message by itself. Only the consumer ends
+            // its deliveries (`Term`), and only once its dead-letter row is written.
+            max_deliver: -1,
             ..Default::default()
         }
     }

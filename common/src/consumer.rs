@@ -2,15 +2,22 @@
 //!
 //! Per message, one `BEGIN IMMEDIATE` transaction: insert the message id into `processed` (a
 //! conflict means we have seen it: commit, ack, skip), run the service's handler (its state change
-//! and follow-up outbox rows), commit; then ack. What cannot be processed is never retried forever:
+//! and follow-up outbox rows), commit; then ack. Poison is dead-lettered at once; a transient
+//! failure is retried until it passes, however long that takes; no message is ever dropped:
 //!
-//! | outcome                                   | what happens                              |
-//! |-------------------------------------------|-------------------------------------------|
-//! | undecodable, wrong subject, newer version | dead-letter row, `Term`                   |
-//! | a type the handler does not declare       | dead-letter row, `Term`                   |
-//! | handler says [`HandlerError::Reject`]     | dead-letter row, `Term`                   |
-//! | handler or database fails transiently     | `Nak` with a growing delay                |
-//! | ... on the last of `max_deliver` attempts | dead-letter row, `Term`                   |
+//! | outcome                                    | what happens                                |
+//! |--------------------------------------------|---------------------------------------------|
+//! | undecodable, wrong subject, newer version  | dead-letter row, then `Term`                |
+//! | a type the handler does not declare        | dead-letter row, then `Term`                |
+//! | handler says [`HandlerError::Reject`]      | dead-letter row, then `Term`                |
+//! | handler or database fails transiently      | `Nak`, 1 s doubling to 30 s, for ever       |
+//! | handler says [`HandlerError::NotYet`]      | `Nak` with the same delays ...              |
+//! | ... still not applicable after `patience`  | dead-letter row ("gave up"), then `Term`    |
+//! | the dead-letter row cannot be written      | `Nak`: dead-lettering is retried like any   |
+//! |                                            | transient failure, never `Term`ed before it |
+//!
+//! The durable consumer has no server-side `max_deliver`: only this code ends a message's
+//! deliveries, and only after its dead-letter row committed.
 
 use std::{sync::Arc, time::Duration};
 
@@ -27,11 +34,17 @@ use crate::event::{Envelope, EventType};
 /// Why a handler could not apply an event.
 #[derive(Debug, thiserror::Error)]
 pub enum HandlerError {
-    /// The event is well-formed JSON but makes no sense (e.g. a quantity of zero). Retrying will
-    /// not help: dead-letter it.
+    /// The event is well-formed JSON but makes no sense (e.g. it contradicts its order). Retrying
+    /// will not help: dead-letter it.
     #[error("rejected: {0}")]
     Reject(String),
-    /// Something that may pass (a busy database, a bug fixed by a redeploy): retry later.
+    /// The event depends on one this consumer has not applied yet (its order's `order.created`,
+    /// the sale a refund refunds): retried with backoff, as redelivery can reorder events, and
+    /// dead-lettered once it has waited [`ConsumerSpec::patience`] deliveries: an orphan, visibly.
+    #[error("not yet applicable: {0}")]
+    NotYet(String),
+    /// Something that passes (a busy or locked database, a full disk, a bug fixed by a
+    /// redeploy): retried until it succeeds, whatever the delivery count. Never dead-lettered.
     #[error("transient: {0}")]
     Transient(#[from] anyhow::Error),
 }
@@ -118,7 +131,10 @@ pub enum Outcome {
     Applied,
     Duplicate,
     DeadLettered(String),
+    /// A transient failure: delivered again later, for as long as it takes.
     Retry(String),
+    /// Not applicable yet: delivered again later, until the consumer's patience runs out.
+    NotYet(String),
 }
 
 /// Consumes the stream through `spec`'s durable consumer until `stop` is cancelled.
@@ -195,7 +211,7 @@ pub async fn process(db: &Db, spec: &ConsumerSpec, handler: Arc<dyn Handler>, ms
             async {
                 let outcome = apply(db, handler, envelope).await;
                 match outcome {
-                    Outcome::Retry(reason) if deliveries >= spec.max_deliver => {
+                    Outcome::NotYet(reason) if deliveries >= spec.patience => {
                         let reason = format!("gave up after {deliveries} attempts: {reason}");
                         dead_letter(db, spec, &subject, msg_id, stream_seq, deliveries, &reason, &msg.payload).await
                     }
@@ -213,7 +229,7 @@ pub async fn process(db: &Db, spec: &ConsumerSpec, handler: Arc<dyn Handler>, ms
     let ack = match &outcome {
         Outcome::Applied | Outcome::Duplicate => AckKind::Ack,
         Outcome::DeadLettered(_) => AckKind::Term,
-        Outcome::Retry(_) => AckKind::Nak(Some(retry_delay(deliveries))),
+        Outcome::Retry(_) | Outcome::NotYet(_) => AckKind::Nak(Some(retry_delay(deliveries))),
     };
     if let Err(error) = msg.ack_with(ack).await {
         // The effect is committed; a redelivery will find the message id and be skipped.
@@ -260,6 +276,10 @@ pub async fn apply(db: &Db, handler: Arc<dyn Handler>, envelope: Envelope) -> Ou
             outcome
         }
         Err(HandlerError::Reject(reason)) => Outcome::DeadLettered(reason),
+        Err(HandlerError::NotYet(reason)) => {
+            tracing::info!(reason, "event not applicable yet; will retry");
+            Outcome::NotYet(reason)
+        }
         Err(HandlerError::Transient(error)) => {
             tracing::warn!(error = %format!("{error:#}"), "event failed; will retry");
             Outcome::Retry(format!("{error:#}"))
@@ -278,23 +298,35 @@ async fn dead_letter(
     reason: &str,
     payload: &[u8],
 ) -> Outcome {
-    tracing::error!(subject, msg.id = msg_id.as_deref(), stream.seq = stream_seq, reason, "message dead-lettered");
-    let (consumer, subject_owned, reason_owned, payload) =
-        (spec.durable().to_owned(), subject.to_owned(), reason.to_owned(), payload.to_vec());
+    let (consumer, subject_owned, reason_owned, payload, id) =
+        (spec.durable().to_owned(), subject.to_owned(), reason.to_owned(), payload.to_vec(), msg_id.clone());
     let res = db
         .write(move |tx| {
             tx.execute(
                 "INSERT INTO dead_letter (consumer, subject, message_id, stream_seq, deliveries, reason, payload, created_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                params![consumer, subject_owned, msg_id, stream_seq as i64, deliveries, reason_owned, payload, now_ms()],
+                params![consumer, subject_owned, id, stream_seq as i64, deliveries, reason_owned, payload, now_ms()],
             )
             .map_err(DbError::from)
         })
         .await;
     match res {
-        Ok(_) => Outcome::DeadLettered(reason.to_owned()),
-        // Without the dead-letter row we must not Term, or the message would be lost silently.
-        Err(error) => Outcome::Retry(format!("could not record dead letter: {error}")),
+        Ok(_) => {
+            tracing::error!(
+                subject,
+                msg.id = msg_id.as_deref(),
+                stream.seq = stream_seq,
+                reason,
+                "message dead-lettered"
+            );
+            Outcome::DeadLettered(reason.to_owned())
+        }
+        // Without the dead-letter row we must not Term, or the message would be lost silently:
+        // delivered again, it is dead-lettered again, until the row commits.
+        Err(error) => {
+            tracing::warn!(subject, msg.id = msg_id.as_deref(), %error, reason, "could not record a dead letter; will retry");
+            Outcome::Retry(format!("could not record dead letter: {error}"))
+        }
     }
 }
 

@@ -9,7 +9,11 @@ use std::{
     time::Duration,
 };
 
-use async_nats::jetstream::{self, consumer::PullConsumer, message::PublishMessage};
+use async_nats::jetstream::{
+    self,
+    consumer::{PullConsumer, pull},
+    message::PublishMessage,
+};
 use common::{
     Envelope, Event, EventType, Role,
     bus::{self, ConsumerSpec},
@@ -320,23 +324,46 @@ async fn a_transient_failure_is_retried_and_applied_once() {
 }
 
 #[tokio::test]
-async fn a_message_failing_on_every_attempt_is_dead_lettered_on_the_last() {
+async fn an_event_that_never_becomes_applicable_is_dead_lettered_once_its_patience_runs_out() {
     let fx = Fixture::new().await;
     let env = registered();
     fx.publish_raw(&env.subject(), env.to_json(), None).await;
     let attempts = Arc::new(AtomicUsize::new(0));
     let seen = attempts.clone();
-    let hopeless = handler_fn("hopeless-test", USERS, move |_: &Transaction<'_>, _: &Envelope| {
+    let orphan = handler_fn("orphan-test", USERS, move |_: &Transaction<'_>, _: &Envelope| {
         seen.fetch_add(1, Ordering::SeqCst);
-        Err(HandlerError::Transient(anyhow::anyhow!("still broken")))
+        Err(HandlerError::NotYet("its order never came".into()))
     });
-    fx.start_tuned_consumer(hopeless, |spec| spec.max_deliver = 2);
-    fx.drained("hopeless-test").await;
+    fx.start_tuned_consumer(orphan, |spec| spec.patience = 2);
+    fx.drained("orphan-test").await;
     assert_eq!(attempts.load(Ordering::SeqCst), 2);
     assert_eq!(
-        fx.count("SELECT count(*) FROM dead_letter WHERE reason LIKE 'gave up after 2 attempts: %still broken%'").await,
+        fx.count("SELECT count(*) FROM dead_letter WHERE reason LIKE 'gave up after 2 attempts: %never came%'").await,
         1
     );
+}
+
+/// A database that stays locked, a disk that stays full: however many deliveries it takes, the
+/// event is applied once the fault passes, and never dead-lettered.
+#[tokio::test]
+async fn a_transient_failure_is_retried_past_any_delivery_count_until_it_passes() {
+    let fx = Fixture::new().await;
+    let env = registered();
+    fx.publish_raw(&env.subject(), env.to_json(), Some(&env.id.to_string())).await;
+    let attempts = Arc::new(AtomicUsize::new(0));
+    let seen = attempts.clone();
+    let flaky = handler_fn("flaky-test", USERS, move |tx: &Transaction<'_>, env: &Envelope| {
+        // Fails on the first three deliveries: more than the patience an orphan gets.
+        if seen.fetch_add(1, Ordering::SeqCst) < 3 {
+            return Err(HandlerError::Transient(anyhow::anyhow!("database is locked")));
+        }
+        record_effect(tx, env)
+    });
+    fx.start_tuned_consumer(flaky, |spec| spec.patience = 2);
+    eventually(WAIT, || async { (fx.effects().await == 1).then_some(()) }).await.expect("applied in the end");
+    fx.drained("flaky-test").await;
+    assert_eq!(attempts.load(Ordering::SeqCst), 4, "three failed deliveries, then the one that applied it");
+    assert_eq!(fx.count("SELECT count(*) FROM dead_letter").await, 0);
 }
 
 #[tokio::test]
@@ -369,4 +396,19 @@ async fn the_relay_wakes_on_commit_without_waiting_for_its_tick() {
         eventually(WAIT, || async { (fx.unpublished().await == 0).then_some(()) }).await.expect("woken by the commit");
     }
     assert_eq!(fx.stream_messages().await, 3);
+}
+
+/// Durables created before the server stopped counting deliveries (`max_deliver` 6) lose the
+/// limit at their next start: the server must never drop a message the consumer still retries.
+#[tokio::test]
+async fn a_durable_created_with_a_delivery_limit_loses_it_at_start() {
+    let fx = Fixture::new().await;
+    let stream = fx.js.get_stream(bus::STREAM).await.unwrap();
+    let spec = ConsumerSpec::of(&recorder("limited"));
+    stream.create_consumer(pull::Config { max_deliver: 6, ..spec.config() }).await.expect("an old durable");
+
+    spec.ensure(&stream).await.expect("a later start updates it");
+
+    let mut consumer: PullConsumer = fx.js.get_consumer_from_stream("limited", bus::STREAM).await.unwrap();
+    assert_eq!(consumer.info().await.unwrap().config.max_deliver, -1);
 }

@@ -193,7 +193,7 @@ fn move_order(
 ) -> Result<Option<Order>, HandlerError> {
     let event_type = envelope.event.event_type();
     let Some(order) = store::find_order(tx, order_id)? else {
-        return Err(HandlerError::Transient(anyhow::anyhow!(
+        return Err(HandlerError::NotYet(format!(
             "{event_type} for order {order_id}, which svc-order does not know (yet); waiting for its order.created"
         )));
     };
@@ -207,7 +207,7 @@ fn move_order(
             tracing::info!(order.id = %order_id, order.status = %status, "{event_type} changes nothing; ignored");
             Ok(None)
         }
-        Transition::Early { status } => Err(HandlerError::Transient(anyhow::anyhow!(
+        Transition::Early { status } => Err(HandlerError::NotYet(format!(
             "{event_type} arrived while order {order_id} is {status}; waiting for the step before it"
         ))),
         Transition::Contradicted(why) => {
@@ -299,7 +299,7 @@ mod tests {
 
         let early = handle(&db, &reserved).await;
 
-        assert!(matches!(&early, Outcome::Retry(why) if why.contains("does not know")), "{early:?}");
+        assert!(matches!(&early, Outcome::NotYet(why) if why.contains("does not know")), "{early:?}");
         assert_eq!(handle(&db, &created).await, Outcome::Applied);
         // The failed attempt left no dedupe row behind: the redelivery is applied, not skipped.
         assert_eq!(handle(&db, &reserved).await, Outcome::Applied);

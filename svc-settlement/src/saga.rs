@@ -75,7 +75,8 @@ fn on_payment_completed(
 }
 
 /// Books the full refund of a booked sale; before the sale is in, retries (redeliveries can
-/// reorder), so a refund with no sale at all ends in the dead-letter table after `max_deliver`.
+/// reorder), so a refund with no sale at all ends in the dead-letter table after the consumer's
+/// `patience`.
 fn on_payment_cancelled(
     rules: &Rules,
     tx: &Transaction<'_>,
@@ -87,7 +88,7 @@ fn on_payment_cancelled(
         return already_booked(&posting, &booked);
     }
     let Some(sale) = store::ledger::find_entry(tx, posting.payment_id, Kind::Sale)? else {
-        return Err(HandlerError::Transient(anyhow::anyhow!(
+        return Err(HandlerError::NotYet(format!(
             "refund of payment {} arrived before its sale; retrying later",
             posting.payment_id
         )));

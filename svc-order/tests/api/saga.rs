@@ -277,3 +277,36 @@ async fn a_payment_that_overtakes_its_reservation_is_applied_after_it() {
     assert_eq!(order["unitPrice"], json!(UNIT_PRICE.0));
     assert_eq!(app.count("SELECT count(*) FROM dead_letter", []), 0);
 }
+
+/// A database locked for longer than the old retry budget (5 deliveries, then the dead-letter
+/// table): the consumer keeps retrying for as long as the lock holds, and the saga completes once
+/// it is released. Nothing is dead-lettered (the end-of-test check would say so).
+#[tokio::test]
+async fn a_database_locked_past_the_old_retry_budget_stalls_the_saga_and_loses_nothing() {
+    let app = TestApp::spawn().await;
+    let kim = app.customer();
+    let (id, created) = app.placed(&kim).await;
+    app.settled().await;
+    let before = app.bus.saga_consumer().await.expect("saga consumer").delivered.consumer_sequence;
+
+    // What a stuck migration or a backup tool would do: hold the write lock.
+    let lock = rusqlite::Connection::open(app.db_path()).unwrap();
+    lock.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let reserved = stock_reserved(&created);
+    app.bus.publish(&reserved).await;
+    // The fault fired: the reservation was delivered more often than the old budget allowed,
+    // each delivery failing on the lock.
+    let past_budget = eventually(std::time::Duration::from_secs(180), || async {
+        let info = app.bus.saga_consumer().await?;
+        (info.delivered.consumer_sequence >= before + 6).then_some(())
+    });
+    past_budget.await.expect("six deliveries while locked");
+    assert_eq!(app.count("SELECT count(*) FROM orders WHERE status = 'PENDING'", []), 1, "nothing applied yet");
+    lock.execute_batch("COMMIT").unwrap();
+    drop(lock);
+
+    app.bus.publish(&payment_completed(&reserved)).await;
+    let order = app.order_with_status(&kim, &id, "PAID").await;
+    assert_eq!(order["amount"], json!(2 * UNIT_PRICE.0));
+    assert!(app.dead_letters().is_empty());
+}

@@ -86,7 +86,7 @@ impl Replay {
                 self.summary.rejected.push(format!("{id}: {reason}"));
                 Ok(false)
             }
-            Outcome::Retry(reason) => {
+            Outcome::Retry(reason) | Outcome::NotYet(reason) => {
                 self.deferred.push((envelope, reason));
                 Ok(false)
             }

@@ -11,11 +11,13 @@ use tokio_util::sync::CancellationToken;
 use crate::{
     SERVICE, api,
     config::Config,
+    expiry::Expiry,
     saga::{Saga, Trace},
     waiters::Waiters,
 };
 
-pub(crate) const MIGRATIONS: &[&str] = &[include_str!("../migrations/0001_orders.sql")];
+pub(crate) const MIGRATIONS: &[&str] =
+    &[include_str!("../migrations/0001_orders.sql"), include_str!("../migrations/0002_deadline.sql")];
 
 /// Everything the handlers use; each handler extracts only the parts it needs. The handlers that
 /// honour `Prefer: wait`, the users of `waiters` and `stop`, take the whole state.
@@ -28,22 +30,27 @@ pub struct AppState {
     /// Cancelled at shutdown: waiting requests answer at once instead of holding the shutdown up.
     #[from_ref(skip)]
     pub stop: CancellationToken,
+    /// How long a new order's saga may take (`ORDER_DEADLINE_SECS`).
+    #[from_ref(skip)]
+    pub deadline: std::time::Duration,
 }
 
 impl Service for Config {
     const NAME: &'static str = SERVICE;
 
-    /// Starts the runtime and both consumers (the saga and its trace).
+    /// Starts the runtime, both consumers (the saga and its trace) and the expiry of overdue orders.
     async fn build(self, stop: CancellationToken) -> anyhow::Result<App> {
         let mut runtime = Runtime::start(SERVICE, &self.common, self.http_addr, MIGRATIONS, stop).await?;
         let waiters = Waiters::default();
-        runtime.consume(Saga::new(waiters.clone()));
+        runtime.consume(Saga::new(waiters.clone(), self.order_deadline()));
         runtime.consume(Trace);
+        runtime.spawn(Expiry::new(runtime.db.clone(), waiters.clone()).run(runtime.stop.clone()));
         let state = AppState {
             db: runtime.db.clone(),
             verifier: runtime.verifier.clone(),
             waiters,
             stop: runtime.stop.clone(),
+            deadline: self.order_deadline(),
         };
         runtime.serving(api::router(state))
     }

@@ -11,6 +11,8 @@
 //! - Publishes from reactions: `stock.rejected` → `order.failed`; `payment.completed` →
 //!   `order.paid`; `payment.failed` → `order.failed`; `payment.cancelled` → `order.cancelled`.
 //!   `order.created` and `stock.reserved` only move the order along.
+//! - Publishes from its deadline ([`expiry`]): an order not ended `ORDER_DEADLINE_SECS` after it
+//!   was placed → `order.expired`.
 //!
 //! **Serves** (default `127.0.0.1:8083`, Bearer token, any role):
 //! - `POST /orders`: places an order (`Idempotency-Key` for safe retries, `Prefer: wait=N` to
@@ -22,13 +24,14 @@
 //! **Owns** the `orders` table (with their state machine, [`domain`]) and the saga trace.
 //!
 //! Modules: [`config`] (flags), [`app`] (wiring: `impl Service for Config`), [`api`] (routes),
-//! [`domain`] (pure rules), [`store`] (SQL), [`saga`] (the reactions), [`waiters`] (requests
-//! waiting on an order).
+//! [`domain`] (pure rules), [`store`] (SQL), [`saga`] (the reactions), [`expiry`] (the saga
+//! deadline), [`waiters`] (requests waiting on an order).
 
 pub mod api;
 pub mod app;
 pub mod config;
 pub mod domain;
+pub mod expiry;
 pub mod saga;
 pub mod store;
 pub mod waiters;

@@ -16,6 +16,8 @@ use common::{
     },
     outbox,
 };
+use std::time::Duration;
+
 use rusqlite::Transaction;
 use uuid::Uuid;
 
@@ -31,11 +33,13 @@ use crate::{
 #[derive(Debug, Clone)]
 pub struct Saga {
     waiters: Waiters,
+    /// The deadline of an order a hand-published `order.created` creates.
+    deadline: Duration,
 }
 
 impl Saga {
-    pub fn new(waiters: Waiters) -> Self {
-        Saga { waiters }
+    pub fn new(waiters: Waiters, deadline: Duration) -> Self {
+        Saga { waiters, deadline }
     }
 }
 
@@ -57,7 +61,7 @@ impl Handler for Saga {
 
     fn handle(&self, tx: &Transaction<'_>, envelope: &Envelope) -> Result<(), HandlerError> {
         match &envelope.event {
-            Event::OrderCreated(e) => on_order_created(tx, envelope, e),
+            Event::OrderCreated(e) => on_order_created(tx, envelope, e, self.deadline),
             Event::StockReserved(e) => on_stock_reserved(tx, envelope, e),
             Event::StockRejected(e) => on_stock_rejected(tx, envelope, e),
             Event::PaymentCompleted(e) => on_payment_completed(tx, envelope, e),
@@ -92,6 +96,7 @@ impl Handler for Trace {
             EventType::OrderPaid,
             EventType::OrderFailed,
             EventType::OrderCancelled,
+            EventType::OrderExpired,
             EventType::StockReserved,
             EventType::StockRejected,
             EventType::StockReleased,
@@ -112,11 +117,16 @@ impl Handler for Trace {
 /// so its owner can follow it like any other. Any quantity svc-product and svc-payment accept is
 /// accepted here too (the REST limit of 100 is the entry's rule), so the saga never charges an
 /// order svc-order did not store.
-fn on_order_created(tx: &Transaction<'_>, envelope: &Envelope, e: &OrderCreated) -> Result<(), HandlerError> {
+fn on_order_created(
+    tx: &Transaction<'_>,
+    envelope: &Envelope,
+    e: &OrderCreated,
+    deadline: Duration,
+) -> Result<(), HandlerError> {
     let quantity =
         Quantity::new(e.quantity).ok_or_else(|| HandlerError::Reject("order.created asks for 0 units".into()))?;
     let new = NewOrder { product_id: e.product_id, quantity, payment_method: e.payment_method };
-    let order = Order::place(e.order_id, e.user_id, new, envelope.occurred_at);
+    let order = Order::place(e.order_id, e.user_id, new, envelope.occurred_at, deadline);
     if store::insert_order(tx, &order, None)? {
         tracing::info!(order.id = %e.order_id, user.id = %e.user_id, "order created from an order.created svc-order did not publish");
     }
@@ -242,7 +252,7 @@ mod tests {
 
     /// Applies `event` as the saga consumer does: dedupe row, reaction and outbox in one transaction.
     async fn handle(db: &Db, event: &Envelope) -> Outcome {
-        apply(db, Arc::new(Saga::new(Waiters::default())), event.clone()).await
+        apply(db, Arc::new(Saga::new(Waiters::default(), Duration::from_secs(600))), event.clone()).await
     }
 
     fn created(quantity: u32) -> Envelope {

@@ -14,7 +14,7 @@ use uuid::Uuid;
 use crate::domain::{IdempotencyKey, Order, OrderStatus, Quantity, TraceEvent};
 
 const ORDER_COLUMNS: &str = "id, user_id, product_id, quantity, payment_method, status, failure_reason, \
-    failure_detail, unit_price, amount, payment_id, created_at, updated_at";
+    failure_detail, unit_price, amount, payment_id, created_at, updated_at, deadline_at";
 
 /// Inserts `order` unless an order with its id, or with its user's `key`, exists; says whether it
 /// did. The UNIQUE constraint decides inside the caller's transaction, so of two concurrent
@@ -23,7 +23,7 @@ pub fn insert_order(tx: &Transaction<'_>, order: &Order, key: Option<&Idempotenc
     let inserted = tx.execute(
         &format!(
             "INSERT INTO orders ({ORDER_COLUMNS}, idempotency_key)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)
              ON CONFLICT DO NOTHING"
         ),
         params![
@@ -40,6 +40,7 @@ pub fn insert_order(tx: &Transaction<'_>, order: &Order, key: Option<&Idempotenc
             order.payment_id.map(|id| id.to_string()),
             to_ms(order.created_at),
             to_ms(order.updated_at),
+            to_ms(order.deadline_at),
             key.map(IdempotencyKey::as_str),
         ],
     )?;
@@ -136,7 +137,19 @@ fn order_from(row: &Row<'_>) -> rusqlite::Result<Order> {
         payment_id: row.get::<_, Option<String>>(10)?.map(|_| uuid_at(row, 10)).transpose()?,
         created_at: time_at(row, 11)?,
         updated_at: time_at(row, 12)?,
+        deadline_at: time_at(row, 13)?,
     })
+}
+
+/// Up to `limit` orders whose saga still runs and whose deadline passed by `now_ms`, the most
+/// overdue first.
+pub fn due_orders(conn: &Connection, now_ms: i64, limit: usize) -> rusqlite::Result<Vec<Uuid>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT id FROM orders WHERE status IN ('PENDING', 'STOCK_RESERVED') AND deadline_at <= ?1
+         ORDER BY deadline_at LIMIT ?2",
+    )?;
+    let rows = stmt.query_map(params![now_ms, limit as i64], |r| uuid_at(r, 0))?;
+    rows.collect()
 }
 
 fn trace_event_from(row: &Row<'_>) -> rusqlite::Result<TraceEvent> {
@@ -167,7 +180,9 @@ mod tests {
 
     fn migrated() -> Connection {
         let conn = Connection::open_in_memory().unwrap();
-        conn.execute_batch(include_str!("../migrations/0001_orders.sql")).unwrap();
+        for migration in crate::app::MIGRATIONS {
+            conn.execute_batch(migration).unwrap();
+        }
         conn
     }
 
@@ -178,7 +193,7 @@ mod tests {
             payment_method: PaymentMethod::BankTransfer,
         };
         let at = common::db::from_ms(created_ms);
-        Order::place(Uuid::now_v7(), user, new, at)
+        Order::place(Uuid::now_v7(), user, new, at, std::time::Duration::from_secs(600))
     }
 
     #[test]

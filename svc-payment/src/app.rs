@@ -10,7 +10,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{SERVICE, config::Config, saga::Saga};
 
-const MIGRATIONS: &[&str] = &[include_str!("../migrations/0001_payments.sql")];
+const MIGRATIONS: &[&str] =
+    &[include_str!("../migrations/0001_payments.sql"), include_str!("../migrations/0002_closed_orders.sql")];
 
 /// What the HTTP handlers share; each asks only for its part.
 #[derive(Debug, Clone, FromRef)]

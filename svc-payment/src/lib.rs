@@ -1,12 +1,13 @@
 //! svc-payment: the simulated payment gateway of the order saga.
 //!
 //! **Choreography** (the reactions are [`saga`]'s `on_<event>` functions, one per event consumed)
-//! - Consumes (durable `svc-payment`): `stock.reserved`.
+//! - Consumes (durable `svc-payment`): `stock.reserved`, `order.failed`, `order.expired`.
 //! - Publishes from requests: `POST /payments/{id}/cancel` → `payment.cancelled` (a completed
 //!   payment refunded in full; svc-order, svc-product and svc-settlement react).
 //! - Publishes from reactions: `stock.reserved` → `payment.completed` or `payment.failed` (with
 //!   `LIMIT_EXCEEDED` or `DECLINED`): each order is charged at most once through the deterministic
-//!   [`gateway`].
+//!   [`gateway`], and never once it is closed; `order.failed` and `order.expired` → a full refund,
+//!   `payment.cancelled`, of a completed charge, and the order is closed.
 //!
 //! **Serves** (default `127.0.0.1:8084`): `GET /payments/{id}` and `GET /payments?orderId=` to the
 //! payer and to admins, and `POST /payments/{id}/cancel`.

@@ -1,11 +1,13 @@
 //! svc-product: the catalogue, its stock, and the stock reservations of the order saga.
 //!
 //! **Choreography** (the reactions are [`saga`]'s `on_<event>` functions, one per event consumed)
-//! - Consumes (durable `svc-product`): `order.created`, `payment.failed`, `payment.cancelled`.
+//! - Consumes (durable `svc-product`): `order.created`, `payment.failed`, `payment.cancelled`,
+//!   `order.failed`, `order.expired`.
 //! - Publishes from requests: nothing.
 //! - Publishes from reactions: `order.created` → `stock.reserved` or `stock.rejected` (every order
-//!   gets exactly one answer); `payment.failed` and `payment.cancelled` → `stock.released` (once,
-//!   and only for a reservation that holds stock).
+//!   that is not closed gets exactly one answer); `payment.failed`, `payment.cancelled`,
+//!   `order.failed` and `order.expired` → `stock.released` (once, and only for a reservation that
+//!   holds stock). An order that failed or expired is closed: nothing is reserved for it later.
 //!
 //! **Serves** (default `127.0.0.1:8082`): `GET /products` (public, filter by `category` and
 //! `sellerId`, paged, newest first), `GET /products/{id}` (public), `POST /products` (sellers and

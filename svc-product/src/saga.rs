@@ -7,6 +7,11 @@
 //! | `order.created`     | `stock.reserved`, or `stock.rejected` (OUT_OF_STOCK / PRODUCT_NOT_FOUND) |
 //! | `payment.failed`    | `stock.released` (PAYMENT_FAILED) if stock is held for the order         |
 //! | `payment.cancelled` | `stock.released` (PAYMENT_CANCELLED) if stock is held for the order      |
+//! | `order.failed`      | `stock.released` (ORDER_FAILED) if stock is held for the order           |
+//! | `order.expired`     | `stock.released` (ORDER_EXPIRED) if stock is held for the order          |
+//!
+//! An order that failed or expired is remembered as closed: its `order.created`, should it arrive
+//! after that (a redelivery), reserves nothing and gets no answer, as nobody waits for one.
 //!
 //! The processed table drops a redelivered event id; the reservation row keyed by order id makes
 //! each reaction idempotent on business grounds too (a new event id for the same order changes
@@ -16,8 +21,8 @@ use common::{
     Envelope, Event, EventType,
     consumer::{Handler, HandlerError},
     event::{
-        OrderCreated, PaymentCancelled, PaymentFailed, ReleaseReason, StockRejected, StockRejection, StockReleased,
-        StockReserved,
+        OrderCreated, OrderExpired, OrderFailed, PaymentCancelled, PaymentFailed, ReleaseReason, StockRejected,
+        StockRejection, StockReleased, StockReserved,
     },
     outbox,
 };
@@ -40,7 +45,13 @@ impl Handler for Saga {
     }
 
     fn consumes(&self) -> &'static [EventType] {
-        &[EventType::OrderCreated, EventType::PaymentFailed, EventType::PaymentCancelled]
+        &[
+            EventType::OrderCreated,
+            EventType::PaymentFailed,
+            EventType::PaymentCancelled,
+            EventType::OrderFailed,
+            EventType::OrderExpired,
+        ]
     }
 
     fn handle(&self, tx: &Transaction<'_>, envelope: &Envelope) -> Result<(), HandlerError> {
@@ -48,6 +59,8 @@ impl Handler for Saga {
             Event::OrderCreated(e) => on_order_created(tx, envelope, e),
             Event::PaymentFailed(e) => on_payment_failed(tx, envelope, e),
             Event::PaymentCancelled(e) => on_payment_cancelled(tx, envelope, e),
+            Event::OrderFailed(e) => on_order_failed(tx, envelope, e),
+            Event::OrderExpired(e) => on_order_expired(tx, envelope, e),
             _ => Err(HandlerError::unhandled(SERVICE, envelope)),
         }
     }
@@ -60,6 +73,10 @@ fn on_order_created(tx: &Transaction<'_>, cause: &Envelope, e: &OrderCreated) ->
     if let Some(answered) = store::find_reservation(tx, e.order_id)? {
         let status = answered.status.as_str();
         tracing::info!(order.id = %e.order_id, status, "order already answered; nothing to do");
+        return Ok(());
+    }
+    if let Some(reason) = store::closed_reason(tx, e.order_id)? {
+        tracing::info!(order.id = %e.order_id, reason, "order closed before its stock was asked for; nothing reserved");
         return Ok(());
     }
     let product = store::find_product(tx, e.product_id)?;
@@ -116,6 +133,21 @@ fn on_payment_failed(tx: &Transaction<'_>, cause: &Envelope, e: &PaymentFailed) 
 /// The payment was refunded: give the held stock back.
 fn on_payment_cancelled(tx: &Transaction<'_>, cause: &Envelope, e: &PaymentCancelled) -> Result<(), HandlerError> {
     release(tx, cause, e.order_id, ReleaseReason::PaymentCancelled)
+}
+
+/// The order failed: give the held stock back, and reserve none for it later.
+fn on_order_failed(tx: &Transaction<'_>, cause: &Envelope, e: &OrderFailed) -> Result<(), HandlerError> {
+    close(tx, cause, e.order_id, ReleaseReason::OrderFailed)
+}
+
+/// The order passed its deadline: give the held stock back, and reserve none for it later.
+fn on_order_expired(tx: &Transaction<'_>, cause: &Envelope, e: &OrderExpired) -> Result<(), HandlerError> {
+    close(tx, cause, e.order_id, ReleaseReason::OrderExpired)
+}
+
+fn close(tx: &Transaction<'_>, cause: &Envelope, order_id: Uuid, reason: ReleaseReason) -> Result<(), HandlerError> {
+    store::close_order(tx, order_id, reason.as_str())?;
+    release(tx, cause, order_id, reason)
 }
 
 /// Releases the order's reservation exactly once: only a RESERVED one, flipped to RELEASED in the

@@ -130,7 +130,7 @@ impl Event {
             Event::PaymentFailed(e) => positive("amount", e.amount),
             Event::OrderPaid(e) => positive("amount", e.amount),
             Event::OrderCancelled(e) => positive("amount", e.amount),
-            Event::OrderFailed(_) => Ok(()),
+            Event::OrderFailed(_) | Event::OrderExpired(_) => Ok(()),
             Event::SettlementClosed(e) => {
                 if e.fee_rate_bps > 10_000 {
                     return Err(format!("feeRateBps {} is above 10000 (100 %)", e.fee_rate_bps));

@@ -123,6 +123,17 @@ pub struct OrderFailed {
     pub detail: Option<String>,
 }
 
+/// `order.expired.<orderId>`: the order was neither paid nor failed within its deadline
+/// (`ORDER_DEADLINE_SECS` after it was placed). Its saga is over: svc-product gives the stock
+/// back and svc-payment refunds a charge that arrives or arrived for it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct OrderExpired {
+    pub order_id: Uuid,
+    /// The deadline that passed, in seconds after the order was placed.
+    pub after_secs: u64,
+}
+
 /// `order.cancelled.<orderId>`: a paid order was cancelled and refunded.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]

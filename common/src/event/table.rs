@@ -4,8 +4,8 @@
 use serde::{Deserialize, Serialize};
 
 use super::payloads::{
-    OrderCancelled, OrderCreated, OrderFailed, OrderPaid, PaymentCancelled, PaymentCompleted, PaymentFailed,
-    SettlementClosed, StockRejected, StockReleased, StockReserved, UserRegistered,
+    OrderCancelled, OrderCreated, OrderExpired, OrderFailed, OrderPaid, PaymentCancelled, PaymentCompleted,
+    PaymentFailed, SettlementClosed, StockRejected, StockReleased, StockReserved, UserRegistered,
 };
 
 /// Declares [`Event`] from one table: variant (= payload type), event type, and the subject key.
@@ -63,6 +63,7 @@ events! {
     OrderPaid = "order.paid", key: |e| e.order_id;
     OrderFailed = "order.failed", key: |e| e.order_id;
     OrderCancelled = "order.cancelled", key: |e| e.order_id;
+    OrderExpired = "order.expired", key: |e| e.order_id;
     StockReserved = "stock.reserved", key: |e| e.order_id;
     StockRejected = "stock.rejected", key: |e| e.order_id;
     StockReleased = "stock.released", key: |e| e.order_id;

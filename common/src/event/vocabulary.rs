@@ -74,6 +74,10 @@ vocabulary! {
     ReleaseReason {
         PaymentFailed = "PAYMENT_FAILED",
         PaymentCancelled = "PAYMENT_CANCELLED",
+        /// The order failed (`order.failed`) while its stock was held.
+        OrderFailed = "ORDER_FAILED",
+        /// The order passed its deadline (`order.expired`) while its stock was held.
+        OrderExpired = "ORDER_EXPIRED",
     }
 }
 

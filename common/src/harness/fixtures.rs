@@ -1,5 +1,5 @@
 //! Events as another service publishes them, each built from the event it answers: for tests that
-//! stand in for svc-product or svc-payment. Each copies what the real reaction copies, so a saga
+//! stand in for svc-order, svc-product or svc-payment. Each copies what the real reaction copies, so a saga
 //! driven by hand reaches the states the real one reaches.
 
 use uuid::Uuid;
@@ -7,8 +7,8 @@ use uuid::Uuid;
 use crate::{
     Envelope, Event, PaymentMethod, Won,
     event::{
-        OrderCreated, PaymentCancelled, PaymentCompleted, PaymentDecline, PaymentFailed, StockRejected, StockRejection,
-        StockReserved,
+        OrderCreated, OrderExpired, OrderFailed, OrderFailure, PaymentCancelled, PaymentCompleted, PaymentDecline,
+        PaymentFailed, StockRejected, StockRejection, StockReserved,
     },
 };
 
@@ -113,4 +113,15 @@ pub fn payment_cancelled(completed: &Envelope) -> Envelope {
         quantity: p.quantity,
     });
     Envelope::caused_by("svc-payment", completed, event)
+}
+
+/// svc-order's `order.expired` for `order_id`, after the default deadline.
+pub fn order_expired(order_id: Uuid) -> Envelope {
+    Envelope::new("svc-order", Event::OrderExpired(OrderExpired { order_id, after_secs: 600 }))
+}
+
+/// svc-order's `order.failed` for `order_id`, as after a declined payment.
+pub fn order_failed(order_id: Uuid) -> Envelope {
+    let failed = OrderFailed { order_id, reason: OrderFailure::PaymentDeclined, detail: Some("DECLINED".into()) };
+    Envelope::new("svc-order", Event::OrderFailed(failed))
 }

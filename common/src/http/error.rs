@@ -88,6 +88,7 @@ codes! {
     IdempotencyKeyReused = "IDEMPOTENCY_KEY_REUSED" => UNPROCESSABLE_ENTITY,
     OrderNotFound = "ORDER_NOT_FOUND" => NOT_FOUND,
     OutOfStock = "OUT_OF_STOCK" => CONFLICT,
+    OrderExpired = "ORDER_EXPIRED" => CONFLICT,
     PaymentDeclined = "PAYMENT_DECLINED" => PAYMENT_REQUIRED,
 
     // svc-payment

@@ -57,7 +57,7 @@ pub async fn create_order(
     let key = idempotency_key(&headers)?;
     let wait = wait::requested(&headers);
     let new = body.parse().map_err(invalid)?;
-    let order = place(&state.db, user.id, new, key).await?;
+    let order = place(&state.db, user.id, new, key, state.deadline).await?;
     let Some(wait) = wait else {
         return Ok(accepted(order));
     };
@@ -77,9 +77,15 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<IdempotencyKey>, ApiErr
 
 /// Stores a new PENDING order with its `order.created`, or finds the order an earlier request
 /// with the same key placed. The UNIQUE (user, key) constraint decides, inside the transaction.
-async fn place(db: &Db, user: Uuid, new: NewOrder, key: Option<IdempotencyKey>) -> Result<Order, ApiError> {
+async fn place(
+    db: &Db,
+    user: Uuid,
+    new: NewOrder,
+    key: Option<IdempotencyKey>,
+    deadline: std::time::Duration,
+) -> Result<Order, ApiError> {
     db.write(move |tx| {
-        let order = Order::place(Uuid::now_v7(), user, new, common::db::now());
+        let order = Order::place(Uuid::now_v7(), user, new, common::db::now(), deadline);
         if store::insert_order(tx, &order, key.as_ref())? {
             outbox::append(tx, &Envelope::new(SERVICE, Event::OrderCreated(order.created_event())))?;
             tracing::info!(order.id = %order.id, user.id = %user, "order placed");
@@ -114,6 +120,7 @@ fn outcome(order: Order) -> Response {
         OrderStatus::Pending | OrderStatus::StockReserved => return accepted(order),
         OrderStatus::Paid | OrderStatus::Cancelled => (StatusCode::CREATED, Json(order)).into_response(),
         OrderStatus::Failed => failure(&order).into_response(),
+        OrderStatus::Expired => expired(&order).into_response(),
     };
     with_location(id, res)
 }
@@ -143,6 +150,17 @@ fn failure(order: &Order) -> ApiError {
     problem.with_member("orderId", id.to_string())
 }
 
+/// The problem for an order that expired while the request waited (only with a wait longer
+/// than the deadline). Nothing is charged and the stock is back, or will be shortly.
+fn expired(order: &Order) -> ApiError {
+    let after = (order.deadline_at - order.created_at).whole_seconds();
+    ApiError::new(
+        Code::OrderExpired,
+        format!("order {} expired: its saga did not end within {after} s; nothing is kept charged", order.id),
+    )
+    .with_member("orderId", order.id.to_string())
+}
+
 fn with_location(order: Uuid, mut res: Response) -> Response {
     res.headers_mut().insert(header::LOCATION, header_value(&location(order)));
     res
@@ -165,7 +183,13 @@ mod tests {
     };
 
     fn state(db: Db) -> AppState {
-        AppState { db, verifier: Verifier::new(), waiters: Waiters::default(), stop: CancellationToken::new() }
+        AppState {
+            db,
+            verifier: Verifier::new(),
+            waiters: Waiters::default(),
+            stop: CancellationToken::new(),
+            deadline: std::time::Duration::from_secs(600),
+        }
     }
 
     fn placed() -> Order {
@@ -174,7 +198,7 @@ mod tests {
             quantity: Quantity::new(2).unwrap(),
             payment_method: PaymentMethod::Card,
         };
-        Order::place(Uuid::now_v7(), Uuid::now_v7(), new, common::db::now())
+        Order::place(Uuid::now_v7(), Uuid::now_v7(), new, common::db::now(), std::time::Duration::from_secs(600))
     }
 
     /// The answer `POST /orders` with `Prefer: wait=5` gives once its order was committed.

@@ -3,15 +3,21 @@
 //! ```text
 //! PENDING ──stock.reserved──▶ STOCK_RESERVED ──payment.completed──▶ PAID ──payment.cancelled──▶ CANCELLED
 //!    │                              │
-//!    └──stock.rejected──────────────┴──payment.failed / stock.rejected──▶ FAILED (reason, detail)
+//!    ├──stock.rejected──────────────┴──payment.failed / stock.rejected──▶ FAILED (reason, detail)
+//!    │                              │
+//!    └──deadline passed─────────────┴──deadline passed──▶ EXPIRED (order.expired)
 //! ```
+//!
+//! FAILED, EXPIRED and CANCELLED are final; PAID only moves to CANCELLED.
 //!
 //! Events arrive at least once and, after redeliveries, not necessarily in order, so a
 //! transition is a decision, never an assumption: see [`Transition`].
 
+use std::time::Duration;
+
 use common::{
     PaymentMethod, Won,
-    event::{OrderCreated, OrderFailure},
+    event::{OrderCreated, OrderExpired, OrderFailure},
 };
 use serde::Serialize;
 use time::OffsetDateTime;
@@ -28,6 +34,8 @@ pub enum OrderStatus {
     Paid,
     Failed,
     Cancelled,
+    /// Neither paid nor failed within its deadline: the saga gave up (`order.expired`).
+    Expired,
 }
 
 impl OrderStatus {
@@ -38,11 +46,12 @@ impl OrderStatus {
             OrderStatus::Paid => "PAID",
             OrderStatus::Failed => "FAILED",
             OrderStatus::Cancelled => "CANCELLED",
+            OrderStatus::Expired => "EXPIRED",
         }
     }
 
     pub fn parse(s: &str) -> Option<Self> {
-        [Self::Pending, Self::StockReserved, Self::Paid, Self::Failed, Self::Cancelled]
+        [Self::Pending, Self::StockReserved, Self::Paid, Self::Failed, Self::Cancelled, Self::Expired]
             .into_iter()
             .find(|v| v.as_str() == s)
     }
@@ -87,15 +96,34 @@ pub struct Order {
     pub created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
     pub updated_at: OffsetDateTime,
+    /// When the order expires unless its saga has ended: `created_at` + `ORDER_DEADLINE_SECS`.
+    #[serde(skip)]
+    pub deadline_at: OffsetDateTime,
 }
 
 /// What a saga event says happened to an order, with the facts the order can check it against.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Change {
-    StockReserved { product_id: Uuid, quantity: u32, unit_price: Won, amount: Won },
-    Failed { reason: OrderFailure, detail: Option<String> },
-    Paid { payment_id: Uuid, amount: Won },
-    Cancelled { payment_id: Uuid, amount: Won },
+    StockReserved {
+        product_id: Uuid,
+        quantity: u32,
+        unit_price: Won,
+        amount: Won,
+    },
+    Failed {
+        reason: OrderFailure,
+        detail: Option<String>,
+    },
+    Paid {
+        payment_id: Uuid,
+        amount: Won,
+    },
+    Cancelled {
+        payment_id: Uuid,
+        amount: Won,
+    },
+    /// The deadline passed (svc-order's own expiry, not an event).
+    Expired,
 }
 
 impl Change {
@@ -106,6 +134,7 @@ impl Change {
             Change::Failed { .. } => OrderStatus::Failed,
             Change::Paid { .. } => OrderStatus::Paid,
             Change::Cancelled { .. } => OrderStatus::Cancelled,
+            Change::Expired => OrderStatus::Expired,
         }
     }
 }
@@ -127,8 +156,9 @@ pub enum Transition {
 }
 
 impl Order {
-    /// A new order as its customer placed it: PENDING, with no price or payment yet.
-    pub fn place(id: Uuid, user_id: Uuid, new: NewOrder, at: OffsetDateTime) -> Self {
+    /// A new order as its customer placed it at `at`: PENDING, with no price or payment yet, to
+    /// expire `deadline` later unless its saga ends first.
+    pub fn place(id: Uuid, user_id: Uuid, new: NewOrder, at: OffsetDateTime, deadline: Duration) -> Self {
         Order {
             id,
             user_id,
@@ -143,7 +173,14 @@ impl Order {
             payment_id: None,
             created_at: at,
             updated_at: at,
+            deadline_at: at + deadline,
         }
+    }
+
+    /// The `order.expired` payload announcing that this order passed its deadline.
+    pub fn expired_event(&self) -> OrderExpired {
+        let after = (self.deadline_at - self.created_at).whole_seconds();
+        OrderExpired { order_id: self.id, after_secs: u64::try_from(after).unwrap_or(0) }
     }
 
     /// The `order.created` payload that starts this order's saga.
@@ -167,7 +204,7 @@ impl Order {
         }
         match (self.status, change.target()) {
             (Pending, StockReserved)
-            | (Pending | StockReserved, Failed)
+            | (Pending | StockReserved, Failed | Expired)
             | (StockReserved, Paid)
             | (Paid, Cancelled) => Transition::Applied(self.changed(change, at)),
             (Pending, Paid) | (Pending | StockReserved, Cancelled) => Transition::Early { status: self.status },
@@ -208,7 +245,7 @@ impl Order {
                     None
                 }
             }
-            Change::Failed { .. } => None,
+            Change::Failed { .. } | Change::Expired => None,
         }
     }
 
@@ -224,7 +261,7 @@ impl Order {
                 next.failure_detail = detail;
             }
             Change::Paid { payment_id, .. } => next.payment_id = Some(payment_id),
-            Change::Cancelled { .. } => {}
+            Change::Cancelled { .. } | Change::Expired => {}
         }
         next
     }
@@ -242,7 +279,7 @@ mod tests {
     fn pending() -> Order {
         let new =
             NewOrder { product_id: PRODUCT, quantity: Quantity::new(2).unwrap(), payment_method: PaymentMethod::Card };
-        Order::place(Uuid::now_v7(), Uuid::now_v7(), new, OffsetDateTime::UNIX_EPOCH)
+        Order::place(Uuid::now_v7(), Uuid::now_v7(), new, OffsetDateTime::UNIX_EPOCH, Duration::from_secs(600))
     }
 
     fn at(order: &Order, status: OrderStatus) -> Order {

@@ -12,7 +12,7 @@ use common::{
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-pub use common::harness::json;
+pub use common::harness::{WAIT, json};
 
 pub struct Shop {
     pub bus: Arc<TestBus>,
@@ -27,10 +27,15 @@ pub struct Shop {
 impl Shop {
     /// Starts every saga service. `payment_args` configures the simulated gateway.
     pub async fn start(payment_args: &[&str]) -> Shop {
+        Self::start_with(&[], payment_args).await
+    }
+
+    /// Starts every saga service, svc-order with `order_args` (e.g. a short deadline).
+    pub async fn start_with(order_args: &[&str], payment_args: &[&str]) -> Shop {
         let bus = TestBus::start().await;
         Shop {
             product: TestApp::builder().on(&bus).start().await,
-            order: TestApp::builder().on(&bus).start().await,
+            order: TestApp::builder().on(&bus).args(order_args).start().await,
             payment: TestApp::builder().on(&bus).args(payment_args).start().await,
             settlement: TestApp::builder().on(&bus).start().await,
             js: bus.js.clone(),

@@ -1,10 +1,14 @@
 //! One scenario per saga path, each with its snapshot.
 
-use common::{Envelope, Event, PaymentMethod, event::OrderCreated};
+use common::{
+    Envelope, Event, PaymentMethod,
+    event::{OrderCreated, PaymentDecline},
+    harness::{eventually, fixtures},
+};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::helpers::{Shop, json};
+use crate::helpers::{Shop, WAIT, json};
 
 /// Everyone taking part in one scenario.
 struct Cast {
@@ -17,7 +21,11 @@ struct Cast {
 impl Cast {
     /// A shop with one seller offering one product at `price` with `stock` units.
     async fn new(price: i64, stock: i64) -> Cast {
-        let shop = Shop::start(&[]).await;
+        Self::on(Shop::start(&[]).await, price, stock).await
+    }
+
+    /// `shop` with one seller offering one product at `price` with `stock` units.
+    async fn on(shop: Shop, price: i64, stock: i64) -> Cast {
         let seller = Uuid::now_v7();
         let product = shop.product(seller, price, stock, "books").await;
         Cast { shop, seller, customer: Uuid::now_v7(), product }
@@ -248,5 +256,110 @@ async fn cancel_path_refunds_returns_stock_and_books_the_refund() {
         (totals["net"].as_i64(), totals["fee"].as_i64(), totals["orders"].as_i64()),
         (Some(0), Some(0), Some(1))
     );
+    insta::assert_json_snapshot!(outcome);
+}
+
+impl Cast {
+    /// Places an order for `quantity` without waiting; returns its id.
+    async fn place(&self, quantity: u32) -> String {
+        let order = json(self.shop.place_order(self.customer, self.product, quantity, None).await, 202).await;
+        order["id"].as_str().unwrap().to_owned()
+    }
+
+    /// Waits until the order has `status`.
+    async fn until_status(&self, order: &str, status: &str) {
+        let reached = eventually(WAIT, || async {
+            (self.shop.get_order(self.customer, order).await["status"] == status).then_some(())
+        });
+        reached.await.unwrap_or_else(|| panic!("order {order} did not become {status}"));
+    }
+
+    /// Waits until an event of `event_type` for `order` is on the bus.
+    async fn event(&self, order: &str, event_type: &str) -> Envelope {
+        let seen =
+            self.shop.bus.events.wait_for(WAIT, |e| e.correlation_id == order && e.event.event_type() == event_type);
+        seen.await.unwrap_or_else(|| panic!("no {event_type} for order {order}"))
+    }
+
+    /// The events of `type` in `outcome`'s transcript.
+    fn count(outcome: &Value, event_type: &str) -> usize {
+        let prefix = format!("{event_type}.");
+        outcome["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["subject"].as_str().unwrap().starts_with(&prefix))
+            .count()
+    }
+}
+
+/// The outside fault run's "money taken, no goods": svc-payment is down while the order's stock
+/// is reserved, a `payment.failed` is published for it by hand, and svc-payment, back, charges
+/// the reservation it missed. The charge is refunded once, as the order had already failed.
+#[tokio::test]
+async fn a_charge_made_after_its_order_failed_is_refunded_once() {
+    let mut cast = Cast::new(15_000, 10).await;
+    cast.shop.payment.stop().await;
+    let id = cast.place(2).await;
+    let reserved = cast.event(&id, "stock.reserved").await;
+
+    let mut declined = fixtures::payment_failed(&reserved, PaymentDecline::Declined);
+    declined.producer = "by-hand".into();
+    assert!(!cast.shop.publish(&declined, Some(&declined.id.to_string())).await);
+    cast.until_status(&id, "FAILED").await;
+    cast.shop.payment.start().await;
+    cast.event(&id, "payment.cancelled").await;
+
+    let outcome = cast.outcome(&id).await;
+    assert_eq!(outcome["order"]["status"], "FAILED");
+    assert_eq!(outcome["stock"], 10, "the stock is back");
+    assert_eq!((Cast::count(&outcome, "payment.completed"), Cast::count(&outcome, "payment.cancelled")), (1, 1));
+    assert_eq!(cast.shop.payment.count("SELECT count(*) FROM payments WHERE status = 'CANCELLED'", []), 1);
+    let day = cast.shop.business_days(&id);
+    let report = cast.shop.daily_report(cast.seller, &day[0]).await;
+    assert_eq!((report["totals"]["gross"].as_i64(), report["totals"]["net"].as_i64()), (Some(30_000), Some(0)));
+    insta::assert_json_snapshot!(outcome);
+}
+
+/// svc-payment down past the deadline: the order expires, svc-product gives the stock back at
+/// once, and svc-payment, back, charges the reservation it missed and refunds it as the order
+/// has expired. No money and no stock stay with an order that was never paid.
+#[tokio::test]
+async fn an_order_past_its_deadline_expires_and_keeps_neither_stock_nor_money() {
+    let mut cast = Cast::on(Shop::start_with(&["--order-deadline-secs", "2"], &[]).await, 15_000, 10).await;
+    cast.shop.payment.stop().await;
+    let id = cast.place(3).await;
+
+    cast.until_status(&id, "EXPIRED").await;
+    cast.event(&id, "stock.released").await;
+    assert_eq!(cast.shop.stock(cast.product).await, 10, "released before svc-payment is back");
+    cast.shop.payment.start().await;
+    cast.event(&id, "payment.cancelled").await;
+
+    let outcome = cast.outcome(&id).await;
+    assert_eq!(outcome["order"]["status"], "EXPIRED");
+    assert_eq!(outcome["stock"], 10);
+    assert_eq!((Cast::count(&outcome, "payment.completed"), Cast::count(&outcome, "payment.cancelled")), (1, 1));
+    assert_eq!(Cast::count(&outcome, "order.paid"), 0);
+    insta::assert_json_snapshot!(outcome);
+}
+
+/// svc-product down past the deadline: the order expires while PENDING. svc-product, back, answers
+/// the order.created it missed and then the order.expired behind it, so the stock comes back; svc-payment
+/// heard of the expiry before the reservation and never charges.
+#[tokio::test]
+async fn an_order_that_expires_before_its_stock_is_reserved_gets_the_stock_back_and_is_never_charged() {
+    let mut cast = Cast::on(Shop::start_with(&["--order-deadline-secs", "2"], &[]).await, 15_000, 10).await;
+    cast.shop.product.stop().await;
+    let id = cast.place(1).await;
+
+    cast.until_status(&id, "EXPIRED").await;
+    cast.shop.product.start().await;
+    cast.event(&id, "stock.released").await;
+
+    let outcome = cast.outcome(&id).await;
+    assert_eq!(outcome["order"]["status"], "EXPIRED");
+    assert_eq!(outcome["stock"], 10);
+    assert_eq!(cast.shop.payment_of(&id).await, None, "never charged");
     insta::assert_json_snapshot!(outcome);
 }

@@ -3,7 +3,7 @@
 use common::{
     Envelope, Event, PaymentMethod, Role, Won,
     event::{PaymentDecline, StockReserved},
-    harness::transcript,
+    harness::{fixtures, transcript},
 };
 use uuid::Uuid;
 
@@ -149,4 +149,40 @@ async fn a_stock_reserved_whose_amount_does_not_add_up_is_dead_lettered_and_not_
     assert_eq!(app.payments_of(r.order_id), 0);
     assert_eq!(app.payment_events_in_outbox(r.order_id), 0);
     assert!(dead.reason.contains("is not unitPrice 15000 x quantity 3"), "{dead:?}");
+}
+
+/// The charge went through, then the order ended unpaid (failed, and a late expiry too): the
+/// money goes back once.
+#[tokio::test]
+async fn a_charge_is_refunded_once_when_its_order_fails_or_expires() {
+    let app = spawn_app(&[]).await;
+    let r = reserved(Uuid::now_v7(), 15_000, 2, PaymentMethod::Card);
+    app.publish(&envelope(&r)).await;
+    assert_eq!(app.payment_event(r.order_id).await.event.event_type(), "payment.completed");
+
+    app.publish(&fixtures::order_failed(r.order_id)).await;
+    let seq = app.publish(&fixtures::order_expired(r.order_id)).await;
+    app.consumed_through(seq).await;
+    app.settled().await;
+
+    let events = app.events.saga(&r.order_id.to_string()).await;
+    let of_type = |t: &str| events.iter().filter(|e| e.event.event_type() == t).cloned().collect::<Vec<_>>();
+    let (refunds, failed) = (of_type("payment.cancelled"), of_type("order.failed"));
+    assert_eq!(refunds.len(), 1, "{events:#?}");
+    assert_eq!(refunds[0].causation_id, Some(failed[0].id), "refunded because the order failed");
+    assert_eq!(app.count("SELECT count(*) FROM payments WHERE status = 'CANCELLED'", []), 1);
+}
+
+/// The order ended before its reservation reached svc-payment: it is never charged.
+#[tokio::test]
+async fn a_reservation_for_an_order_that_already_ended_is_never_charged() {
+    let app = spawn_app(&[]).await;
+    let r = reserved(Uuid::now_v7(), 15_000, 2, PaymentMethod::Card);
+    app.publish(&fixtures::order_expired(r.order_id)).await;
+    let seq = app.publish(&envelope(&r)).await;
+    app.consumed_through(seq).await;
+    app.settled().await;
+
+    assert_eq!(app.payments_of(r.order_id), 0);
+    assert_eq!(app.payment_events_in_outbox(r.order_id), 0);
 }

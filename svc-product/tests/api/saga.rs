@@ -5,7 +5,7 @@ use common::{
     Event, PaymentMethod, Won,
     db::DbError,
     event::{ReleaseReason, StockRejection},
-    harness::{eventually, transcript},
+    harness::{eventually, fixtures, transcript},
 };
 use uuid::Uuid;
 
@@ -255,4 +255,48 @@ async fn the_schema_itself_refuses_negative_stock() {
         .await;
     assert!(matches!(&oversold, Err(DbError::Sqlite(e)) if e.to_string().contains("CHECK")), "{oversold:?}");
     assert_eq!(app.stock(product).await, 1);
+}
+
+#[tokio::test]
+async fn an_order_that_expires_gives_its_stock_back_once() {
+    let app = TestApp::spawn().await;
+    let product = app.product_with_stock(1_000, 5).await;
+    let order = order_created(product, 2);
+    let order_id = order_id_of(&order);
+    app.publish(&order).await;
+    app.events
+        .wait_for(WAIT, |e| e.event.event_type() == "stock.reserved" && e.correlation_id == order.correlation_id)
+        .await
+        .expect("reserved");
+
+    // The expiry, and a copy under another id: one release.
+    let expired = fixtures::order_expired(order_id);
+    app.publish(&expired).await;
+    app.publish_as(&expired, "a-copy-of-the-expiry").await;
+    app.publish(&fixtures::order_failed(order_id)).await;
+    app.settled().await;
+
+    let emitted = app.emitted_for(order_id).await;
+    assert_eq!(types(&emitted), ["stock.reserved", "stock.released"]);
+    let Event::StockReleased(released) = &emitted[1].event else { unreachable!() };
+    assert_eq!(released.reason, ReleaseReason::OrderExpired);
+    assert_eq!(app.stock(product).await, 5);
+}
+
+/// The expiry overtook the order (a redelivered `order.created`): nothing is reserved for an order
+/// nobody will pay for, and nothing is announced.
+#[tokio::test]
+async fn an_order_created_after_its_order_closed_reserves_nothing() {
+    let app = TestApp::spawn().await;
+    let product = app.product_with_stock(1_000, 5).await;
+    let order = order_created(product, 2);
+    let order_id = order_id_of(&order);
+    app.publish(&fixtures::order_expired(order_id)).await;
+    app.publish(&order).await;
+    app.settled().await;
+
+    assert!(app.emitted_for(order_id).await.is_empty());
+    assert_eq!(app.count("SELECT count(*) FROM reservations", []), 0);
+    assert_eq!(app.count("SELECT count(*) FROM closed_orders WHERE reason = 'ORDER_EXPIRED'", []), 1);
+    assert_eq!(app.stock(product).await, 5);
 }

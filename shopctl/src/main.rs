@@ -9,6 +9,7 @@ mod nats;
 mod outbox;
 mod proc;
 mod settlement;
+mod supervise;
 mod test;
 mod up;
 

@@ -2,7 +2,8 @@
 //!
 //! Each child runs in its own process group, so a Ctrl-C in the terminal reaches only shopctl,
 //! which then stops the services first (they may still publish or ack while draining) and the
-//! nats-server it started last.
+//! nats-server it started last. A child that dies meanwhile, nats-server included, is started
+//! again with backoff while the others keep running ([`crate::supervise`]).
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -22,6 +23,7 @@ use tokio::time::{Instant, sleep, timeout};
 use crate::checkout::Checkout;
 use crate::nats::ensure_nats_server;
 use crate::proc::{Managed, Signals, cargo, stop_all};
+use crate::supervise::Restarts;
 
 /// A service `up` can start: a binary of the workspace with the package's name.
 struct Service {
@@ -46,6 +48,8 @@ const NATS_MONITOR_URL: &str = "http://127.0.0.1:8222";
 /// The password must pass svc-user's policy (8+ characters, a letter and a digit).
 const DEV_ADMIN_EMAIL: &str = "admin@msa-shop.local";
 const DEV_ADMIN_PASSWORD: &str = "admin-dev-password-1";
+
+const ADMIN_DEFAULTS: [(&str, &str); 2] = [("ADMIN_EMAIL", DEV_ADMIN_EMAIL), ("ADMIN_PASSWORD", DEV_ADMIN_PASSWORD)];
 
 /// Other development defaults, applied unless set: svc-product seeds the demo catalogue.
 const DEV_DEFAULTS: [(&str, &str); 1] = [("SEED_DEMO", "true")];
@@ -73,8 +77,11 @@ pub fn run(checkout: &Checkout) -> Result<ExitCode> {
 struct Stack {
     build: Option<Managed>,
     services: Vec<Managed>,
+    /// How to start each of `services` again, in the same order.
+    service_restarts: Vec<Restarts>,
     /// Only set if shopctl started nats-server itself (not if one was already running).
     nats: Option<Managed>,
+    nats_restarts: Option<Restarts>,
 }
 
 impl Stack {
@@ -125,8 +132,7 @@ async fn start_and_watch(checkout: &Checkout, stack: &mut Stack) -> Result<Infal
     let nats_addr = first_server_addr(&nats_url)?;
     let nats_started = start_nats_unless_running(checkout, stack, &nats_url, &nats_addr).await?;
 
-    let admin_defaults = [("ADMIN_EMAIL", DEV_ADMIN_EMAIL), ("ADMIN_PASSWORD", DEV_ADMIN_PASSWORD)];
-    for (var, value) in admin_defaults {
+    for (var, value) in ADMIN_DEFAULTS {
         if env::var_os(var).is_none() {
             eprintln!(
                 "shopctl: warning: {var} not set, using the development default `{value}`; \
@@ -141,24 +147,9 @@ async fn start_and_watch(checkout: &Checkout, stack: &mut Stack) -> Result<Infal
         let bin = binaries
             .get(service.name)
             .ok_or_else(|| anyhow!("`cargo {}` built no binary named {}", BUILD_ARGS.join(" "), service.name))?;
-        let mut cmd = Command::new(bin);
-        // The rest of our environment (RUST_LOG, ADMIN_*, ...) is inherited.
-        cmd.current_dir(root)
-            .env("NATS_URL", &nats_url)
-            .env("HTTP_ADDR", service.http_addr)
-            .env("DATA_DIR", &data_dir)
-            // We hold the write end of the service's stdin for as long as we live; with this
-            // variable set the service stops when it reads EOF, so even a SIGKILLed shopctl
-            // leaves no service behind (no parent-death signal without `unsafe`).
-            .env("STOP_ON_STDIN_EOF", "1")
-            .stdin(Stdio::piped())
-            .process_group(0);
-        for (var, value) in admin_defaults.iter().chain(&DEV_DEFAULTS) {
-            if env::var_os(var).is_none() {
-                cmd.env(var, value);
-            }
-        }
-        stack.services.push(Managed::spawn(service.name, &mut cmd)?);
+        let command = service_command(root, bin.clone(), service, nats_url.clone(), data_dir);
+        stack.services.push(Managed::spawn(service.name, &mut command())?);
+        stack.service_restarts.push(Restarts::new(command, Instant::now()));
     }
 
     wait_until_ready(stack, &services).await?;
@@ -168,8 +159,51 @@ async fn start_and_watch(checkout: &Checkout, stack: &mut Stack) -> Result<Infal
     // `Managed::terminate`).
     loop {
         sleep(Duration::from_millis(500)).await;
-        check_alive(stack)?;
+        supervise(stack)?;
     }
+}
+
+/// How a service is started, the first time and after it died.
+fn service_command(
+    root: &Path,
+    bin: PathBuf,
+    service: &Service,
+    nats_url: String,
+    data_dir: PathBuf,
+) -> impl Fn() -> Command + Send + use<> {
+    let (root, http_addr) = (root.to_path_buf(), service.http_addr);
+    move || {
+        let mut cmd = Command::new(&bin);
+        // The rest of our environment (RUST_LOG, ADMIN_*, ...) is inherited.
+        cmd.current_dir(&root)
+            .env("NATS_URL", &nats_url)
+            .env("HTTP_ADDR", http_addr)
+            .env("DATA_DIR", &data_dir)
+            // We hold the write end of the service's stdin for as long as we live; with this
+            // variable set the service stops when it reads EOF, so even a SIGKILLed shopctl
+            // leaves no service behind (no parent-death signal without `unsafe`).
+            .env("STOP_ON_STDIN_EOF", "1")
+            .stdin(Stdio::piped())
+            .process_group(0);
+        for (var, value) in ADMIN_DEFAULTS.iter().chain(&DEV_DEFAULTS) {
+            if env::var_os(var).is_none() {
+                cmd.env(var, value);
+            }
+        }
+        cmd
+    }
+}
+
+/// One look at every child: a dead one is reported and, when its delay is up, started again.
+fn supervise(stack: &mut Stack) -> Result<()> {
+    let now = Instant::now();
+    if let (Some(nats), Some(restarts)) = (stack.nats.as_mut(), stack.nats_restarts.as_mut()) {
+        restarts.watch(nats, now)?;
+    }
+    for (service, restarts) in stack.services.iter_mut().zip(&mut stack.service_restarts) {
+        restarts.watch(service, now)?;
+    }
+    Ok(())
 }
 
 /// Runs [`BUILD_ARGS`] and returns where cargo put each binary, by name. Cargo says so itself in
@@ -244,21 +278,11 @@ async fn start_nats_unless_running(
     // else has created the folder yet).
     let pid_file = nats_pid_file(checkout);
     create_dir(pid_file.parent().expect("the pid file is inside .data/nats"))?;
-    let root = checkout.root();
-    let mut cmd = Command::new(&bin);
-    // The config's `store_dir` is relative to the working directory, hence `current_dir`
-    // (nats-server refuses a `--store_dir` flag when the config sets one too). The listen
-    // address follows NATS_URL; flags override the config's `listen`.
-    cmd.current_dir(root)
-        .arg("-c")
-        .arg(checkout.nats_conf())
-        .args(["-a", &addr.host, "-p", &addr.port.to_string()])
-        .arg("--pid")
-        .arg(&pid_file)
-        .stdin(Stdio::null())
-        .process_group(0);
+    let command = nats_command(checkout, bin, pid_file, addr);
+    let mut cmd = command();
     eprintln!("shopctl: starting {:?}", cmd.as_std());
     let nats = stack.nats.insert(Managed::spawn("nats-server", &mut cmd)?);
+    stack.nats_restarts = Some(Restarts::new(command, Instant::now()));
 
     let deadline = Instant::now() + NATS_START_TIMEOUT;
     loop {
@@ -272,6 +296,32 @@ async fn start_nats_unless_running(
             bail!("nats-server did not accept connections at {addr} within {}s", NATS_START_TIMEOUT.as_secs());
         }
         sleep(POLL_INTERVAL).await;
+    }
+}
+
+/// How nats-server is started, the first time and after it died.
+fn nats_command(
+    checkout: &Checkout,
+    bin: PathBuf,
+    pid_file: PathBuf,
+    addr: &ServerAddr,
+) -> impl Fn() -> Command + Send + use<> {
+    let (root, conf) = (checkout.root().to_path_buf(), checkout.nats_conf());
+    let (host, port) = (addr.host.clone(), addr.port.to_string());
+    move || {
+        let mut cmd = Command::new(&bin);
+        // The config's `store_dir` is relative to the working directory, hence `current_dir`
+        // (nats-server refuses a `--store_dir` flag when the config sets one too). The listen
+        // address follows NATS_URL; flags override the config's `listen`.
+        cmd.current_dir(&root)
+            .arg("-c")
+            .arg(&conf)
+            .args(["-a", &host, "-p", &port])
+            .arg("--pid")
+            .arg(&pid_file)
+            .stdin(Stdio::null())
+            .process_group(0);
+        cmd
     }
 }
 
@@ -350,7 +400,8 @@ async fn wait_until_ready(stack: &mut Stack, services: &[&Service]) -> Result<()
     }
 }
 
-/// Fails if any child we started has exited.
+/// Fails if any child we started has exited: before everything is ready, a death is a start-up
+/// failure (a bad setting, a port in use) that restarting would only repeat.
 fn check_alive(stack: &mut Stack) -> Result<()> {
     for child in stack.services.iter_mut().chain(stack.nats.as_mut()) {
         if let Some(status) = child.try_exit_status() {

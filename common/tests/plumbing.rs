@@ -149,7 +149,7 @@ fn recorder(name: &'static str) -> impl Handler {
 
 #[tokio::test]
 async fn an_event_committed_while_nats_is_down_is_published_once_it_returns() {
-    let mut fx = Fixture::new().await;
+    let fx = Fixture::new().await;
     fx.nats.stop();
     let env = fx.commit_event().await;
 

@@ -26,10 +26,11 @@ use std::{
 
 use crate::config::CommonConfig;
 
-/// A `nats-server` child process with JetStream, killed on drop.
+/// A `nats-server` child process with JetStream, killed on drop. Stopped and restarted through
+/// `&self`, so a server that several services share (a [`TestBus`]) can crash under them.
 #[derive(Debug)]
 pub struct NatsServer {
-    child: Option<Child>,
+    child: std::sync::Mutex<Option<Child>>,
     port: u16,
     store: tempfile::TempDir,
 }
@@ -38,7 +39,7 @@ impl NatsServer {
     /// Starts a server on a free port and waits until it accepts connections.
     pub async fn start() -> Self {
         let store = tempfile::tempdir().expect("temp dir for JetStream");
-        let mut server = NatsServer { child: None, port: free_port(), store };
+        let server = NatsServer { child: std::sync::Mutex::default(), port: free_port(), store };
         server.launch().await;
         server
     }
@@ -52,20 +53,21 @@ impl NatsServer {
     }
 
     /// Stops the server (SIGKILL: like a crash; JetStream keeps what it stored).
-    pub fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
+    pub fn stop(&self) {
+        let child = self.child.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).take();
+        if let Some(mut child) = child {
             let _ = child.kill();
             let _ = child.wait();
         }
     }
 
     /// Starts the server again on the same port with the same store.
-    pub async fn restart(&mut self) {
+    pub async fn restart(&self) {
         self.stop();
         self.launch().await;
     }
 
-    async fn launch(&mut self) {
+    async fn launch(&self) {
         let child = Command::new(nats_server_bin())
             .args(["-a", "127.0.0.1", "-p", &self.port.to_string(), "-js", "-sd"])
             .arg(self.store.path())
@@ -73,7 +75,7 @@ impl NatsServer {
             .stderr(Stdio::null())
             .spawn()
             .expect("spawn nats-server (run the tests through ./shop test, or set NATS_SERVER_BIN)");
-        self.child = Some(child);
+        *self.child.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(child);
         let url = self.url();
         eventually(Duration::from_secs(10), || {
             let url = url.clone();

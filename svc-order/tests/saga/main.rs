@@ -3,6 +3,7 @@
 //! with the `nats` CLI would). Each scenario snapshots the saga's normalised event transcript, the
 //! final order and the stock; every snapshot is the same run after run.
 
+mod broker;
 mod helpers;
 mod scenarios;
 mod stampede;

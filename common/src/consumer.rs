@@ -346,6 +346,18 @@ pub fn purge_processed(tx: &Transaction<'_>, older_than_ms: i64, limit: usize) -
     )?)
 }
 
+/// How long a dead letter is kept for a person to look at and replay (`./shop dead-letter`):
+/// long enough to outlast a holiday, short enough that a poison flood cannot fill the disk.
+pub const DEAD_LETTER_RETENTION: Duration = Duration::from_secs(30 * 24 * 3600);
+
+/// Deletes up to `limit` dead letters recorded before `older_than_ms`. Returns how many went.
+pub fn purge_dead_letters(tx: &Transaction<'_>, older_than_ms: i64, limit: usize) -> Result<usize, DbError> {
+    Ok(tx.execute(
+        "DELETE FROM dead_letter WHERE seq IN (SELECT seq FROM dead_letter WHERE created_at < ?1 LIMIT ?2)",
+        params![older_than_ms, limit as i64],
+    )?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -368,6 +380,27 @@ mod tests {
         assert_eq!(purge(2).await.unwrap(), 1);
         let left: i64 = db.read(|c| c.query_row("SELECT count(*) FROM processed", [], |r| r.get(0))).await.unwrap();
         assert_eq!(left, 1, "the recent id stays");
+    }
+
+    #[tokio::test]
+    async fn purging_dead_letters_takes_old_ones_and_keeps_recent_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("d.db"), &[]).await.unwrap();
+        db.write(|tx| {
+            for at in [10, 20, 5_000] {
+                tx.execute(
+                    "INSERT INTO dead_letter (consumer, subject, stream_seq, deliveries, reason, payload, created_at)
+                     VALUES ('c', 's', 1, 1, 'r', x'00', ?1)",
+                    [at],
+                )?;
+            }
+            Ok::<_, DbError>(())
+        })
+        .await
+        .unwrap();
+        assert_eq!(db.write(|tx| purge_dead_letters(tx, 1_000, 10)).await.unwrap(), 2);
+        let left: i64 = db.read(|c| c.query_row("SELECT count(*) FROM dead_letter", [], |r| r.get(0))).await.unwrap();
+        assert_eq!(left, 1, "the recent dead letter stays");
     }
 
     #[test]

@@ -179,24 +179,27 @@ impl Relay {
         }
     }
 
-    /// Housekeeping: published outbox rows past [`RETENTION`], and processed ids past twice that
-    /// (longer than any message can stay in the stream, so no redelivery outlives its dedupe row).
+    /// Housekeeping: published outbox rows past [`RETENTION`], processed ids past twice that
+    /// (longer than any message can stay in the stream, so no redelivery outlives its dedupe row)
+    /// and dead letters past [`crate::consumer::DEAD_LETTER_RETENTION`].
     /// In small batches, each its own short transaction, so request handlers and consumers never
     /// wait long behind it for the database's single writer.
     async fn purge(&self) {
         let cutoff = now_ms() - RETENTION.as_millis() as i64;
         let processed_cutoff = now_ms() - 2 * RETENTION.as_millis() as i64;
+        let dead_letter_cutoff = now_ms() - crate::consumer::DEAD_LETTER_RETENTION.as_millis() as i64;
         let mut total = 0;
         loop {
             let batch = self.db.write(move |tx| {
                 let outbox = purge_published(tx, cutoff, PURGE_BATCH)?;
                 let processed = crate::consumer::purge_processed(tx, processed_cutoff, PURGE_BATCH)?;
-                Ok::<_, DbError>((outbox, processed))
+                let dead = crate::consumer::purge_dead_letters(tx, dead_letter_cutoff, PURGE_BATCH)?;
+                Ok::<_, DbError>((outbox, processed, dead))
             });
             match batch.await {
-                Ok((outbox, processed)) => {
-                    total += outbox + processed;
-                    if outbox < PURGE_BATCH && processed < PURGE_BATCH {
+                Ok((outbox, processed, dead)) => {
+                    total += outbox + processed + dead;
+                    if outbox < PURGE_BATCH && processed < PURGE_BATCH && dead < PURGE_BATCH {
                         break;
                     }
                     tokio::task::yield_now().await;
@@ -208,7 +211,7 @@ impl Relay {
             }
         }
         if total > 0 {
-            tracing::info!(rows = total, "purged outbox and processed rows past retention");
+            tracing::info!(rows = total, "purged outbox, processed and dead-letter rows past retention");
         }
     }
 }

@@ -5,10 +5,20 @@
 //! `Nats-Msg-Id = event id`, awaits each JetStream ack, and only then marks the rows published.
 //! A crash between ack and mark re-publishes the same ids on restart; JetStream drops them as
 //! duplicates within its window and the consumers' processed tables drop them beyond it.
+//!
+//! A row no publish can ever take (larger than the server's `max_payload`) is set aside instead
+//! of blocking every row behind it: moved, with its reason, into the service's `dead_letter`
+//! table (consumer `outbox`), where `./shop dead-letter list|replay <service>` shows and re-sends
+//! it, once the limit allows. Every other failure (no connection, a timeout) keeps the row and
+//! retries.
 
 use std::{sync::Arc, time::Duration};
 
-use async_nats::jetstream::{self, context::PublishAckFuture, message::PublishMessage};
+use async_nats::jetstream::{
+    self,
+    context::{PublishAckFuture, PublishErrorKind},
+    message::PublishMessage,
+};
 use rusqlite::{Connection, Transaction, params};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -70,6 +80,20 @@ pub fn mark_published(tx: &Transaction<'_>, seqs: &[i64], at_ms: i64) -> Result<
 /// stream lost messages. Returns how many rows were reset.
 pub fn republish_since(tx: &Transaction<'_>, since_ms: i64) -> rusqlite::Result<usize> {
     tx.execute("UPDATE outbox SET published_at = NULL WHERE published_at IS NOT NULL AND created_at >= ?1", [since_ms])
+}
+
+/// The `consumer` of the dead letters the relay sets aside.
+pub const SET_ASIDE: &str = "outbox";
+
+/// Moves the unpublishable row `row` out of the outbox into `dead_letter`, with `reason`.
+pub fn set_aside(tx: &Transaction<'_>, row: &Pending, reason: &str) -> Result<(), DbError> {
+    tx.execute(
+        "INSERT INTO dead_letter (consumer, subject, message_id, stream_seq, deliveries, reason, payload, created_at)
+         VALUES (?1, ?2, ?3, 0, 1, ?4, ?5, ?6)",
+        params![SET_ASIDE, row.subject, row.id, reason, row.payload, now_ms()],
+    )?;
+    tx.execute("DELETE FROM outbox WHERE seq = ?1", [row.seq])?;
+    Ok(())
 }
 
 /// Deletes up to `limit` published rows older than `older_than_ms`. Returns how many went.
@@ -146,11 +170,15 @@ impl Relay {
         // Send the whole batch before awaiting acks (pipelining), but mark only the prefix that
         // was acked so order is kept and nothing unacked is ever marked.
         let mut in_flight: Vec<(i64, PublishAckFuture)> = Vec::with_capacity(rows.len());
+        let mut poison = Vec::new();
         let mut failure = None;
         for row in &rows {
             let msg = PublishMessage::build().payload(row.payload.clone().into()).message_id(&row.id);
             match self.js.send_publish(row.subject.clone(), msg).await {
                 Ok(ack) => in_flight.push((row.seq, ack)),
+                Err(e) if e.kind() == PublishErrorKind::MaxPayloadExceeded => {
+                    poison.push((row.clone(), format!("set aside by the outbox relay: {e}")));
+                }
                 Err(e) => {
                     failure = Some(anyhow::Error::from(e));
                     break;
@@ -166,6 +194,16 @@ impl Relay {
                     break;
                 }
             }
+        }
+        for (row, reason) in poison {
+            let (seq, id, subject) = (row.seq, row.id.clone(), row.subject.clone());
+            self.db.write(move |tx| set_aside(tx, &row, &reason)).await?;
+            tracing::error!(
+                outbox.seq = seq,
+                event.id = id,
+                subject,
+                "outbox row can never be published; set aside as a dead letter"
+            );
         }
         let n = acked.len();
         if n > 0 {

@@ -412,3 +412,43 @@ async fn a_durable_created_with_a_delivery_limit_loses_it_at_start() {
     let mut consumer: PullConsumer = fx.js.get_consumer_from_stream("limited", bus::STREAM).await.unwrap();
     assert_eq!(consumer.info().await.unwrap().config.max_deliver, -1);
 }
+
+/// A row larger than the server's max_payload can never be published: it is set aside, visibly,
+/// and the rows behind it are published in order instead of waiting behind it for ever.
+#[tokio::test]
+async fn an_unpublishable_outbox_row_is_set_aside_and_the_rows_behind_it_go_out() {
+    let fx = Fixture::new().await;
+    let huge = Envelope::new(
+        "plumbing-test",
+        Event::UserRegistered(UserRegistered {
+            user_id: Uuid::now_v7(),
+            email: "huge@example.com".into(),
+            name: "x".repeat(2 * 1024 * 1024),
+            role: Role::Customer,
+        }),
+    );
+    let row = huge.clone();
+    fx.db.write(move |tx| outbox::append(tx, &row)).await.unwrap();
+    let behind = fx.commit_event().await;
+    fx.start_relay();
+
+    eventually(WAIT, || async { (fx.unpublished().await == 0).then_some(()) }).await.expect("the outbox drains");
+    assert_eq!(fx.stream_messages().await, 1, "only the row behind it reached the stream");
+    let (consumer, message_id, reason): (String, String, String) = fx
+        .db
+        .read(|c| {
+            c.query_row("SELECT consumer, message_id, reason FROM dead_letter", [], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
+        })
+        .await
+        .unwrap();
+    assert_eq!((consumer.as_str(), message_id), (outbox::SET_ASIDE, huge.id.to_string()));
+    assert!(reason.contains("max payload"), "{reason}");
+    assert_eq!(
+        fx.count("SELECT count(*) FROM outbox").await,
+        1,
+        "the set-aside row left the outbox; {} stayed",
+        behind.id
+    );
+}

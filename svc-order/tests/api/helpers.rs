@@ -31,7 +31,12 @@ common::deref_test_app!(TestApp => Config);
 
 impl TestApp {
     pub async fn spawn() -> Self {
-        let app = harness::TestApp::builder().start().await;
+        Self::spawn_with(&[]).await
+    }
+
+    /// Spawns svc-order with extra flags (e.g. `--order-deadline-secs 1`).
+    pub async fn spawn_with(flags: &[&str]) -> Self {
+        let app = harness::TestApp::builder().args(flags).start().await;
         TestApp { bus: Bus(app.bus.clone()), app }
     }
 

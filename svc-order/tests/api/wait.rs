@@ -156,3 +156,21 @@ async fn reading_someone_elses_order_with_prefer_wait_is_a_404_at_once() {
     assert_eq!(res.status(), StatusCode::NOT_FOUND);
     assert!(res.headers().get("preference-applied").is_none());
 }
+
+/// Nobody answers the order (svc-product down, say) and its deadline is shorter than the wait:
+/// the expiry ends the saga and the waiting request answers with it.
+#[tokio::test]
+async fn an_order_that_expires_while_the_request_waits_is_answered_409_order_expired() {
+    let app = TestApp::spawn_with(&["--order-deadline-secs", "1"]).await;
+    let res = place_and_wait(&app, "wait=10", None).await;
+
+    let (status, location, problem) = answer(res, "wait=10").await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert_eq!(problem["code"], "ORDER_EXPIRED");
+    let id = problem["orderId"].as_str().unwrap().to_owned();
+    assert_eq!(location, format!("/orders/{id}"));
+    let expired = app.bus.wait_for("order.expired", &id).await;
+    let common::Event::OrderExpired(data) = &expired.event else { unreachable!() };
+    assert_eq!(data.after_secs, 1);
+    assert_eq!(app.count("SELECT count(*) FROM orders WHERE status = 'EXPIRED'", []), 1);
+}

@@ -29,3 +29,5 @@ ALTER TABLE orders_with_deadline RENAME TO orders;
 CREATE INDEX orders_by_user ON orders (user_id, created_at DESC, id DESC);
 -- The expiry's scan: only orders whose saga still runs.
 CREATE INDEX orders_due ON orders (deadline_at) WHERE status IN ('PENDING', 'STOCK_RESERVED');
+-- The trace's hourly purge (see `housekeeping`) looks events up by age.
+CREATE INDEX saga_events_by_time ON saga_events (occurred_at);

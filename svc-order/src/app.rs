@@ -45,6 +45,7 @@ impl Service for Config {
         runtime.consume(Saga::new(waiters.clone(), self.order_deadline()));
         runtime.consume(Trace);
         runtime.spawn(Expiry::new(runtime.db.clone(), waiters.clone()).run(runtime.stop.clone()));
+        runtime.spawn(crate::housekeeping::run(runtime.db.clone(), runtime.stop.clone()));
         let state = AppState {
             db: runtime.db.clone(),
             verifier: runtime.verifier.clone(),

@@ -25,13 +25,15 @@
 //!
 //! Modules: [`config`] (flags), [`app`] (wiring: `impl Service for Config`), [`api`] (routes),
 //! [`domain`] (pure rules), [`store`] (SQL), [`saga`] (the reactions), [`expiry`] (the saga
-//! deadline), [`waiters`] (requests waiting on an order).
+//! deadline), [`housekeeping`] (the trace's retention), [`waiters`] (requests waiting on an
+//! order).
 
 pub mod api;
 pub mod app;
 pub mod config;
 pub mod domain;
 pub mod expiry;
+pub mod housekeeping;
 pub mod saga;
 pub mod store;
 pub mod waiters;

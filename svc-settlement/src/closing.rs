@@ -56,16 +56,23 @@ pub fn close_day(tx: &Transaction<'_>, rules: &Rules, date: Date, now: Timestamp
     }
     let event_id = Uuid::now_v7();
     let record = record_close(tx, rules, date, now, event_id)?;
-    let mut envelope = Envelope::new(crate::SERVICE, Event::SettlementClosed(record.event()));
-    // The record and its event share id and time, so either finds the other.
-    envelope.id = event_id;
-    envelope.occurred_at = to_offset(now);
-    outbox::append(tx, &envelope)?;
+    let events = record.events();
+    let parts = events.len();
+    for (i, closed) in events.into_iter().enumerate() {
+        let mut envelope = Envelope::new(crate::SERVICE, Event::SettlementClosed(closed));
+        // The record and its (first) event share id and time, so either finds the other.
+        if i == 0 {
+            envelope.id = event_id;
+        }
+        envelope.occurred_at = to_offset(now);
+        outbox::append(tx, &envelope)?;
+    }
     tracing::info!(
         date = %date,
         sellers = record.payouts.len(),
         ledger_entries = record.ledger_entries,
         event.id = %event_id,
+        parts,
         "business day closed"
     );
     Ok(Closed::Now(record))

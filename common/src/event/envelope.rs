@@ -132,6 +132,9 @@ impl Event {
             Event::OrderCancelled(e) => positive("amount", e.amount),
             Event::OrderFailed(_) | Event::OrderExpired(_) => Ok(()),
             Event::SettlementClosed(e) => {
+                if e.part == 0 || e.part > e.parts {
+                    return Err(format!("part {} of {} does not exist", e.part, e.parts));
+                }
                 if e.fee_rate_bps > 10_000 {
                     return Err(format!("feeRateBps {} is above 10000 (100 %)", e.fee_rate_bps));
                 }

@@ -44,6 +44,25 @@ mod tests {
     }
 
     #[test]
+    fn a_settlement_closed_part_must_be_one_of_its_parts() {
+        let closed = |part, parts| {
+            let e = SettlementClosed {
+                date: "2026-11-30".into(),
+                time_zone: "Asia/Seoul".into(),
+                fee_rate_bps: 300,
+                payouts: vec![],
+                ledger_entries: 1,
+                part,
+                parts,
+            };
+            let env = Envelope::new("svc-settlement", Event::SettlementClosed(e));
+            Envelope::decode(&env.subject(), &env.to_json()).map(|_| ())
+        };
+        assert!(closed(1, 1).is_ok() && closed(2, 3).is_ok() && closed(3, 3).is_ok());
+        assert!(closed(0, 1).is_err() && closed(4, 3).is_err());
+    }
+
+    #[test]
     fn an_envelope_round_trips_through_its_subject() {
         let env = registered();
         let decoded = Envelope::decode(&env.subject(), &env.to_json()).unwrap();

@@ -170,4 +170,25 @@ pub struct SettlementClosed {
     /// close's position in the ledger, so a rebuild from the stream closes the day at exactly the
     /// same point even though this event is published a moment after the close.
     pub ledger_entries: u64,
+    /// Which part of the day's close this event is, from 1. A day with more sellers than fit one
+    /// event ([`SettlementClosed::PAYOUTS_PER_PART`]) is announced in several, committed together,
+    /// each with its share of the payouts and the same date, rate and `ledgerEntries`, so no
+    /// event nears the broker's payload limit. Absent (1 of 1) for a day that fits one event.
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub part: u32,
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub parts: u32,
+}
+
+impl SettlementClosed {
+    /// Payouts per event: about 200 KB of JSON, a fifth of NATS's default 1 MB `max_payload`.
+    pub const PAYOUTS_PER_PART: usize = 1000;
+}
+
+fn one() -> u32 {
+    1
+}
+
+fn is_one(n: &u32) -> bool {
+    *n == 1
 }

@@ -77,11 +77,12 @@ impl Watermarks {
 }
 
 /// Reads every `settlement.closed` through stream sequence `last_seq`. The first close of a day
-/// counts; the same event again is a duplicate, another close of the day is rejected, and so is
-/// a close with a fee rate out of range.
+/// counts; the same event again is a duplicate, a further part of that close (same watermark and
+/// rate) adds nothing, another close of the day is rejected, and so is a close with a fee rate out
+/// of range.
 pub async fn scan(js: &jetstream::Context, last_seq: u64, summary: &mut Summary) -> anyhow::Result<Watermarks> {
     let mut history = History::open(js, &common::bus::filter_subjects(CLOSES), last_seq).await?;
-    let mut first: HashMap<Date, Uuid> = HashMap::new();
+    let mut first: HashMap<Date, (Uuid, u64, u32)> = HashMap::new();
     let mut closes = Vec::new();
     while let Some((seq, msg)) = history.next().await? {
         summary.messages += 1;
@@ -106,10 +107,15 @@ pub async fn scan(js: &jetstream::Context, last_seq: u64, summary: &mut Summary)
             continue;
         };
         match first.get(&date) {
-            Some(id) if *id == envelope.id => summary.duplicates += 1, // the same close re-published
-            Some(id) => summary.rejected.push(format!("{}: {date} was closed before by {id}", envelope.id)),
+            Some((id, ..)) if *id == envelope.id => summary.duplicates += 1, // the same close re-published
+            Some((_, entries, bps))
+                if closed.parts > 1 && (*entries, *bps) == (closed.ledger_entries, closed.fee_rate_bps) =>
+            {
+                // Another part of the same close: its watermark and rate are the close's.
+            }
+            Some((id, ..)) => summary.rejected.push(format!("{}: {date} was closed before by {id}", envelope.id)),
             None => {
-                first.insert(date, envelope.id);
+                first.insert(date, (envelope.id, closed.ledger_entries, closed.fee_rate_bps));
                 closes.push(Published { date, seq, fee_rate, closed: closed.clone(), envelope });
             }
         }
@@ -129,6 +135,8 @@ mod tests {
             fee_rate_bps: 300,
             payouts: vec![],
             ledger_entries,
+            part: 1,
+            parts: 1,
         };
         let envelope = Envelope::new("svc-settlement", Event::SettlementClosed(closed.clone()));
         Published { date, seq, fee_rate: FeeRate::DEFAULT, envelope, closed }

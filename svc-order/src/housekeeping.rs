@@ -1,8 +1,8 @@
 //! Keeps the trace (`saga_events`) from growing without bound. Once an hour, in short batches:
-//! - events of orders svc-order never heard of (a stranger's hand-published `stock.reserved`, say)
-//!   go after [`STRANGER_RETENTION`]: long enough for an admin to look at them in
-//!   `GET /orders/{id}/trace` and for a hand-published `order.created` that lags behind its own
-//!   events to create its order, not long enough to pile up;
+//! - events of a saga whose order never came to be go after [`STRANGER_RETENTION`]: the trace
+//!   consumer stores nothing for an order svc-order never heard of except its `order.created`,
+//!   which the saga consumer turns into the order, so this only catches an `order.created` the
+//!   saga consumer refused; an hour leaves the saga consumer ample time;
 //! - every event goes after [`TRACE_RETENTION`], as old as the stream's processed ids and older
 //!   than any saga can still be running.
 

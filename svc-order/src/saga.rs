@@ -80,8 +80,10 @@ impl Handler for Saga {
     }
 }
 
-/// Records every order, stock and payment event into `saga_events` (durable consumer
-/// `svc-order-trace`; idempotent on the event id).
+/// Records every order, stock and payment event of a saga svc-order knows into `saga_events`
+/// (durable consumer `svc-order-trace`; idempotent on the event id). An `order.created` always
+/// counts (it creates its order); any other event of an order svc-order never heard of (a
+/// stranger's hand-published `stock.reserved`, say) is acknowledged and kept nowhere.
 #[derive(Debug, Clone, Copy)]
 pub struct Trace;
 
@@ -107,6 +109,11 @@ impl Handler for Trace {
     }
 
     fn handle(&self, tx: &Transaction<'_>, envelope: &Envelope) -> Result<(), HandlerError> {
+        let origin = matches!(envelope.event, Event::OrderCreated(_));
+        if !origin && !store::saga_is_known(tx, &envelope.correlation_id)? {
+            tracing::info!(order.id = %envelope.correlation_id, "event of an order svc-order never heard of; not traced");
+            return Ok(());
+        }
         store::insert_saga_event(tx, envelope)?;
         Ok(())
     }

@@ -112,6 +112,19 @@ pub fn insert_saga_event(tx: &Transaction<'_>, event: &Envelope) -> rusqlite::Re
     Ok(inserted == 1)
 }
 
+/// Whether the trace has a place for events of the saga `correlation_id`: svc-order stores its
+/// order, or the trace holds its `order.created` (a hand-published one whose order the saga
+/// consumer has not created yet: the trace consumer reads the stream in order, so it has that
+/// event before any that follows from it).
+pub fn saga_is_known(conn: &Connection, correlation_id: &str) -> rusqlite::Result<bool> {
+    conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM orders WHERE id = ?1)
+             OR EXISTS (SELECT 1 FROM saga_events WHERE order_id = ?1 AND type = 'order.created')",
+        [correlation_id],
+        |r| r.get(0),
+    )
+}
+
 /// Every recorded event of the saga of `order_id`, in no particular order.
 pub fn saga_events(conn: &Connection, order_id: Uuid) -> rusqlite::Result<Vec<TraceEvent>> {
     conn.prepare_cached(

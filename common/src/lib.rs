@@ -2,6 +2,7 @@
 //!
 //! - [`event`]: the event envelope and the one enum of every event, mapped to subjects.
 //! - [`bus`]: the JetStream stream and consumer definitions, applied idempotently at start-up.
+//! - [`closed`]: the orders a saga participant remembers as ended unpaid.
 //! - [`db`]: the SQLite pool (WAL, `synchronous=FULL`) and embedded migrations.
 //! - [`outbox`]: `append` inside the business transaction, and the relay that publishes.
 //! - [`consumer`]: the idempotent consumer with dead-lettering.
@@ -13,6 +14,7 @@
 
 pub mod auth;
 pub mod bus;
+pub mod closed;
 pub mod config;
 pub mod consumer;
 pub mod db;

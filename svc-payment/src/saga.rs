@@ -75,7 +75,7 @@ fn on_stock_reserved(
         tracing::info!(order.id = %order, payment.id = %id, "order already has a payment; nothing to do");
         return Ok(());
     }
-    if store::is_closed(tx, charge.order_id)? {
+    if common::closed::reason(tx, charge.order_id)?.is_some() {
         tracing::info!(order.id = %charge.order_id, "order closed before it was charged; not charging");
         return Ok(());
     }
@@ -110,7 +110,7 @@ fn on_order_expired(tx: &Transaction<'_>, cause: &Envelope, e: &OrderExpired) ->
 }
 
 fn close(tx: &Transaction<'_>, cause: &Envelope, order_id: Uuid) -> Result<(), HandlerError> {
-    store::close_order(tx, order_id, cause.event.event_type())?;
+    common::closed::close(tx, order_id, cause.event.event_type())?;
     let Some(payment) = store::find_payment_by_order(tx, order_id)? else {
         tracing::info!(order.id = %order_id, "order closed before any charge; none will be made");
         return Ok(());

@@ -53,21 +53,6 @@ pub fn mark_cancelled(tx: &Transaction<'_>, payment: &Payment) -> rusqlite::Resu
     Ok(updated == 1)
 }
 
-/// Remembers that `order_id`'s saga ended unpaid (first reason wins).
-pub fn close_order(tx: &Transaction<'_>, order_id: Uuid, reason: &str) -> rusqlite::Result<()> {
-    tx.execute(
-        "INSERT INTO closed_orders (order_id, reason, closed_at) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
-        params![order_id.to_string(), reason, common::db::now_ms()],
-    )?;
-    Ok(())
-}
-
-/// Whether `order_id`'s saga ended unpaid.
-pub fn is_closed(conn: &Connection, order_id: Uuid) -> rusqlite::Result<bool> {
-    conn.query_row("SELECT count(*) FROM closed_orders WHERE order_id = ?1", [order_id.to_string()], |r| r.get(0))
-        .map(|n: i64| n > 0)
-}
-
 pub fn find_payment(conn: &Connection, id: Uuid) -> rusqlite::Result<Option<Payment>> {
     conn.prepare_cached(&format!("SELECT {COLUMNS} FROM payments WHERE id = ?1"))?
         .query_row([id.to_string()], payment_from_row)

@@ -75,7 +75,7 @@ fn on_order_created(tx: &Transaction<'_>, cause: &Envelope, e: &OrderCreated) ->
         tracing::info!(order.id = %e.order_id, status, "order already answered; nothing to do");
         return Ok(());
     }
-    if let Some(reason) = store::closed_reason(tx, e.order_id)? {
+    if let Some(reason) = common::closed::reason(tx, e.order_id)? {
         tracing::info!(order.id = %e.order_id, reason, "order closed before its stock was asked for; nothing reserved");
         return Ok(());
     }
@@ -146,7 +146,7 @@ fn on_order_expired(tx: &Transaction<'_>, cause: &Envelope, e: &OrderExpired) ->
 }
 
 fn close(tx: &Transaction<'_>, cause: &Envelope, order_id: Uuid, reason: ReleaseReason) -> Result<(), HandlerError> {
-    store::close_order(tx, order_id, reason.as_str())?;
+    common::closed::close(tx, order_id, reason.as_str())?;
     release(tx, cause, order_id, reason)
 }
 

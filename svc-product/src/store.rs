@@ -167,21 +167,6 @@ pub fn insert_reservation(
 
 /// Flips a RESERVED reservation to RELEASED; `false` if it was not RESERVED (already released,
 /// or rejected), so a release happens at most once whatever the caller read before.
-/// Remembers that `order_id`'s saga ended unpaid (first reason wins).
-pub fn close_order(tx: &Transaction<'_>, order_id: Uuid, reason: &str) -> rusqlite::Result<()> {
-    tx.execute(
-        "INSERT INTO closed_orders (order_id, reason, closed_at) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
-        params![order_id.to_string(), reason, common::db::now_ms()],
-    )?;
-    Ok(())
-}
-
-/// Why `order_id` is closed, if it is.
-pub fn closed_reason(conn: &Connection, order_id: Uuid) -> rusqlite::Result<Option<String>> {
-    conn.query_row("SELECT reason FROM closed_orders WHERE order_id = ?1", [order_id.to_string()], |r| r.get(0))
-        .optional()
-}
-
 pub fn mark_released(tx: &Transaction<'_>, order_id: Uuid, reason: &str) -> rusqlite::Result<bool> {
     let changed = tx.execute(
         "UPDATE reservations SET status = 'RELEASED', reason = ?1, updated_at = ?2

@@ -19,10 +19,17 @@
 //! The durable consumer has no server-side `max_deliver`: only this code ends a message's
 //! deliveries, and only after its dead-letter row committed.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
 
 use async_nats::jetstream::{self, AckKind};
 use futures_util::StreamExt;
+pub use futures_util::future::BoxFuture;
 use rusqlite::{Transaction, params};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -30,6 +37,7 @@ use tracing::Instrument;
 use crate::bus::ConsumerSpec;
 use crate::db::{Db, DbError, now_ms};
 use crate::event::{Envelope, EventType};
+use crate::faults;
 
 /// Why a handler could not apply an event.
 #[derive(Debug, thiserror::Error)]
@@ -88,10 +96,24 @@ pub trait Handler: Send + Sync + 'static {
 
     fn handle(&self, tx: &Transaction<'_>, event: &Envelope) -> Result<(), HandlerError>;
 
+    /// Work that must happen before the transaction and outside it: a call to another system (svc-payment's
+    /// gateway) that must not hold the database's only writer while it waits on the network.
+    /// `Some(effect)` stands in for `handle` on this delivery: the consumer runs it inside the
+    /// transaction, after the dedupe row. An error is handled as one from `handle` (a gateway
+    /// that cannot be reached is `Transient`: the message comes back later). It runs again on
+    /// every delivery, duplicates included, so what it calls must be idempotent (the gateway's
+    /// `Idempotency-Key`). Default: nothing to prepare.
+    fn prepare<'a>(&'a self, _db: &'a Db, _event: &'a Envelope) -> BoxFuture<'a, Result<Option<Effect>, HandlerError>> {
+        Box::pin(std::future::ready(Ok(None)))
+    }
+
     /// Called after `handle`'s transaction committed (never for duplicates), e.g. to wake
     /// in-process waiters. Must not fail: the effect is already durable.
     fn committed(&self, _event: &Envelope) {}
 }
+
+/// The transactional part of a reaction decided by [`Handler::prepare`].
+pub type Effect = Box<dyn FnOnce(&Transaction<'_>) -> Result<(), HandlerError> + Send>;
 
 /// A [`Handler`] made of a closure, for tests of the plumbing itself.
 pub struct FnHandler<F> {
@@ -135,6 +157,30 @@ pub enum Outcome {
     Retry(String),
     /// Not applicable yet: delivered again later, until the consumer's patience runs out.
     NotYet(String),
+}
+
+/// What this process's consumers have seen since it started: the figures `shopctl chaos`
+/// reports (a process-wide count, as the metrics of a process are).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Stats {
+    /// Messages delivered more than once (a crash before the ack, a Nak, an ack wait run out).
+    pub redeliveries: u64,
+    /// Messages whose id a consumer had already applied: skipped.
+    pub duplicates: u64,
+    pub dead_lettered: u64,
+}
+
+static REDELIVERIES: AtomicU64 = AtomicU64::new(0);
+static DUPLICATES: AtomicU64 = AtomicU64::new(0);
+static DEAD_LETTERED: AtomicU64 = AtomicU64::new(0);
+
+pub fn stats() -> Stats {
+    Stats {
+        redeliveries: REDELIVERIES.load(Ordering::Relaxed),
+        duplicates: DUPLICATES.load(Ordering::Relaxed),
+        dead_lettered: DEAD_LETTERED.load(Ordering::Relaxed),
+    }
 }
 
 /// Consumes the stream through `spec`'s durable consumer until `stop` is cancelled.
@@ -188,6 +234,9 @@ pub async fn process(db: &Db, spec: &ConsumerSpec, handler: Arc<dyn Handler>, ms
         Ok(info) => (info.stream_sequence, info.delivered),
         Err(_) => (0, 1),
     };
+    if deliveries > 1 {
+        REDELIVERIES.fetch_add(1, Ordering::Relaxed);
+    }
     let msg_id =
         msg.headers.as_ref().and_then(|h| h.get(async_nats::header::NATS_MESSAGE_ID)).map(|v| v.as_str().to_owned());
     let subject = msg.subject.to_string();
@@ -196,9 +245,11 @@ pub async fn process(db: &Db, spec: &ConsumerSpec, handler: Arc<dyn Handler>, ms
         Err(error) => {
             let span = tracing::error_span!("event", consumer = spec.durable());
             let reason = error.to_string();
-            dead_letter(db, spec, &subject, msg_id.clone(), stream_seq, deliveries, &reason, &msg.payload)
-                .instrument(span)
-                .await
+            Some(
+                dead_letter(db, spec, &subject, msg_id.clone(), stream_seq, deliveries, &reason, &msg.payload)
+                    .instrument(span)
+                    .await,
+            )
         }
         Ok(envelope) => {
             let span = tracing::info_span!(
@@ -208,9 +259,17 @@ pub async fn process(db: &Db, spec: &ConsumerSpec, handler: Arc<dyn Handler>, ms
                 correlation.id = %envelope.correlation_id,
                 consumer = spec.durable(),
             );
+            let compensation = matches!(envelope.event.kind(), EventType::OrderFailed | EventType::OrderExpired);
             async {
                 let outcome = apply(db, handler, envelope).await;
-                match outcome {
+                let point =
+                    if compensation { faults::COMPENSATION_AFTER_COMMIT } else { faults::CONSUMER_AFTER_COMMIT };
+                if outcome == Outcome::Applied && faults::fire(spec.durable(), point) {
+                    // As if the process died between the commit and the ack: no ack, so the
+                    // broker delivers the message again after the ack wait.
+                    return None;
+                }
+                Some(match outcome {
                     Outcome::NotYet(reason) if deliveries >= spec.patience => {
                         let reason = format!("gave up after {deliveries} attempts: {reason}");
                         dead_letter(db, spec, &subject, msg_id, stream_seq, deliveries, &reason, &msg.payload).await
@@ -219,11 +278,14 @@ pub async fn process(db: &Db, spec: &ConsumerSpec, handler: Arc<dyn Handler>, ms
                         dead_letter(db, spec, &subject, msg_id, stream_seq, deliveries, &reason, &msg.payload).await
                     }
                     other => other,
-                }
+                })
             }
             .instrument(span)
             .await
         }
+    };
+    let Some(outcome) = outcome else {
+        return Outcome::Applied;
     };
 
     let ack = match &outcome {
@@ -249,6 +311,10 @@ pub async fn apply(db: &Db, handler: Arc<dyn Handler>, envelope: Envelope) -> Ou
     }
     let consumer = handler.name();
     let id = envelope.id;
+    let effect = match handler.prepare(db, &envelope).await {
+        Ok(effect) => effect,
+        Err(error) => return failed(error),
+    };
     let after = handler.clone();
     let event = envelope.clone();
     let res = db
@@ -261,12 +327,23 @@ pub async fn apply(db: &Db, handler: Arc<dyn Handler>, envelope: Envelope) -> Ou
             if !fresh {
                 return Ok(Outcome::Duplicate);
             }
-            handler.handle(tx, &envelope)?;
+            match effect {
+                Some(effect) => effect(tx)?,
+                None => handler.handle(tx, &envelope)?,
+            }
+            if faults::fire(consumer, faults::CONSUMER_IN_TRANSACTION) {
+                // As if the process died mid-transaction: nothing of it commits.
+                return Err(HandlerError::Transient(anyhow::anyhow!(
+                    "failpoint {consumer}.{}",
+                    faults::CONSUMER_IN_TRANSACTION
+                )));
+            }
             Ok::<_, HandlerError>(Outcome::Applied)
         })
         .await;
     match res {
         Ok(Outcome::Duplicate) => {
+            DUPLICATES.fetch_add(1, Ordering::Relaxed);
             tracing::info!("duplicate message skipped");
             Outcome::Duplicate
         }
@@ -275,12 +352,19 @@ pub async fn apply(db: &Db, handler: Arc<dyn Handler>, envelope: Envelope) -> Ou
             after.committed(&event);
             outcome
         }
-        Err(HandlerError::Reject(reason)) => Outcome::DeadLettered(reason),
-        Err(HandlerError::NotYet(reason)) => {
+        Err(error) => failed(error),
+    }
+}
+
+/// The outcome of a handler's failure.
+fn failed(error: HandlerError) -> Outcome {
+    match error {
+        HandlerError::Reject(reason) => Outcome::DeadLettered(reason),
+        HandlerError::NotYet(reason) => {
             tracing::info!(reason, "event not applicable yet; will retry");
             Outcome::NotYet(reason)
         }
-        Err(HandlerError::Transient(error)) => {
+        HandlerError::Transient(error) => {
             tracing::warn!(error = %format!("{error:#}"), "event failed; will retry");
             Outcome::Retry(format!("{error:#}"))
         }
@@ -312,6 +396,7 @@ async fn dead_letter(
         .await;
     match res {
         Ok(_) => {
+            DEAD_LETTERED.fetch_add(1, Ordering::Relaxed);
             tracing::error!(
                 subject,
                 msg.id = msg_id.as_deref(),

@@ -107,6 +107,8 @@ pub fn purge_published(tx: &Transaction<'_>, older_than_ms: i64, limit: usize) -
 
 /// Publishes a service's outbox to JetStream.
 pub struct Relay {
+    /// The service whose outbox this is: the scope of its failpoint.
+    name: &'static str,
     db: Db,
     js: jetstream::Context,
     wake: Arc<Notify>,
@@ -114,9 +116,9 @@ pub struct Relay {
 }
 
 impl Relay {
-    pub fn new(db: Db, js: jetstream::Context) -> Self {
+    pub fn new(name: &'static str, db: Db, js: jetstream::Context) -> Self {
         let wake = db.committed();
-        Relay { db, js, wake, poll_tick: POLL_TICK }
+        Relay { name, db, js, wake, poll_tick: POLL_TICK }
     }
 
     /// Overrides the poll tick (tests set it very long to prove the commit wake-up works alone).
@@ -206,6 +208,15 @@ impl Relay {
             );
         }
         let n = acked.len();
+        if n > 0 && crate::faults::fire(self.name, crate::faults::RELAY_AFTER_PUBLISH) {
+            // As if the process died between the acks and the mark: the rows stay unpublished
+            // and go out again under the same ids.
+            anyhow::bail!(
+                "failpoint {}.{}: {n} acknowledged rows left unmarked",
+                self.name,
+                crate::faults::RELAY_AFTER_PUBLISH
+            );
+        }
         if n > 0 {
             let at = now_ms();
             self.db.write(move |tx| mark_published(tx, &acked, at)).await?;

@@ -59,7 +59,7 @@ impl Fixture {
     }
 
     fn start_relay(&self) {
-        tokio::spawn(Relay::new(self.db.clone(), self.js.clone()).run(self.stop.clone()));
+        tokio::spawn(Relay::new("plumbing", self.db.clone(), self.js.clone()).run(self.stop.clone()));
     }
 
     fn start_consumer(&self, handler: impl Handler) {
@@ -154,7 +154,7 @@ async fn an_event_committed_while_nats_is_down_is_published_once_it_returns() {
     let env = fx.commit_event().await;
 
     // The relay tries, fails, keeps the row.
-    let relay = Relay::new(fx.db.clone(), fx.js.clone());
+    let relay = Relay::new("plumbing", fx.db.clone(), fx.js.clone());
     assert!(relay.publish_pending().await.is_err(), "publishing without a server must fail");
     assert_eq!(fx.unpublished().await, 1);
 
@@ -174,7 +174,7 @@ async fn an_event_committed_while_nats_is_down_is_published_once_it_returns() {
 async fn a_relay_that_crashes_between_ack_and_mark_causes_no_second_effect() {
     let fx = Fixture::new().await;
     fx.commit_event().await;
-    let relay = Relay::new(fx.db.clone(), fx.js.clone());
+    let relay = Relay::new("plumbing", fx.db.clone(), fx.js.clone());
     assert_eq!(relay.publish_pending().await.unwrap(), 1);
 
     // The crash: JetStream acked, but the mark never committed.
@@ -389,7 +389,7 @@ async fn the_relay_publishes_in_commit_order() {
 async fn the_relay_wakes_on_commit_without_waiting_for_its_tick() {
     let fx = Fixture::new().await;
     // With an hour-long tick only the commit notification can wake the relay in time.
-    let relay = Relay::new(fx.db.clone(), fx.js.clone()).with_poll_tick(Duration::from_secs(3600));
+    let relay = Relay::new("plumbing", fx.db.clone(), fx.js.clone()).with_poll_tick(Duration::from_secs(3600));
     tokio::spawn(relay.run(fx.stop.clone()));
     for _ in 0..3 {
         fx.commit_event().await;

@@ -116,7 +116,7 @@ fn free_port() -> u16 {
 
 /// A fresh data directory and the matching common config for one service under test.
 pub fn common_config(nats: &NatsServer, data_dir: &tempfile::TempDir) -> CommonConfig {
-    CommonConfig { nats_url: nats.url(), data_dir: data_dir.path().to_path_buf() }
+    CommonConfig { nats_url: nats.url(), data_dir: data_dir.path().to_path_buf(), ack_wait_secs: 30 }
 }
 
 /// A response's body as JSON, after checking its status (the body is in the failure message).

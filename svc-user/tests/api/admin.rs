@@ -41,7 +41,11 @@ async fn an_admin_password_that_breaks_the_policy_stops_the_start_before_anythin
     let config = Config {
         http_addr: "127.0.0.1:0".parse().unwrap(),
         // Nothing listens there: the configuration is refused before any connection is tried.
-        common: CommonConfig { nats_url: "nats://127.0.0.1:1".into(), data_dir: data_dir.path().to_path_buf() },
+        common: CommonConfig {
+            nats_url: "nats://127.0.0.1:1".into(),
+            data_dir: data_dir.path().to_path_buf(),
+            ack_wait_secs: 30,
+        },
         admin_email: Some(ADMIN.0.into()),
         admin_password: Some("password".into()),
         token_ttl_secs: 3600,

@@ -3,15 +3,18 @@
 //! - [`event`]: the event envelope and the one enum of every event, mapped to subjects.
 //! - [`bus`]: the JetStream stream and consumer definitions, applied idempotently at start-up.
 //! - [`closed`]: the orders a saga participant remembers as ended unpaid.
+//! - [`faults`]: failpoints at the dangerous moments, off unless configured, with hit counters.
 //! - [`db`]: the SQLite pool (WAL, `synchronous=FULL`) and embedded migrations.
 //! - [`outbox`]: `append` inside the business transaction, and the relay that publishes.
 //! - [`consumer`]: the idempotent consumer with dead-lettering.
 //! - [`auth`]: Ed25519 JWTs, keys distributed through a JetStream KV bucket.
 //! - [`http`]: problem+json errors, extractors, layers, health.
 //! - [`paging`]: `?page=&size=` of every list and the `{items, page, size, total}` it answers.
+//! - [`admin`]: the admin routes every service serves (outbox, dead letters, failpoints).
 //! - [`runtime`]: wires the above together for one service.
 //! - `harness` (feature): real nats-server and helpers for tests.
 
+pub mod admin;
 pub mod auth;
 pub mod bus;
 pub mod closed;
@@ -19,6 +22,7 @@ pub mod config;
 pub mod consumer;
 pub mod db;
 pub mod event;
+pub mod faults;
 pub mod http;
 pub mod outbox;
 pub mod paging;

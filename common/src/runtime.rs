@@ -38,6 +38,7 @@ pub trait Service: clap::Parser + Clone + Send + Sync + 'static {
 /// A service binary's whole `main`: logs, flags, a stop on Ctrl-C or SIGTERM, build, serve.
 pub async fn main<S: Service>() -> anyhow::Result<()> {
     crate::telemetry::init();
+    crate::faults::configure_from_env()?;
     S::parse().build(shutdown_on_signal()).await?.run_until_stopped().await
 }
 
@@ -53,6 +54,7 @@ pub struct Runtime {
     pub stop: CancellationToken,
     listener: TcpListener,
     consumers: Vec<&'static str>,
+    ack_wait: std::time::Duration,
     tasks: TaskTracker,
 }
 
@@ -74,14 +76,16 @@ impl Runtime {
         let verifier = Verifier::new();
         verifier.watch(&js, stop.clone()).await?;
         let tasks = TaskTracker::new();
-        tasks.spawn(Relay::new(db.clone(), js.clone()).run(stop.clone()));
-        Ok(Runtime { name, db, nats, js, verifier, stop, listener, consumers: Vec::new(), tasks })
+        tasks.spawn(Relay::new(name, db.clone(), js.clone()).run(stop.clone()));
+        let ack_wait = config.ack_wait();
+        Ok(Runtime { name, db, nats, js, verifier, stop, listener, consumers: Vec::new(), ack_wait, tasks })
     }
 
     /// Starts `handler`'s idempotent durable consumer, filtered to the events it declares.
     pub fn consume(&mut self, handler: impl Handler) {
         let handler: Arc<dyn Handler> = Arc::new(handler);
-        let spec = ConsumerSpec::of(&*handler);
+        let mut spec = ConsumerSpec::of(&*handler);
+        spec.ack_wait = self.ack_wait;
         self.consumers.push(handler.name());
         self.tasks.spawn(consumer::run(self.js.clone(), spec, self.db.clone(), handler, self.stop.clone()));
     }
@@ -94,9 +98,11 @@ impl Runtime {
         self.tasks.spawn(task);
     }
 
-    /// The service, ready to serve `routes`.
+    /// The service, ready to serve `routes` and the admin routes every service has
+    /// ([`crate::admin`]).
     pub fn serving(self, routes: Router) -> anyhow::Result<App> {
         let addr = self.listener.local_addr()?;
+        let routes = routes.merge(crate::admin::routes(self.name, self.db.clone(), self.verifier.clone()));
         Ok(App { runtime: self, addr, routes })
     }
 }

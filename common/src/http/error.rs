@@ -100,6 +100,16 @@ codes! {
     InvalidDate = "INVALID_DATE" => BAD_REQUEST,
     InvalidMonth = "INVALID_MONTH" => BAD_REQUEST,
     DayNotEnded = "DAY_NOT_ENDED" => CONFLICT,
+
+    // payment-gateway
+    /// The `Idempotency-Key` header is missing or not 1 to 255 visible ASCII characters.
+    IdempotencyKeyRequired = "IDEMPOTENCY_KEY_REQUIRED" => BAD_REQUEST,
+    /// The charge under this key was refunded already (under another refund key).
+    AlreadyRefunded = "ALREADY_REFUNDED" => CONFLICT,
+    /// The gateway refused the call (down, or a simulated failure); nothing was recorded.
+    GatewayUnavailable = "GATEWAY_UNAVAILABLE" => SERVICE_UNAVAILABLE,
+    /// The gateway did not answer in time; the call may or may not have taken effect.
+    GatewayTimeout = "GATEWAY_TIMEOUT" => GATEWAY_TIMEOUT,
 }
 
 impl std::fmt::Display for Code {

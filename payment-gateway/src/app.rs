@@ -1,0 +1,111 @@
+//! Wiring: the database, the listener, the router with health checks and the common layers, and
+//! serving until the stop token is cancelled.
+
+use std::net::SocketAddr;
+
+use anyhow::Context;
+use axum::{
+    Router,
+    extract::{FromRef, Request, State},
+    http::HeaderName,
+    routing::get,
+};
+use common::{
+    db::Db,
+    http::{ApiError, BODY_LIMIT, Code},
+};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tower_http::{
+    request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
+    trace::{DefaultOnResponse, TraceLayer},
+};
+
+use crate::{SERVICE, config::Config, faults::Faults, rules::Rules};
+
+/// The gateway's own SQL, after the plumbing tables `Db::open` creates.
+pub const MIGRATIONS: &[&str] = &[include_str!("../migrations/0001_gateway.sql")];
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// What the HTTP handlers share; each asks only for its part.
+#[derive(Debug, Clone, FromRef)]
+pub struct AppState {
+    pub db: Db,
+    pub rules: Rules,
+    pub faults: Faults,
+}
+
+/// A built gateway: database open and migrated, listener bound, ready to serve.
+#[derive(Debug)]
+pub struct App {
+    listener: TcpListener,
+    addr: SocketAddr,
+    router: Router,
+    stop: CancellationToken,
+}
+
+impl App {
+    /// Opens (creating) `<data-dir>/payment-gateway.db`, binds `--http-addr` (port 0 picks a free
+    /// one) and builds the router. Serving starts with [`App::run_until_stopped`]; cancelling
+    /// `stop` ends it.
+    pub async fn build(config: Config, stop: CancellationToken) -> anyhow::Result<App> {
+        let db = Db::open(&config.db_path(), MIGRATIONS).await?;
+        let listener =
+            TcpListener::bind(config.http_addr).await.with_context(|| format!("binding {}", config.http_addr))?;
+        let addr = listener.local_addr()?;
+        let rules = config.rules();
+        let faults = Faults::new(config.faults(), stop.clone());
+        tracing::info!(
+            limit = rules.limit().0,
+            decline_rate_bps = rules.decline_rate().bps(),
+            faults = ?faults.settings(),
+            "gateway configured"
+        );
+        let router = finish(crate::api::router(AppState { db: db.clone(), rules, faults }), db);
+        Ok(App { listener, addr, router, stop })
+    }
+
+    /// The address the API listens on (the real port when configured with port 0).
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Serves until the stop token is cancelled, then lets the requests in flight finish (a hang
+    /// is cut short by the same token).
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        let App { listener, addr, router, stop } = self;
+        tracing::info!(service = SERVICE, %addr, "listening");
+        let stopping = stop.clone();
+        axum::serve(listener, router).with_graceful_shutdown(async move { stopping.cancelled().await }).await?;
+        tracing::info!(service = SERVICE, "stopped");
+        Ok(())
+    }
+}
+
+/// Health checks, problem fallbacks, request ids, tracing and the body limit around the routes:
+/// `common::http::finish_router` without its NATS readiness (the gateway has no bus).
+fn finish(routes: Router, db: Db) -> Router {
+    let health =
+        Router::new().route("/health/live", get(|| async { "ok" })).route("/health/ready", get(ready)).with_state(db);
+    routes
+        .merge(health)
+        .fallback(|| async { ApiError::new(Code::NotFound, "no such route") })
+        .method_not_allowed_fallback(|| async { ApiError::new(Code::MethodNotAllowed, "method not allowed on this route") })
+        .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(|req: &Request| {
+                    let request_id = req.headers().get(&REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("-");
+                    tracing::info_span!("http", http.method = %req.method(), http.path = %req.uri().path(), request.id = %request_id)
+                })
+                .on_response(DefaultOnResponse::new().level(tracing::Level::INFO))
+                .on_failure(()),
+        )
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+}
+
+async fn ready(State(db): State<Db>) -> Result<&'static str, ApiError> {
+    db.ping().await.map_err(|_| ApiError::new(Code::NotReady, "database unavailable"))?;
+    Ok("ready")
+}

@@ -4,7 +4,9 @@
 //! |--------------------------------|-------------------------------------------------------------|
 //! | `GET /payments/{id}`           | 200 payment; 404 `PAYMENT_NOT_FOUND`; 401 without a token    |
 //! | `GET /payments?orderId=<uuid>` | the same for the order's payment; 400 `INVALID_QUERY`        |
-//! | `POST /payments/{id}/cancel`   | 200 cancelled payment; 409 `ALREADY_CANCELLED`, `PAYMENT_NOT_CANCELLABLE`; 404 |
+//! | `POST /payments/{id}/cancel`   | 200 cancelled payment; 409 `ALREADY_CANCELLED`, `PAYMENT_NOT_CANCELLABLE`; 404; 503 `GATEWAY_UNAVAILABLE` |
+//! | `GET /admin/payments`          | every payment, paged, oldest first; admins only (403)        |
+//! | `GET /admin/gateway`           | the gateway's URL and breaker state; admins only (403)       |
 //!
 //! A payment the caller may not see answers exactly like a missing one, so ids leak nothing.
 
@@ -14,12 +16,13 @@ use axum::{
     routing::{get, post},
 };
 use common::{
-    Envelope, PaymentMethod, Won,
+    Envelope, PaymentMethod, Role, Won,
     auth::AuthUser,
     db::{Db, from_ms, now_ms},
     event::PaymentDecline,
     http::{ApiError, Code, Json, Path, Query, path_id},
     outbox,
+    paging::{Page, PageQuery},
 };
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -29,6 +32,7 @@ use crate::{
     SERVICE,
     app::AppState,
     domain::{CancelRefused, Payment, PaymentStatus},
+    gateway::{BreakerState, Gateway, GatewayError, RefundAnswer},
     store,
 };
 
@@ -37,6 +41,8 @@ pub fn router(state: AppState) -> Router {
         .route("/payments", get(find_by_order))
         .route("/payments/{id}", get(get_payment))
         .route("/payments/{id}/cancel", post(cancel_payment))
+        .route("/admin/payments", get(all_payments))
+        .route("/admin/gateway", get(gateway_status))
         .with_state(state)
 }
 
@@ -105,17 +111,40 @@ async fn find_by_order(
     visible(payment, &user)
 }
 
-/// `POST /payments/{id}/cancel`: refunds a completed payment in full. The cancellation and its
-/// `payment.cancelled` commit together; svc-order, svc-product and svc-settlement react to it.
+/// `POST /payments/{id}/cancel`: refunds a completed payment in full. The gateway refunds first
+/// (under the order's refund key, so a retried cancel or a concurrent close refunds once); then
+/// the cancellation and its `payment.cancelled` commit together, and svc-order, svc-product and
+/// svc-settlement react to it. A gateway that cannot be reached answers 503 and changes nothing.
 async fn cancel_payment(
     State(db): State<Db>,
+    State(gateway): State<Gateway>,
     user: AuthUser,
     Path(id): Path<String>,
 ) -> Result<Json<PaymentView>, ApiError> {
     let id = path_id(&id, not_found)?;
+    let payment =
+        db.read(move |c| store::find_payment(c, id)).await?.filter(|p| p.visible_to(&user)).ok_or_else(not_found)?;
+    // Refused before the gateway is bothered when the payment holds no money.
+    payment.cancel(now_ms()).map_err(refused)?;
+    match gateway.refund(payment.charge.order_id).await {
+        Ok(RefundAnswer::Refunded(_)) => {}
+        Ok(RefundAnswer::NothingToRefund) => {
+            return Err(ApiError::internal("the gateway holds no charge for a completed payment"));
+        }
+        Err(GatewayError::Unavailable(why)) => {
+            tracing::warn!(payment.id = %id, why, "cannot cancel: the payment gateway is unavailable");
+            return Err(ApiError::new(
+                Code::GatewayUnavailable,
+                "the payment gateway cannot be reached; try again later",
+            ));
+        }
+        Err(e @ GatewayError::Refused { .. }) => {
+            return Err(ApiError::internal(format!("the payment gateway refused a refund of {id}: {e}")));
+        }
+    }
     let cancelled = db
         .write(move |tx| {
-            let payment = store::find_payment(tx, id)?.filter(|p| p.visible_to(&user)).ok_or_else(not_found)?;
+            let payment = store::find_payment(tx, id)?.ok_or_else(not_found)?;
             let (cancelled, event) = payment.cancel(now_ms()).map_err(refused)?;
             // The immediate transaction already serialises cancels; the guarded update is the
             // last word should that ever change.
@@ -128,6 +157,32 @@ async fn cancel_payment(
         .await?;
     tracing::info!(payment.id = %cancelled.id, order.id = %cancelled.charge.order_id, "payment cancelled");
     Ok(Json(cancelled.into()))
+}
+
+/// `GET /admin/payments?page=&size=`: every payment, oldest first, for audits. Admins only.
+async fn all_payments(
+    State(db): State<Db>,
+    user: AuthUser,
+    Query(query): Query<PageQuery>,
+) -> Result<Json<Page<PaymentView>>, ApiError> {
+    user.require(&[Role::Admin])?;
+    let paging = query.parse()?;
+    let (payments, total) = db.read(move |c| store::list_payments(c, paging)).await?;
+    Ok(Json(Page::new(payments.into_iter().map(PaymentView::from).collect(), paging, total)))
+}
+
+/// The gateway as svc-payment sees it.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct GatewayStatus {
+    url: String,
+    breaker: BreakerState,
+}
+
+/// `GET /admin/gateway`: where the gateway is and whether the breaker lets calls through.
+async fn gateway_status(State(gateway): State<Gateway>, user: AuthUser) -> Result<Json<GatewayStatus>, ApiError> {
+    user.require(&[Role::Admin])?;
+    Ok(Json(GatewayStatus { url: gateway.url().to_owned(), breaker: gateway.breaker_state() }))
 }
 
 fn refused(reason: CancelRefused) -> ApiError {

@@ -8,7 +8,7 @@ use common::{
 };
 use tokio_util::sync::CancellationToken;
 
-use crate::{SERVICE, config::Config, saga::Saga};
+use crate::{SERVICE, config::Config, gateway::Gateway, saga::Saga};
 
 const MIGRATIONS: &[&str] =
     &[include_str!("../migrations/0001_payments.sql"), include_str!("../migrations/0002_closed_orders.sql")];
@@ -18,24 +18,26 @@ const MIGRATIONS: &[&str] =
 pub struct AppState {
     pub db: Db,
     pub verifier: Verifier,
+    pub gateway: Gateway,
 }
 
 impl Service for Config {
     const NAME: &'static str = SERVICE;
 
-    /// Starts the runtime and the `stock.reserved` consumer charging through the gateway.
+    /// Starts the runtime and the consumer charging and refunding through the gateway.
     async fn build(self, stop: CancellationToken) -> anyhow::Result<App> {
         let config = self;
         let mut runtime = Runtime::start(SERVICE, &config.common, config.http_addr, MIGRATIONS, stop).await?;
-        let gateway = config.gateway();
+        let gateway = config.gateway()?;
         tracing::info!(
-            limit = gateway.limit().0,
-            decline_rate_bps = config.decline_rate_bps.bps(),
-            latency_ms = config.latency_ms,
-            "gateway configured"
+            url = gateway.url(),
+            timeout_ms = config.gateway_timeout_ms,
+            retries = config.gateway_retries,
+            breaker_failures = config.breaker_failures,
+            "payment gateway configured"
         );
-        runtime.consume(Saga::new(gateway));
-        let state = AppState { db: runtime.db.clone(), verifier: runtime.verifier.clone() };
+        runtime.consume(Saga::new(gateway.clone()));
+        let state = AppState { db: runtime.db.clone(), verifier: runtime.verifier.clone(), gateway };
         runtime.serving(crate::api::router(state))
     }
 }

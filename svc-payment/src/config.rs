@@ -2,42 +2,47 @@
 
 use std::{net::SocketAddr, time::Duration};
 
-use common::Won;
-
-use crate::gateway::{DeclineRate, Gateway};
+use crate::gateway::{BreakerSettings, Gateway};
 
 #[derive(Debug, Clone, clap::Parser)]
-#[command(name = "svc-payment", about = "msa-shop simulated payment gateway")]
+#[command(name = "svc-payment", about = "msa-shop payments: charges reserved orders through the payment gateway")]
 pub struct Config {
     /// Address the HTTP API listens on.
     #[arg(long, env = "HTTP_ADDR", default_value = "127.0.0.1:8084")]
     pub http_addr: SocketAddr,
     #[command(flatten)]
     pub common: common::config::CommonConfig,
-    /// Largest amount one payment may have, in won; above it the gateway declines with
-    /// LIMIT_EXCEEDED (an amount equal to it passes).
-    #[arg(long, env = "PAYMENT_LIMIT", default_value_t = Gateway::DEFAULT_LIMIT.0,
-          value_parser = clap::value_parser!(i64).range(0..))]
-    pub payment_limit: i64,
-    /// Share of orders the gateway declines with DECLINED, in basis points (0..=10000; 250 = 2.5 %).
-    /// Which orders is decided by --decline-seed and the order id alone.
-    #[arg(long, env = "DECLINE_RATE_BPS", default_value = "0")]
-    pub decline_rate_bps: DeclineRate,
-    /// Seed of the decline draw: the same seed declines the same orders on every run.
-    #[arg(long, env = "DECLINE_SEED", default_value_t = 0)]
-    pub decline_seed: u64,
-    /// Simulated gateway latency per charge, in milliseconds (at most 1000). For demos: the charge
-    /// holds the payment database's writer while it waits, so it must stay well below the 5 s
-    /// busy timeout other writers (cancels, the relay) wait for it.
-    #[arg(long, env = "GATEWAY_LATENCY_MS", default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=1000))]
-    pub latency_ms: u64,
+    /// Base URL of the payment gateway (`payment-gateway`).
+    #[arg(long, env = "GATEWAY_URL", default_value = "http://127.0.0.1:8090")]
+    pub gateway_url: String,
+    /// Timeout of one call to the gateway, in milliseconds.
+    #[arg(long, env = "GATEWAY_TIMEOUT_MS", default_value_t = 2000, value_parser = clap::value_parser!(u64).range(10..=60_000))]
+    pub gateway_timeout_ms: u64,
+    /// Further attempts of a failed gateway call before the event is retried later.
+    #[arg(long, env = "GATEWAY_RETRIES", default_value_t = 2, value_parser = clap::value_parser!(u64).range(0..=10))]
+    pub gateway_retries: u64,
+    /// Consecutive failed gateway calls that open the circuit breaker.
+    #[arg(long, env = "BREAKER_FAILURES", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub breaker_failures: u32,
+    /// How long the open breaker waits before its first probe, in milliseconds (doubles to 30 s;
+    /// at least 1 s, the breaker's own floor).
+    #[arg(long, env = "BREAKER_OPEN_MS", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1000..=30_000))]
+    pub breaker_open_ms: u64,
 }
 
 impl Config {
-    /// The gateway these settings describe.
-    pub fn gateway(&self) -> Gateway {
-        Gateway::new(Won(self.payment_limit), self.decline_rate_bps, self.decline_seed)
-            .with_latency(Duration::from_millis(self.latency_ms))
+    pub fn breaker(&self) -> BreakerSettings {
+        BreakerSettings {
+            timeout: Duration::from_millis(self.gateway_timeout_ms),
+            retries: self.gateway_retries as usize,
+            failures: self.breaker_failures,
+            open_for: Duration::from_millis(self.breaker_open_ms),
+        }
+    }
+
+    /// The gateway client these settings describe.
+    pub fn gateway(&self) -> anyhow::Result<Gateway> {
+        Gateway::new(&self.gateway_url, self.breaker())
     }
 }
 
@@ -48,36 +53,44 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_defaults_are_a_lenient_instant_gateway_on_8084() {
+    fn the_defaults_are_the_local_gateway_with_a_2_s_timeout_on_8084() {
         let config = Config::parse_from(["svc-payment"]);
         assert_eq!(config.http_addr.port(), 8084);
-        assert_eq!(config.gateway(), Gateway::new(Won(1_000_000), DeclineRate::NEVER, 0));
+        assert_eq!(config.gateway_url, "http://127.0.0.1:8090");
+        assert_eq!(config.breaker(), BreakerSettings::default());
     }
 
     #[test]
     fn gateway_flags_are_read() {
         let config = Config::parse_from([
             "svc-payment",
-            "--payment-limit",
-            "5000",
-            "--decline-rate-bps",
-            "10000",
-            "--decline-seed",
-            "7",
-            "--latency-ms",
-            "30",
+            "--gateway-url",
+            "http://pg:1",
+            "--gateway-timeout-ms",
+            "300",
+            "--gateway-retries",
+            "0",
+            "--breaker-failures",
+            "2",
+            "--breaker-open-ms",
+            "1500",
         ]);
-        let expected = Gateway::new(Won(5_000), DeclineRate::ALWAYS, 7).with_latency(Duration::from_millis(30));
-        assert_eq!(config.gateway(), expected);
+        let expected = BreakerSettings {
+            timeout: Duration::from_millis(300),
+            retries: 0,
+            failures: 2,
+            open_for: Duration::from_millis(1500),
+        };
+        assert_eq!((config.gateway_url.as_str(), config.breaker()), ("http://pg:1", expected));
     }
 
     #[test]
     fn out_of_range_gateway_flags_are_refused() {
         let bad = [
-            ["--decline-rate-bps", "10001"],
-            ["--payment-limit", "-1"],
-            ["--decline-seed", "-1"],
-            ["--latency-ms", "1001"],
+            ["--gateway-timeout-ms", "0"],
+            ["--gateway-retries", "11"],
+            ["--breaker-failures", "0"],
+            ["--breaker-open-ms", "999"],
         ];
         for args in bad {
             assert!(Config::try_parse_from(std::iter::once("svc-payment").chain(args)).is_err(), "{args:?}");

@@ -5,6 +5,7 @@ use common::{
     PaymentMethod,
     db::{parsed_at, uuid_at},
     event::PaymentDecline,
+    paging::Paging,
 };
 use rusqlite::{Connection, OptionalExtension, Row, Transaction, params, types::Type};
 use uuid::Uuid;
@@ -63,6 +64,16 @@ pub fn find_payment_by_order(conn: &Connection, order_id: Uuid) -> rusqlite::Res
     conn.prepare_cached(&format!("SELECT {COLUMNS} FROM payments WHERE order_id = ?1"))?
         .query_row([order_id.to_string()], payment_from_row)
         .optional()
+}
+
+/// A page of every payment, oldest first, and how many there are.
+pub fn list_payments(conn: &Connection, paging: Paging) -> rusqlite::Result<(Vec<Payment>, i64)> {
+    let total: i64 = conn.query_row("SELECT count(*) FROM payments", [], |r| r.get(0))?;
+    let payments = conn
+        .prepare_cached(&format!("SELECT {COLUMNS} FROM payments ORDER BY created_at, id LIMIT ?1 OFFSET ?2"))?
+        .query_map(params![paging.limit(), paging.offset()], payment_from_row)?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok((payments, total))
 }
 
 fn payment_from_row(row: &Row<'_>) -> rusqlite::Result<Payment> {

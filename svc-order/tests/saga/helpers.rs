@@ -1,6 +1,6 @@
 //! The whole order saga in one process: svc-product, svc-order and svc-payment (and
-//! svc-settlement for the cancel path), each a [`TestApp`] on one shared [`TestBus`]: one real
-//! nats-server, a token issuer whose key the services learn through the key bucket, and the event
+//! svc-settlement for the cancel path), each a [`TestApp`] on one shared [`TestBus`], and the
+//! payment gateway svc-payment charges through: one real nats-server, a token issuer whose key the services learn through the key bucket, and the event
 //! log. Each service's end-of-test check runs as the shop is dropped.
 
 use std::sync::Arc;
@@ -9,6 +9,7 @@ use common::{
     Envelope, Role,
     harness::{TestApp, TestBus, transcript},
 };
+use payment_gateway::harness::TestGateway;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -22,22 +23,35 @@ pub struct Shop {
     pub product: TestApp<svc_product::Config>,
     pub payment: TestApp<svc_payment::Config>,
     pub settlement: TestApp<svc_settlement::Config>,
+    // After the services: dropped last, so their end-of-test checks run while it still answers.
+    pub gateway: TestGateway,
 }
 
 impl Shop {
-    /// Starts every saga service. `payment_args` configures the simulated gateway.
-    pub async fn start(payment_args: &[&str]) -> Shop {
-        Self::start_with(&[], payment_args).await
+    /// Starts every saga service. `gateway_args` configures the simulated payment gateway.
+    pub async fn start(gateway_args: &[&str]) -> Shop {
+        Self::start_with(&[], gateway_args).await
     }
 
     /// Starts every saga service, svc-order with `order_args` (e.g. a short deadline).
-    pub async fn start_with(order_args: &[&str], payment_args: &[&str]) -> Shop {
+    pub async fn start_with(order_args: &[&str], gateway_args: &[&str]) -> Shop {
+        Self::start_full(order_args, &[], gateway_args).await
+    }
+
+    /// Starts every saga service with its own flags: svc-order's, svc-payment's (besides the
+    /// gateway's URL, which it is given) and the gateway's.
+    pub async fn start_full(order_args: &[&str], payment_args: &[&str], gateway_args: &[&str]) -> Shop {
         let bus = TestBus::start().await;
+        let gateway = TestGateway::start(gateway_args).await;
+        let url = gateway.url();
+        let payment_args: Vec<&str> =
+            ["--gateway-url", url.as_str()].into_iter().chain(payment_args.iter().copied()).collect();
         Shop {
             product: TestApp::builder().on(&bus).start().await,
             order: TestApp::builder().on(&bus).args(order_args).start().await,
-            payment: TestApp::builder().on(&bus).args(payment_args).start().await,
+            payment: TestApp::builder().on(&bus).args(&payment_args).start().await,
             settlement: TestApp::builder().on(&bus).start().await,
+            gateway,
             js: bus.js.clone(),
             http: reqwest::Client::new(),
             bus,
@@ -126,6 +140,21 @@ impl Shop {
     /// `Nats-Msg-Id` = `msg_id` when given. Returns whether JetStream called it a duplicate.
     pub async fn publish(&self, env: &Envelope, msg_id: Option<&str>) -> bool {
         self.bus.send(env, msg_id).await.await.expect("ack").duplicate
+    }
+
+    /// What the gateway holds for `order` agrees with how it ended: a paid order was charged once
+    /// and kept it; any other end keeps nothing (every charge refunded in full).
+    pub async fn assert_money(&self, order: &str, status: &str) {
+        let charges = self.gateway.charges_of(order).await;
+        let succeeded: Vec<&Value> = charges.iter().filter(|c| c["status"] == "SUCCEEDED").collect();
+        let kept: i64 = succeeded.iter().map(|c| c["amount"].as_i64().unwrap() - c["refunded"].as_i64().unwrap()).sum();
+        if status == "PAID" {
+            assert_eq!(succeeded.len(), 1, "a paid order is charged once: {charges:?}");
+            assert_eq!(kept, succeeded[0]["amount"].as_i64().unwrap(), "and keeps it: {charges:?}");
+        } else {
+            assert!(succeeded.len() <= 1, "charged at most once: {charges:?}");
+            assert_eq!(kept, 0, "a {status} order keeps no money: {charges:?}");
+        }
     }
 
     /// Waits until nothing more can happen in any service (see `common::harness::settled`).

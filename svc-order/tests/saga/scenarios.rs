@@ -45,6 +45,7 @@ impl Cast {
         }
         let events = self.shop.transcript(order, &names).await;
         let view = self.shop.get_order(self.customer, order).await;
+        self.shop.assert_money(order, view["status"].as_str().unwrap()).await;
         assert_eq!(view["userId"], json!(self.customer));
         assert_eq!(view["productId"], json!(self.product));
         // The trace orders siblings by time, the transcript by type (to be deterministic): the

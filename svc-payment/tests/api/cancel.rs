@@ -50,6 +50,26 @@ async fn the_payer_cancels_a_completed_payment_and_payment_cancelled_follows() {
     assert_eq!(event.correlation_id, order.to_string());
     let seen = json(app.get(&format!("/payments/{id}"), Some((payer, Role::Customer))).await, 200).await;
     assert_eq!(seen, cancelled);
+    let charges = app.gateway.charges_of(&order.to_string()).await;
+    assert_eq!(charges[0]["refunded"], 24_000, "the gateway gave the money back: {charges:?}");
+}
+
+#[tokio::test]
+async fn a_cancel_while_the_gateway_is_down_is_a_503_and_changes_nothing() {
+    let app = spawn_app(&[]).await;
+    let payer = Uuid::now_v7();
+    let (id, order) = payment(&app, payer).await;
+    app.gateway.faults(serde_json::json!({"down": true})).await;
+
+    let refused = json(app.cancel(id, (payer, Role::Customer)).await, 503).await;
+
+    assert_eq!(refused["code"], "GATEWAY_UNAVAILABLE");
+    let seen = json(app.get(&format!("/payments/{id}"), Some((payer, Role::Customer))).await, 200).await;
+    assert_eq!(seen["status"], "COMPLETED");
+    assert_eq!(app.payment_events_in_outbox(order), 1, "only payment.completed");
+    app.gateway.faults(serde_json::json!({"down": false})).await;
+    json(app.cancel(id, (payer, Role::Customer)).await, 200).await;
+    assert_eq!(app.gateway.charges_of(&order.to_string()).await[0]["refunded"], 24_000);
 }
 
 #[tokio::test]

@@ -1,7 +1,8 @@
-//! A real svc-payment on port 0 with a fresh SQLite file, a real nats-server, a token issuer and an
-//! event recorder; plus the few ways tests poke and observe it.
+//! A real svc-payment on port 0 with a fresh SQLite file, a real nats-server, a real payment
+//! gateway, a token issuer and an event recorder; plus the few ways tests poke and observe it.
 
 use common::{Envelope, Event, PaymentMethod, Role, Won, event::StockReserved, harness};
+use payment_gateway::harness::TestGateway;
 use svc_payment::Config;
 use uuid::Uuid;
 
@@ -9,14 +10,25 @@ pub use common::harness::{WAIT, json};
 
 /// svc-payment under test (see [`harness::TestApp`]), plus the requests its tests are written in.
 pub struct TestApp {
+    // Declared first, so dropped first: the service's end-of-test check runs while its gateway
+    // still answers.
     app: harness::TestApp<Config>,
+    pub gateway: TestGateway,
 }
 
 common::deref_test_app!(TestApp => Config);
 
-/// Starts svc-payment with the default gateway plus `extra_args` (e.g. `--payment-limit 10`).
-pub async fn spawn_app(extra_args: &[&str]) -> TestApp {
-    TestApp { app: harness::TestApp::builder().args(extra_args).start().await }
+/// Starts svc-payment on a gateway started with `gateway_args` (e.g. `--payment-limit 10`).
+pub async fn spawn_app(gateway_args: &[&str]) -> TestApp {
+    spawn_app_with(gateway_args, &[]).await
+}
+
+/// Starts svc-payment with `args` on a gateway started with `gateway_args`.
+pub async fn spawn_app_with(gateway_args: &[&str], args: &[&str]) -> TestApp {
+    let gateway = TestGateway::start(gateway_args).await;
+    let url = gateway.url();
+    let all: Vec<&str> = ["--gateway-url", url.as_str()].into_iter().chain(args.iter().copied()).collect();
+    TestApp { app: harness::TestApp::builder().args(&all).start().await, gateway }
 }
 
 /// A consistent `stock.reserved` for a new order: `quantity` x `unit_price`, paid by `user`.
@@ -62,6 +74,12 @@ impl TestApp {
             .wait_for(WAIT, |e| e.event.event_type().starts_with("payment.") && e.event.key() == key)
             .await
             .unwrap_or_else(|| panic!("no payment.* event for order {order}"))
+    }
+
+    /// `POST path` to the gateway under the idempotency `key`, as svc-payment would send it.
+    pub async fn gateway_post(&self, path: &str, key: &str, body: serde_json::Value) -> reqwest::Response {
+        let url = format!("{}{path}", self.gateway.url());
+        self.http.post(url).header("Idempotency-Key", key).json(&body).send().await.expect("request sent")
     }
 
     /// How many payment rows `order` has.

@@ -64,3 +64,22 @@ async fn looking_up_by_order_needs_an_order_id() {
     // Authentication comes first: nothing about the query is revealed to an anonymous caller.
     assert_eq!(json(app.get("/payments", None).await, 401).await["code"], "UNAUTHENTICATED");
 }
+
+#[tokio::test]
+async fn admins_list_every_payment_oldest_first_and_no_one_else_may() {
+    let app = spawn_app(&[]).await;
+    let (first, _) = charged(&app, Uuid::now_v7()).await;
+    let (second, _) = charged(&app, Uuid::now_v7()).await;
+
+    assert_eq!(app.get("/admin/payments", None).await.status(), 401);
+    let refused = json(app.get("/admin/payments", Some((Uuid::now_v7(), Role::Customer))).await, 403).await;
+    assert_eq!(refused["code"], "FORBIDDEN");
+    let page = json(app.get("/admin/payments?size=1&page=2", Some((Uuid::now_v7(), Role::Admin))).await, 200).await;
+    assert_eq!((page["total"].as_i64(), page["page"].as_i64()), (Some(2), Some(2)));
+    assert_eq!(page["items"][0]["id"], second.to_string());
+    let all = json(app.get("/admin/payments", Some((Uuid::now_v7(), Role::Admin))).await, 200).await;
+    let ids: Vec<&str> = all["items"].as_array().unwrap().iter().map(|p| p["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, [first.to_string(), second.to_string()]);
+    let gateway = json(app.get("/admin/gateway", Some((Uuid::now_v7(), Role::Admin))).await, 200).await;
+    assert_eq!(gateway["breaker"], "CLOSED");
+}

@@ -7,7 +7,7 @@ use common::{
 };
 use uuid::Uuid;
 
-use crate::helpers::{envelope, json, reserved, spawn_app};
+use crate::helpers::{envelope, json, reserved, spawn_app, spawn_app_with};
 
 /// Placeholder names for a saga's ids in snapshots.
 fn names(r: &StockReserved, payment: Uuid) -> Vec<(&'static str, String)> {
@@ -171,6 +171,9 @@ async fn a_charge_is_refunded_once_when_its_order_fails_or_expires() {
     assert_eq!(refunds.len(), 1, "{events:#?}");
     assert_eq!(refunds[0].causation_id, Some(failed[0].id), "refunded because the order failed");
     assert_eq!(app.count("SELECT count(*) FROM payments WHERE status = 'CANCELLED'", []), 1);
+    let charges = app.gateway.charges_of(&r.order_id.to_string()).await;
+    assert_eq!(charges.len(), 1, "{charges:?}");
+    assert_eq!((charges[0]["amount"].as_i64(), charges[0]["refunded"].as_i64()), (Some(30_000), Some(30_000)));
 }
 
 /// The order ended before its reservation reached svc-payment: it is never charged.
@@ -185,4 +188,56 @@ async fn a_reservation_for_an_order_that_already_ended_is_never_charged() {
 
     assert_eq!(app.payments_of(r.order_id), 0);
     assert_eq!(app.payment_events_in_outbox(r.order_id), 0);
+    assert!(app.gateway.charges_of(&r.order_id.to_string()).await.is_empty(), "the gateway charged nothing");
+}
+
+/// A charge the gateway made but whose answer never reached svc-payment (it crashed, or the
+/// answer was lost) is taken back when the order ends, and its key voided: the reservation that
+/// comes later finds the order closed, and the gateway would refuse the charge anyway.
+#[tokio::test]
+async fn a_charge_made_at_the_gateway_but_never_recorded_is_refunded_when_its_order_ends() {
+    let app = spawn_app(&[]).await;
+    let r = reserved(Uuid::now_v7(), 15_000, 2, PaymentMethod::Card);
+    // What svc-payment's call would have done before it crashed, made by hand.
+    let res = app
+        .gateway_post(
+            "/v1/charges",
+            &svc_payment::gateway::charge_key(r.order_id),
+            serde_json::json!({
+                "reference": r.order_id, "amount": 30_000, "method": "CARD"
+            }),
+        )
+        .await;
+    assert_eq!(res.status(), 201);
+    let seq = app.publish(&fixtures::order_failed(r.order_id)).await;
+    app.consumed_through(seq).await;
+    let seq = app.publish(&envelope(&r)).await;
+    app.consumed_through(seq).await;
+    app.settled().await;
+
+    let charges = app.gateway.charges_of(&r.order_id.to_string()).await;
+    assert_eq!(charges.len(), 1, "{charges:?}");
+    assert_eq!(charges[0]["refunded"], 30_000, "the orphaned charge was refunded");
+    assert_eq!(app.payments_of(r.order_id), 0);
+}
+
+/// While the gateway cannot be reached the charge is postponed, not declined: once it answers,
+/// the order is charged (once).
+#[tokio::test]
+async fn a_reservation_waits_out_a_gateway_outage_and_is_charged_after_it() {
+    let app = spawn_app_with(&[], &["--breaker-failures", "2", "--gateway-retries", "0"]).await;
+    app.gateway.faults(serde_json::json!({"down": true})).await;
+    let r = reserved(Uuid::now_v7(), 15_000, 1, PaymentMethod::Card);
+    app.publish(&envelope(&r)).await;
+    let refused = common::harness::eventually(crate::helpers::WAIT, || async {
+        let n = app.gateway.fault_state().await["fired"]["refusedWhileDown"].as_u64().unwrap();
+        (n >= 2).then_some(n)
+    });
+    refused.await.expect("svc-payment tried the gateway while it was down");
+    assert_eq!(app.payments_of(r.order_id), 0, "nothing decided while the gateway is down");
+
+    app.gateway.faults(serde_json::json!({"down": false})).await;
+    let effect = app.payment_event(r.order_id).await;
+    assert_eq!(effect.event.event_type(), "payment.completed");
+    assert_eq!(app.gateway.charges_of(&r.order_id.to_string()).await.len(), 1);
 }

@@ -20,6 +20,9 @@
 //! - `GET /orders/me`: the caller's orders, newest first, paged.
 //! - `GET /orders/{id}`, `GET /orders/{id}/trace`: one order (with `Prefer: wait=N`, answered
 //!   once its saga has settled), and its saga's events in causal order; for the owner or an admin.
+//! - `GET /admin/orders` (admins): every order, oldest first, paged, with its `deadlineAt`.
+//! - Every service's admin routes (`common::admin`): `/admin/outbox`, `/admin/dead-letters`,
+//!   `/admin/failpoints`.
 //!
 //! **Owns** the `orders` table (with their state machine, [`domain`]) and the saga trace.
 //!

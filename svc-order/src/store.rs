@@ -92,6 +92,18 @@ pub fn list_orders_by_user(conn: &Connection, user: Uuid, paging: Paging) -> rus
     Ok((items, total))
 }
 
+/// One page of every order, oldest first, and how many orders there are: the admin's audit view.
+pub fn list_orders(conn: &Connection, paging: Paging) -> rusqlite::Result<(Vec<Order>, i64)> {
+    let tx = conn.unchecked_transaction()?;
+    let items = tx
+        .prepare_cached(&format!("SELECT {ORDER_COLUMNS} FROM orders ORDER BY created_at, id LIMIT ?1 OFFSET ?2"))?
+        .query_map(params![paging.limit(), paging.offset()], order_from)?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let total = tx.query_row("SELECT count(*) FROM orders", [], |r| r.get(0))?;
+    tx.finish()?;
+    Ok((items, total))
+}
+
 /// Records an event of some saga; says whether it was new.
 pub fn insert_saga_event(tx: &Transaction<'_>, event: &Envelope) -> rusqlite::Result<bool> {
     let inserted = tx.execute(

@@ -6,6 +6,8 @@
 //! | `GET /products/{id}`           | anyone                  | 200 product          |
 //! | `POST /products`               | seller, admin           | 201 product + Location |
 //! | `POST /products/{id}/restock`  | its seller, any admin   | 200 product          |
+//! | `GET /admin/products`          | admin                   | 200 page of stock accounts, oldest first |
+//! | `GET /admin/reservations`      | admin                   | 200 page of reservations, oldest first   |
 
 use axum::{
     Router,
@@ -19,7 +21,7 @@ use common::{
     auth::{AuthUser, Verifier},
     db::Db,
     http::{ApiError, Code, Json, Path, Query, path_id},
-    paging::{Page, Paging},
+    paging::{Page, PageQuery, Paging},
 };
 use serde::Deserialize;
 use serde_json::Value;
@@ -28,7 +30,7 @@ use uuid::Uuid;
 use crate::{
     app::AppState,
     domain::{Category, InvalidInput, NewProduct, Product, restock_quantity},
-    store::{self, ProductFilter},
+    store::{self, ProductFilter, ReservationRow, StockAccount},
 };
 
 pub fn router(state: AppState) -> Router {
@@ -36,6 +38,8 @@ pub fn router(state: AppState) -> Router {
         .route("/products", get(list_products).post(create_product))
         .route("/products/{id}", get(get_product))
         .route("/products/{id}/restock", post(restock_product))
+        .route("/admin/products", get(admin_products))
+        .route("/admin/reservations", get(admin_reservations))
         .with_state(state)
 }
 
@@ -117,7 +121,7 @@ async fn restock_product(
     let product = db
         .write(move |tx| {
             let managed = store::find_product(tx, id)?.is_some_and(|p| p.is_managed_by(user.id, user.is_admin()));
-            if !managed || !store::add_stock(tx, id, quantity)? {
+            if !managed || !store::restock(tx, id, quantity)? {
                 return Err(product_not_found());
             }
             store::find_product(tx, id)?.ok_or_else(product_not_found)
@@ -128,6 +132,30 @@ async fn restock_product(
         "product restocked"
     );
     Ok(Json(product))
+}
+
+/// Every product's stock accounts (`stocked = stock + reserved` holds for each), for audits.
+async fn admin_products(
+    State(db): State<Db>,
+    user: AuthUser,
+    Query(query): Query<PageQuery>,
+) -> Result<Json<Page<StockAccount>>, ApiError> {
+    user.require(&[Role::Admin])?;
+    let paging = query.parse()?;
+    let (items, total) = db.read(move |c| store::list_stock_accounts(c, paging)).await?;
+    Ok(Json(Page::new(items, paging, total)))
+}
+
+/// Every reservation, whatever its status, for audits.
+async fn admin_reservations(
+    State(db): State<Db>,
+    user: AuthUser,
+    Query(query): Query<PageQuery>,
+) -> Result<Json<Page<ReservationRow>>, ApiError> {
+    user.require(&[Role::Admin])?;
+    let paging = query.parse()?;
+    let (items, total) = db.read(move |c| store::list_reservations(c, paging)).await?;
+    Ok(Json(Page::new(items, paging, total)))
 }
 
 /// A caller who may list and restock products: a seller or an admin. As an extractor it runs

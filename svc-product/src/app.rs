@@ -13,8 +13,11 @@ use tokio_util::sync::CancellationToken;
 use crate::{SERVICE, api, config::Config, saga, seed};
 
 /// svc-product's own tables, after the plumbing ones.
-pub const MIGRATIONS: &[&str] =
-    &[include_str!("../migrations/0001_products.sql"), include_str!("../migrations/0002_closed_orders.sql")];
+pub const MIGRATIONS: &[&str] = &[
+    include_str!("../migrations/0001_products.sql"),
+    include_str!("../migrations/0002_closed_orders.sql"),
+    include_str!("../migrations/0003_stocked.sql"),
+];
 
 /// What the handlers share; each asks only for the part it uses.
 #[derive(Debug, Clone, FromRef)]

@@ -11,7 +11,9 @@
 //!
 //! **Serves** (default `127.0.0.1:8082`): `GET /products` (public, filter by `category` and
 //! `sellerId`, paged, newest first), `GET /products/{id}` (public), `POST /products` (sellers and
-//! admins) and `POST /products/{id}/restock` (the product's seller or an admin).
+//! admins) and `POST /products/{id}/restock` (the product's seller or an admin); for admins,
+//! `GET /admin/products` (stock accounts: `stock`, `stocked`, `reserved`) and
+//! `GET /admin/reservations`, plus every service's admin routes (`common::admin`).
 //!
 //! **Owns** the `products` (stock never below 0) and `reservations` tables.
 //!

@@ -10,6 +10,7 @@ use rusqlite::{
     Connection, OptionalExtension, Row, Transaction, params, params_from_iter,
     types::{Type, Value},
 };
+use serde::Serialize;
 use uuid::Uuid;
 
 use crate::domain::{Category, Decision, NewProduct, Product, Quantity, Reservation, ReservationStatus};
@@ -31,8 +32,8 @@ pub fn insert_product(tx: &Transaction<'_>, id: Uuid, seller_id: Uuid, new: NewP
         updated_at: at,
     };
     tx.execute(
-        "INSERT INTO products (id, seller_id, name, category, price, stock, created_at, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
+        "INSERT INTO products (id, seller_id, name, category, price, stock, stocked, created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7, ?7)",
         params![
             id.to_string(),
             seller_id.to_string(),
@@ -99,7 +100,17 @@ pub fn count_products(conn: &Connection) -> rusqlite::Result<i64> {
     conn.query_row("SELECT count(*) FROM products", [], |r| r.get(0))
 }
 
-/// Puts `quantity` units (back) on the shelf. `false` if there is no such product.
+/// Puts `quantity` new units on the shelf (a restock), counted in `stocked` too. `false` if
+/// there is no such product.
+pub fn restock(tx: &Transaction<'_>, product_id: Uuid, quantity: Quantity) -> rusqlite::Result<bool> {
+    let changed = tx.execute(
+        "UPDATE products SET stock = stock + ?1, stocked = stocked + ?1, updated_at = ?2 WHERE id = ?3",
+        params![quantity.get(), now_ms(), product_id.to_string()],
+    )?;
+    Ok(changed == 1)
+}
+
+/// Puts `quantity` released units back on the shelf. `false` if there is no such product.
 pub fn add_stock(tx: &Transaction<'_>, product_id: Uuid, quantity: Quantity) -> rusqlite::Result<bool> {
     let changed = tx.execute(
         "UPDATE products SET stock = stock + ?1, updated_at = ?2 WHERE id = ?3",
@@ -176,6 +187,89 @@ pub fn mark_released(tx: &Transaction<'_>, order_id: Uuid, reason: &str) -> rusq
     Ok(changed == 1)
 }
 
+/// A product's stock accounts, as `GET /admin/products` shows them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StockAccount {
+    pub id: Uuid,
+    pub seller_id: Uuid,
+    pub category: String,
+    pub price: Won,
+    /// Units that can still be reserved.
+    pub stock: i64,
+    /// Every unit ever put on the shelf: the initial stock plus every restock.
+    pub stocked: i64,
+    /// Units held by RESERVED reservations.
+    pub reserved: i64,
+}
+
+/// One page of every product's stock accounts, oldest first, and how many products there are.
+pub fn list_stock_accounts(conn: &Connection, paging: Paging) -> rusqlite::Result<(Vec<StockAccount>, i64)> {
+    let tx = conn.unchecked_transaction()?;
+    let total = count_products(&tx)?;
+    let items = tx
+        .prepare_cached(
+            "SELECT p.id, p.seller_id, p.category, p.price, p.stock, p.stocked,
+                    coalesce((SELECT sum(r.quantity) FROM reservations r
+                              WHERE r.product_id = p.id AND r.status = 'RESERVED'), 0)
+             FROM products p ORDER BY p.created_at, p.id LIMIT ?1 OFFSET ?2",
+        )?
+        .query_map(params![paging.limit(), paging.offset()], |r| {
+            Ok(StockAccount {
+                id: uuid_at(r, 0)?,
+                seller_id: uuid_at(r, 1)?,
+                category: r.get(2)?,
+                price: Won(r.get(3)?),
+                stock: r.get(4)?,
+                stocked: r.get(5)?,
+                reserved: r.get(6)?,
+            })
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    tx.finish()?;
+    Ok((items, total))
+}
+
+/// A reservation as `GET /admin/reservations` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReservationRow {
+    pub order_id: Uuid,
+    pub product_id: Uuid,
+    pub quantity: i64,
+    pub unit_price: Option<Won>,
+    pub amount: Option<Won>,
+    /// RESERVED, RELEASED or REJECTED.
+    pub status: String,
+    /// Why it was rejected or released.
+    pub reason: Option<String>,
+}
+
+/// One page of every reservation, oldest first, and how many there are.
+pub fn list_reservations(conn: &Connection, paging: Paging) -> rusqlite::Result<(Vec<ReservationRow>, i64)> {
+    let tx = conn.unchecked_transaction()?;
+    let total = tx.query_row("SELECT count(*) FROM reservations", [], |r| r.get(0))?;
+    let items = tx
+        .prepare_cached(
+            "SELECT order_id, product_id, quantity, unit_price, amount, status, reason
+             FROM reservations ORDER BY created_at, order_id LIMIT ?1 OFFSET ?2",
+        )?
+        .query_map(params![paging.limit(), paging.offset()], |r| {
+            Ok(ReservationRow {
+                order_id: uuid_at(r, 0)?,
+                product_id: uuid_at(r, 1)?,
+                quantity: r.get(2)?,
+                unit_price: r.get::<_, Option<i64>>(3)?.map(Won),
+                amount: r.get::<_, Option<i64>>(4)?.map(Won),
+                status: r.get(5)?,
+                reason: r.get(6)?,
+            })
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    tx.finish()?;
+    Ok((items, total))
+}
+
 fn product_from_row(r: &Row<'_>) -> rusqlite::Result<Product> {
     Ok(Product {
         id: uuid_at(r, 0)?,
@@ -199,7 +293,9 @@ mod tests {
 
     fn migrated() -> Connection {
         let conn = Connection::open_in_memory().unwrap();
-        conn.execute_batch(include_str!("../migrations/0001_products.sql")).unwrap();
+        for migration in crate::app::MIGRATIONS {
+            conn.execute_batch(migration).unwrap();
+        }
         conn
     }
 

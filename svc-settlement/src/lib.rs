@@ -11,7 +11,9 @@
 //!   or before it.
 //!
 //! **Serves** (default `127.0.0.1:8085`): daily and monthly reports per seller and category
-//! (`GET /settlements/daily`, `GET /settlements/monthly`) and `POST /settlements/close`.
+//! (`GET /settlements/daily`, `GET /settlements/monthly`) and `POST /settlements/close`; for
+//! admins `GET /admin/ledger` (every entry, paged), plus every service's admin routes
+//! (`common::admin`).
 //!
 //! **Owns** the append-only `ledger`, `closed_days` and `payouts`; [`rebuild`] replays the stream
 //! into a fresh database and compares it with the live one.

@@ -1,10 +1,12 @@
 //! The HTTP API: the router and thin handlers (extract -> parse -> one transaction -> respond).
 //!
+//! - [`admin`]: `GET /admin/orders`, every order for an admin.
 //! - [`create_order`]: `POST /orders`, with `Idempotency-Key` and `Prefer: wait=N`.
 //! - [`orders`]: `GET /orders/me` and `GET /orders/{id}` (also with `Prefer: wait=N`).
 //! - [`trace`]: `GET /orders/{id}/trace`.
 //! - [`wait`]: `Prefer: wait=N`, waiting for a saga to settle.
 
+pub mod admin;
 pub mod create_order;
 pub mod orders;
 pub mod trace;
@@ -32,6 +34,7 @@ pub fn router(state: AppState) -> Router {
         .route("/orders/me", get(orders::my_orders))
         .route("/orders/{id}", get(orders::get_order))
         .route("/orders/{id}/trace", get(trace::get_trace))
+        .route("/admin/orders", get(admin::all_orders))
         .with_state(state)
 }
 

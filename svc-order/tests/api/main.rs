@@ -1,6 +1,7 @@
 //! svc-order's API and saga against a real nats-server, with the other services' parts played by
 //! hand-published events.
 
+mod admin;
 mod create_order;
 mod helpers;
 mod idempotency;

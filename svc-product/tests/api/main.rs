@@ -1,6 +1,7 @@
 //! svc-product against a real nats-server: the REST API with real tokens, and its saga reactions
 //! driven by events published by hand on JetStream.
 
+mod admin;
 mod helpers;
 mod products;
 mod restock;

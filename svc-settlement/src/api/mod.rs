@@ -5,11 +5,13 @@
 //! | `GET /settlements/daily?date=YYYY-MM-DD[&sellerId=&category=]` | seller (own), admin | 200 report |
 //! | `GET /settlements/monthly?month=YYYY-MM[&sellerId=&category=]` | seller (own), admin | 200 report |
 //! | `POST /settlements/close?date=YYYY-MM-DD`               | admin               | 200 close record, also when already closed |
+//! | `GET /admin/ledger?page=&size=`                          | admin               | 200 page of ledger entries, in booking order |
 //!
 //! Errors: 401 `UNAUTHENTICATED`/`INVALID_TOKEN`; 403 `FORBIDDEN` (customer, a seller naming
 //! another seller, a non-admin closing); 400 `INVALID_DATE`, `INVALID_MONTH` or `INVALID_QUERY`
 //! (missing parameter, sellerId not a UUID); 409 `DAY_NOT_ENDED`.
 
+mod admin;
 mod close;
 mod reports;
 
@@ -29,6 +31,7 @@ pub fn router(state: AppState) -> Router {
         .route("/settlements/daily", get(reports::daily))
         .route("/settlements/monthly", get(reports::monthly))
         .route("/settlements/close", post(close::close))
+        .route("/admin/ledger", get(admin::ledger))
         .with_state(state)
 }
 

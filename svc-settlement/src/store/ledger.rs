@@ -1,6 +1,6 @@
 //! The append-only `ledger` table.
 
-use common::Won;
+use common::{Won, paging::Paging};
 use jiff::civil::Date;
 use rusqlite::{Connection, OptionalExtension, Row, Transaction, params, types::Type};
 use uuid::Uuid;
@@ -42,6 +42,18 @@ pub fn find_entry(conn: &Connection, payment: Uuid, kind: Kind) -> rusqlite::Res
     conn.prepare_cached(&format!("SELECT {COLUMNS} FROM ledger WHERE payment_id = ?1 AND kind = ?2"))?
         .query_row(params![payment.to_string(), kind.as_str()], entry_from_row)
         .optional()
+}
+
+/// One page of every entry, in booking order, and how many entries there are.
+pub fn list_entries(conn: &Connection, paging: Paging) -> rusqlite::Result<(Vec<Entry>, i64)> {
+    super::in_snapshot(conn, |tx| {
+        let total = tx.query_row("SELECT count(*) FROM ledger", [], |r| r.get(0))?;
+        let items = tx
+            .prepare_cached(&format!("SELECT {COLUMNS} FROM ledger ORDER BY rowid LIMIT ?1 OFFSET ?2"))?
+            .query_map(params![paging.limit(), paging.offset()], entry_from_row)?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok((items, total))
+    })
 }
 
 /// Which groups a sums query covers; `None` means no restriction.

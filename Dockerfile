@@ -3,11 +3,12 @@
 FROM rust:1.95-bookworm AS build
 WORKDIR /src
 COPY . .
-RUN cargo build --release --locked -p svc-user -p svc-product -p svc-order -p svc-payment -p svc-settlement
+RUN cargo build --release --locked -p svc-user -p svc-product -p svc-order -p svc-payment -p svc-settlement -p payment-gateway
 
 FROM debian:bookworm-slim
 RUN useradd --system --uid 10001 shop && mkdir /data && chown shop /data
 COPY --from=build /src/target/release/svc-user /src/target/release/svc-product /src/target/release/svc-order \
-     /src/target/release/svc-payment /src/target/release/svc-settlement /usr/local/bin/
+     /src/target/release/svc-payment /src/target/release/svc-settlement \
+     /src/target/release/payment-gateway /usr/local/bin/
 USER shop
 ENV DATA_DIR=/data

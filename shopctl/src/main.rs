@@ -3,6 +3,8 @@
 //! Each subcommand lives in its own module; to add one, add a variant to [`Command`] and an arm
 //! to the `match` in [`main`].
 
+mod audit;
+mod chaos;
 mod checkout;
 mod deadletter;
 mod nats;
@@ -50,6 +52,49 @@ enum Command {
     /// svc-settlement's ledger.
     #[command(subcommand)]
     Settlement(SettlementCommand),
+    /// Check the whole system's invariants through the services' admin APIs (orders, money at
+    /// the gateway, payments, stock, ledger, outboxes); list dead letters. Exits non-zero on any
+    /// violation. Meant for a system at rest, e.g. after a load or chaos run.
+    Audit(AuditArgs),
+    /// Break the system on a seeded schedule under an order load (its own stack in .data/chaos,
+    /// ports shifted by --port-offset), let it settle and audit it; prints the figures and exits
+    /// non-zero unless nothing was lost, stuck, duplicated or left unpublished.
+    Chaos(chaos::Options),
+}
+
+#[derive(clap::Args)]
+struct AuditArgs {
+    #[arg(long, env = "ADMIN_EMAIL", default_value = audit::DEV_ADMIN_EMAIL)]
+    admin_email: String,
+    #[arg(long, env = "ADMIN_PASSWORD", default_value = audit::DEV_ADMIN_PASSWORD, hide_env_values = true)]
+    admin_password: String,
+    #[arg(long, default_value = "http://127.0.0.1:8081")]
+    user_url: String,
+    #[arg(long, default_value = "http://127.0.0.1:8082")]
+    product_url: String,
+    #[arg(long, default_value = "http://127.0.0.1:8083")]
+    order_url: String,
+    #[arg(long, default_value = "http://127.0.0.1:8084")]
+    payment_url: String,
+    #[arg(long, default_value = "http://127.0.0.1:8085")]
+    settlement_url: String,
+    /// The payment gateway (no auth).
+    #[arg(long, default_value = "http://127.0.0.1:8090")]
+    gateway_url: String,
+}
+
+impl AuditArgs {
+    fn endpoints(&self) -> audit::Endpoints {
+        let trim = |url: &str| url.trim_end_matches('/').to_owned();
+        audit::Endpoints {
+            user: trim(&self.user_url),
+            product: trim(&self.product_url),
+            order: trim(&self.order_url),
+            payment: trim(&self.payment_url),
+            settlement: trim(&self.settlement_url),
+            gateway: trim(&self.gateway_url),
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -143,5 +188,7 @@ fn run(command: Command, checkout: &Checkout) -> anyhow::Result<ExitCode> {
             let data_dir = data_dir.unwrap_or_else(|| checkout.service_data_dir("svc-settlement"));
             settlement::rebuild(&data_dir, &nats_url, swap, force)
         }
+        Command::Audit(args) => audit::run(&args.endpoints(), &args.admin_email, &args.admin_password),
+        Command::Chaos(options) => chaos::run(checkout, &options),
     }
 }

@@ -25,23 +25,106 @@ use crate::nats::ensure_nats_server;
 use crate::proc::{Managed, Signals, cargo, stop_all};
 use crate::supervise::Restarts;
 
-/// A service `up` can start: a binary of the workspace with the package's name.
-struct Service {
-    name: &'static str,
-    http_addr: &'static str,
+/// A service `up` can start: a binary of the workspace with the package's name (the five
+/// services, and the simulated payment gateway svc-payment charges through).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Service {
+    pub name: &'static str,
+    /// Its documented port on loopback (a [`Layout`] may shift it).
+    pub port: u16,
 }
 
-const SERVICES: &[Service] = &[
-    Service { name: "svc-user", http_addr: "127.0.0.1:8081" },
-    Service { name: "svc-product", http_addr: "127.0.0.1:8082" },
-    Service { name: "svc-order", http_addr: "127.0.0.1:8083" },
-    Service { name: "svc-payment", http_addr: "127.0.0.1:8084" },
-    Service { name: "svc-settlement", http_addr: "127.0.0.1:8085" },
+/// In start order: the payment gateway before svc-payment, which charges through it.
+pub const SERVICES: &[Service] = &[
+    Service { name: "payment-gateway", port: 8090 },
+    Service { name: "svc-user", port: 8081 },
+    Service { name: "svc-product", port: 8082 },
+    Service { name: "svc-order", port: 8083 },
+    Service { name: "svc-payment", port: 8084 },
+    Service { name: "svc-settlement", port: 8085 },
 ];
+
+/// Where and how a stack runs: `up`'s (the checkout's `.data/`, the documented ports, output to
+/// the terminal) or one of its own (`shopctl chaos`: its own folder, shifted ports, log files).
+#[derive(Debug, Clone)]
+pub struct Layout {
+    /// One folder per service under it.
+    pub data_root: PathBuf,
+    /// nats-server's working directory: the config's relative `store_dir` (`.data/nats`) and the
+    /// pid file resolve against it.
+    pub nats_cwd: PathBuf,
+    /// Added to every documented port (services, NATS and its monitor).
+    pub port_offset: u16,
+    /// Extra environment for every service (a short order deadline, say).
+    pub env: Vec<(String, String)>,
+    /// `Some(dir)`: each child's output goes to `<dir>/<name>.log` instead of the terminal.
+    pub logs: Option<PathBuf>,
+    /// The cargo invocation that builds (or finds) the binaries.
+    pub build_args: Vec<&'static str>,
+    /// `Some(dir)`: run the binaries already in `dir` (e.g. `target/debug`), build nothing.
+    pub bin_dir: Option<PathBuf>,
+}
+
+impl Layout {
+    /// `up`'s: the checkout's `.data/`, the documented ports, output to the terminal.
+    pub fn up(checkout: &Checkout) -> Self {
+        Layout {
+            data_root: checkout.data_dir(),
+            nats_cwd: checkout.root().to_path_buf(),
+            port_offset: 0,
+            env: Vec::new(),
+            logs: None,
+            build_args: BUILD_ARGS.to_vec(),
+            bin_dir: None,
+        }
+    }
+
+    pub fn addr(&self, service: &Service) -> String {
+        format!("127.0.0.1:{}", service.port + self.port_offset)
+    }
+
+    pub fn nats_url(&self) -> String {
+        format!("nats://127.0.0.1:{}", NATS_DEFAULT_PORT + self.port_offset)
+    }
+
+    /// The base URL of the service `name`.
+    pub fn url(&self, name: &str) -> String {
+        let service = SERVICES.iter().find(|s| s.name == name).expect("a known service");
+        format!("http://{}", self.addr(service))
+    }
+
+    pub fn service_data_dir(&self, name: &str) -> PathBuf {
+        self.data_root.join(name)
+    }
+
+    /// Where the nats-server we start writes its pid, so the next run can recognise one left
+    /// behind.
+    pub fn nats_pid_file(&self) -> PathBuf {
+        self.nats_cwd.join(".data/nats/nats-server.pid")
+    }
+
+    /// Output of the child `name`: our terminal, or its log file.
+    fn output(&self, name: &str) -> Result<(Stdio, Stdio)> {
+        match &self.logs {
+            None => Ok((Stdio::inherit(), Stdio::inherit())),
+            Some(dir) => {
+                create_dir(dir)?;
+                let path = dir.join(format!("{name}.log"));
+                let file = std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(&path)
+                    .with_context(|| format!("cannot open {}", path.display()))?;
+                Ok((Stdio::from(file.try_clone()?), Stdio::from(file)))
+            }
+        }
+    }
+}
 
 const DEFAULT_NATS_URL: &str = "nats://127.0.0.1:4222";
 const NATS_DEFAULT_PORT: u16 = 4222;
-/// Must match `http:` in nats/nats-server.conf; only used for the summary table.
+/// Must match `http:` in nats/nats-server.conf (`-m` sets it, shifted by a [`Layout`]'s offset).
+const NATS_MONITOR_PORT: u16 = 8222;
 const NATS_MONITOR_URL: &str = "http://127.0.0.1:8222";
 
 /// Development defaults for svc-user's bootstrap admin account, as documented in docs/API-SPEC.md.
@@ -74,19 +157,19 @@ pub fn run(checkout: &Checkout) -> Result<ExitCode> {
 
 /// Everything `up` has started, so that one place can stop it all whatever happened.
 #[derive(Default)]
-struct Stack {
+pub struct Stack {
     build: Option<Managed>,
-    services: Vec<Managed>,
+    pub services: Vec<Managed>,
     /// How to start each of `services` again, in the same order.
     service_restarts: Vec<Restarts>,
     /// Only set if shopctl started nats-server itself (not if one was already running).
-    nats: Option<Managed>,
+    pub nats: Option<Managed>,
     nats_restarts: Option<Restarts>,
 }
 
 impl Stack {
     /// Services first, while NATS is still there for them to drain into; NATS last.
-    async fn shutdown(&mut self, signals: &mut Signals) {
+    pub async fn shutdown(&mut self, signals: &mut Signals) {
         if let Some(build) = &mut self.build {
             build.stop(STOP_GRACE, signals).await;
         }
@@ -121,16 +204,50 @@ async fn up(checkout: &Checkout) -> Result<ExitCode> {
 /// outside, by dropping this future). Every child is put into `stack` right after it is spawned,
 /// with no `await` in between, so dropping this future never loses track of one.
 async fn start_and_watch(checkout: &Checkout, stack: &mut Stack) -> Result<Infallible> {
+    let layout = Layout::up(checkout);
+    let nats_url =
+        env::var("NATS_URL").ok().filter(|u| !u.trim().is_empty()).unwrap_or_else(|| DEFAULT_NATS_URL.to_owned());
+    let nats_started = launch(checkout, stack, &layout, &nats_url, false).await?;
+    let services: Vec<&Service> = SERVICES.iter().collect();
+    print_summary(checkout, &layout, &nats_url, nats_started, &services);
+
+    // Polling is plenty for noticing a crash, and `try_wait` never reaps behind our back (see
+    // `Managed::terminate`).
+    loop {
+        sleep(Duration::from_millis(500)).await;
+        supervise(stack)?;
+    }
+}
+
+/// Builds, starts NATS (unless one answers at `nats_url`; with `own_nats` that is an error) and
+/// every service as `layout` says, and waits until all are ready. Returns whether it started
+/// nats-server.
+pub async fn launch(
+    checkout: &Checkout,
+    stack: &mut Stack,
+    layout: &Layout,
+    nats_url: &str,
+    own_nats: bool,
+) -> Result<bool> {
     let root = checkout.root();
     let services: Vec<&Service> = SERVICES.iter().collect(); // all of them, in start order
 
     // Build before starting anything, so a compile error leaves nothing to clean up.
-    let binaries = build(checkout, stack).await?;
+    let binaries = match &layout.bin_dir {
+        None => build(checkout, stack, &layout.build_args).await?,
+        Some(dir) => {
+            let found: HashMap<String, PathBuf> =
+                SERVICES.iter().map(|s| (s.name.to_owned(), dir.join(s.name))).filter(|(_, p)| p.is_file()).collect();
+            eprintln!("shopctl: using the binaries in {}", dir.display());
+            found
+        }
+    };
 
-    let nats_url =
-        env::var("NATS_URL").ok().filter(|u| !u.trim().is_empty()).unwrap_or_else(|| DEFAULT_NATS_URL.to_owned());
-    let nats_addr = first_server_addr(&nats_url)?;
-    let nats_started = start_nats_unless_running(checkout, stack, &nats_url, &nats_addr).await?;
+    let nats_addr = first_server_addr(nats_url)?;
+    if own_nats && accepts_tcp(&nats_addr).await {
+        bail!("something already answers at {nats_url}; this run needs a nats-server of its own");
+    }
+    let nats_started = start_nats_unless_running(checkout, stack, layout, nats_url, &nats_addr).await?;
 
     for (var, value) in ADMIN_DEFAULTS {
         if env::var_os(var).is_none() {
@@ -142,25 +259,18 @@ async fn start_and_watch(checkout: &Checkout, stack: &mut Stack) -> Result<Infal
     }
 
     for service in &services {
-        let data_dir = checkout.service_data_dir(service.name);
+        let data_dir = layout.service_data_dir(service.name);
         create_dir(&data_dir)?;
         let bin = binaries
             .get(service.name)
-            .ok_or_else(|| anyhow!("`cargo {}` built no binary named {}", BUILD_ARGS.join(" "), service.name))?;
-        let command = service_command(root, bin.clone(), service, nats_url.clone(), data_dir);
+            .ok_or_else(|| anyhow!("`cargo {}` built no binary named {}", layout.build_args.join(" "), service.name))?;
+        let command = service_command(root, bin.clone(), service, layout, nats_url.to_owned(), data_dir)?;
         stack.services.push(Managed::spawn(service.name, &mut command())?);
         stack.service_restarts.push(Restarts::new(command, Instant::now()));
     }
 
-    wait_until_ready(stack, &services).await?;
-    print_summary(checkout, &nats_url, nats_started, &services);
-
-    // Polling is plenty for noticing a crash, and `try_wait` never reaps behind our back (see
-    // `Managed::terminate`).
-    loop {
-        sleep(Duration::from_millis(500)).await;
-        supervise(stack)?;
-    }
+    wait_until_ready(stack, layout, &services).await?;
+    Ok(nats_started)
 }
 
 /// How a service is started, the first time and after it died.
@@ -168,17 +278,22 @@ fn service_command(
     root: &Path,
     bin: PathBuf,
     service: &Service,
+    layout: &Layout,
     nats_url: String,
     data_dir: PathBuf,
-) -> impl Fn() -> Command + Send + use<> {
-    let (root, http_addr) = (root.to_path_buf(), service.http_addr);
-    move || {
+) -> Result<impl Fn() -> Command + Send + use<>> {
+    let (root, http_addr, gateway_url) = (root.to_path_buf(), layout.addr(service), layout.url("payment-gateway"));
+    let (logs, name) = (layout.clone(), service.name);
+    // Fail now, not in the restart loop, if the log file cannot be opened.
+    logs.output(name)?;
+    Ok(move || {
         let mut cmd = Command::new(&bin);
         // The rest of our environment (RUST_LOG, ADMIN_*, ...) is inherited.
         cmd.current_dir(&root)
             .env("NATS_URL", &nats_url)
-            .env("HTTP_ADDR", http_addr)
+            .env("HTTP_ADDR", &http_addr)
             .env("DATA_DIR", &data_dir)
+            .env("GATEWAY_URL", &gateway_url)
             // We hold the write end of the service's stdin for as long as we live; with this
             // variable set the service stops when it reads EOF, so even a SIGKILLed shopctl
             // leaves no service behind (no parent-death signal without `unsafe`).
@@ -190,12 +305,16 @@ fn service_command(
                 cmd.env(var, value);
             }
         }
+        cmd.envs(logs.env.iter().map(|(k, v)| (k, v)));
+        if let Ok((out, err)) = logs.output(name) {
+            cmd.stdout(out).stderr(err);
+        }
         cmd
-    }
+    })
 }
 
 /// One look at every child: a dead one is reported and, when its delay is up, started again.
-fn supervise(stack: &mut Stack) -> Result<()> {
+pub fn supervise(stack: &mut Stack) -> Result<()> {
     let now = Instant::now();
     if let (Some(nats), Some(restarts)) = (stack.nats.as_mut(), stack.nats_restarts.as_mut()) {
         restarts.watch(nats, now)?;
@@ -209,15 +328,15 @@ fn supervise(stack: &mut Stack) -> Result<()> {
 /// Runs [`BUILD_ARGS`] and returns where cargo put each binary, by name. Cargo says so itself in
 /// its JSON messages, which honours `CARGO_TARGET_DIR` and any other target-dir setting. Its
 /// progress ("Compiling ...") and diagnostics still go to our stderr.
-async fn build(checkout: &Checkout, stack: &mut Stack) -> Result<HashMap<String, PathBuf>> {
+async fn build(checkout: &Checkout, stack: &mut Stack, args: &[&str]) -> Result<HashMap<String, PathBuf>> {
     let mut cmd = Command::new(cargo());
     cmd.current_dir(checkout.root())
-        .args(BUILD_ARGS)
+        .args(args)
         .arg("--message-format=json-render-diagnostics")
         .stdin(Stdio::null())
         .stdout(Stdio::piped());
     // After ./shop this is a no-op that only tells us where the binaries are.
-    eprintln!("shopctl: building the services, or finding them built (cargo {})", BUILD_ARGS.join(" "));
+    eprintln!("shopctl: building the services, or finding them built (cargo {})", args.join(" "));
     let build = stack.build.insert(Managed::spawn("cargo build", &mut cmd)?);
     let stdout = build.take_stdout().context("cargo's stdout is not piped")?;
     let mut lines = BufReader::new(stdout).lines();
@@ -254,10 +373,11 @@ fn create_dir(dir: &Path) -> Result<()> {
 async fn start_nats_unless_running(
     checkout: &Checkout,
     stack: &mut Stack,
+    layout: &Layout,
     nats_url: &str,
     addr: &ServerAddr,
 ) -> Result<bool> {
-    stop_orphaned_nats(checkout).await?;
+    stop_orphaned_nats(checkout, layout).await?;
     if accepts_tcp(addr).await {
         eprintln!("shopctl: using the NATS server already answering at {addr}");
         return Ok(false);
@@ -276,9 +396,9 @@ async fn start_nats_unless_running(
     };
     // nats-server writes its pid file there before it creates its store (on a fresh clone nothing
     // else has created the folder yet).
-    let pid_file = nats_pid_file(checkout);
+    let pid_file = layout.nats_pid_file();
     create_dir(pid_file.parent().expect("the pid file is inside .data/nats"))?;
-    let command = nats_command(checkout, bin, pid_file, addr);
+    let command = nats_command(checkout, layout, bin, pid_file, addr)?;
     let mut cmd = command();
     eprintln!("shopctl: starting {:?}", cmd.as_std());
     let nats = stack.nats.insert(Managed::spawn("nats-server", &mut cmd)?);
@@ -302,39 +422,41 @@ async fn start_nats_unless_running(
 /// How nats-server is started, the first time and after it died.
 fn nats_command(
     checkout: &Checkout,
+    layout: &Layout,
     bin: PathBuf,
     pid_file: PathBuf,
     addr: &ServerAddr,
-) -> impl Fn() -> Command + Send + use<> {
-    let (root, conf) = (checkout.root().to_path_buf(), checkout.nats_conf());
+) -> Result<impl Fn() -> Command + Send + use<>> {
+    let (cwd, conf) = (layout.nats_cwd.clone(), checkout.nats_conf());
     let (host, port) = (addr.host.clone(), addr.port.to_string());
-    move || {
+    let monitor = (NATS_MONITOR_PORT + layout.port_offset).to_string();
+    let logs = layout.clone();
+    logs.output("nats-server")?;
+    Ok(move || {
         let mut cmd = Command::new(&bin);
         // The config's `store_dir` is relative to the working directory, hence `current_dir`
         // (nats-server refuses a `--store_dir` flag when the config sets one too). The listen
-        // address follows NATS_URL; flags override the config's `listen`.
-        cmd.current_dir(&root)
+        // address follows NATS_URL; flags override the config's `listen` and `http`.
+        cmd.current_dir(&cwd)
             .arg("-c")
             .arg(&conf)
-            .args(["-a", &host, "-p", &port])
+            .args(["-a", &host, "-p", &port, "-m", &monitor])
             .arg("--pid")
             .arg(&pid_file)
             .stdin(Stdio::null())
             .process_group(0);
+        if let Ok((out, err)) = logs.output("nats-server") {
+            cmd.stdout(out).stderr(err);
+        }
         cmd
-    }
-}
-
-/// Where the nats-server we start writes its pid, so the next `up` can recognise one left behind.
-fn nats_pid_file(checkout: &Checkout) -> PathBuf {
-    checkout.data_dir().join("nats/nats-server.pid")
+    })
 }
 
 /// Stops a nats-server that an earlier `shopctl up` started and could not stop (it was killed
 /// with SIGKILL: services stop on their own then, via their stdin pipe, but nats-server cannot).
 /// Recognised by the pid file it wrote and, against pid reuse, by its command line.
-async fn stop_orphaned_nats(checkout: &Checkout) -> Result<()> {
-    let Ok(text) = std::fs::read_to_string(nats_pid_file(checkout)) else { return Ok(()) };
+async fn stop_orphaned_nats(checkout: &Checkout, layout: &Layout) -> Result<()> {
+    let Ok(text) = std::fs::read_to_string(layout.nats_pid_file()) else { return Ok(()) };
     let Ok(pid) = text.trim().parse::<u32>() else { return Ok(()) };
     let conf = checkout.nats_conf();
     let ours = std::fs::read(format!("/proc/{pid}/cmdline"))
@@ -361,12 +483,12 @@ async fn accepts_tcp(addr: &ServerAddr) -> bool {
 }
 
 /// Polls every service's readiness endpoint until all answer 200, one fails, or time runs out.
-async fn wait_until_ready(stack: &mut Stack, services: &[&Service]) -> Result<()> {
+async fn wait_until_ready(stack: &mut Stack, layout: &Layout, services: &[&Service]) -> Result<()> {
     let deadline = Instant::now() + READY_TIMEOUT;
     let mut ready = vec![false; services.len()];
     let mut last_answer: Vec<String> = vec!["no answer yet".to_owned(); services.len()];
     for service in services {
-        eprintln!("shopctl: waiting for {} at http://{}/health/ready", service.name, service.http_addr);
+        eprintln!("shopctl: waiting for {} at http://{}/health/ready", service.name, layout.addr(service));
     }
     loop {
         check_alive(stack)?;
@@ -374,7 +496,7 @@ async fn wait_until_ready(stack: &mut Stack, services: &[&Service]) -> Result<()
             if ready[i] {
                 continue;
             }
-            match http_get_status(service.http_addr, "/health/ready").await {
+            match http_get_status(&layout.addr(service), "/health/ready").await {
                 Ok(200) => {
                     ready[i] = true;
                     eprintln!("shopctl: {} is ready", service.name);
@@ -442,7 +564,7 @@ fn parse_status_line(response: &[u8]) -> Option<u16> {
     code.parse().ok()
 }
 
-fn print_summary(checkout: &Checkout, nats_url: &str, nats_started: bool, services: &[&Service]) {
+fn print_summary(checkout: &Checkout, layout: &Layout, nats_url: &str, nats_started: bool, services: &[&Service]) {
     let nats_note = if nats_started {
         format!(
             "started by shopctl; monitoring {NATS_MONITOR_URL}; data {}",
@@ -457,8 +579,8 @@ fn print_summary(checkout: &Checkout, nats_url: &str, nats_started: bool, servic
     println!("  {:<16} {:<28} notes", "component", "listens on");
     println!("  {:<16} {:<28} {nats_note}", "nats", nats_url);
     for service in services {
-        let url = format!("http://{}", service.http_addr);
-        println!("  {:<16} {:<28} data {}", service.name, url, checkout.service_data_dir(service.name).display());
+        let url = layout.url(service.name);
+        println!("  {:<16} {:<28} data {}", service.name, url, layout.service_data_dir(service.name).display());
     }
     println!();
 }
@@ -587,7 +709,7 @@ mod tests {
     #[test]
     fn service_table_is_consistent() {
         let mut names: Vec<_> = SERVICES.iter().map(|s| s.name).collect();
-        let mut addrs: Vec<_> = SERVICES.iter().map(|s| s.http_addr).collect();
+        let mut addrs: Vec<_> = SERVICES.iter().map(|s| s.port).collect();
         names.sort_unstable();
         names.dedup();
         addrs.sort_unstable();

@@ -1,0 +1,43 @@
+//! A small `shopctl chaos` run as part of the suite: the whole system as separate processes (the
+//! binaries this test build made), a few hundred orders, a fault every half second, then the
+//! audit. The full run (2,000 orders) is `./shop chaos`; its figures are in
+//! docs/FAILURE-SCENARIOS.md.
+
+use std::path::Path;
+use std::process::Command;
+
+#[test]
+fn a_short_chaos_run_loses_nothing_leaves_nothing_stuck_and_applies_nothing_twice() {
+    let shopctl = Path::new(env!("CARGO_BIN_EXE_shopctl"));
+    let bin_dir = shopctl.parent().expect("the binaries' folder");
+    for service in ["svc-user", "svc-product", "svc-order", "svc-payment", "svc-settlement", "payment-gateway"] {
+        assert!(
+            bin_dir.join(service).is_file(),
+            "{service} is not built in {}: run the whole suite (`./shop test`), which builds every binary",
+            bin_dir.display()
+        );
+    }
+    let data = tempfile::tempdir().expect("temp dir");
+    // Ports of their own, away from `./shop up`'s and from the default chaos offset.
+    let offset = 20_000 + (std::process::id() % 20) as u16 * 100;
+    let out = Command::new(shopctl)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(["chaos", "--orders", "240", "--rate", "30", "--concurrency", "4", "--fault-every-ms", "500"])
+        .args(["--seed", "7", "--port-offset", &offset.to_string()])
+        .arg("--bin-dir")
+        .arg(bin_dir)
+        .arg("--data-dir")
+        .arg(data.path())
+        .output()
+        .expect("shopctl runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "chaos failed ({}):\n{stdout}\n--- stderr ---\n{stderr}", out.status);
+    for line in ["lost                 0", "stuck                0", "duplicate effects    0", "unpublished rows     0"]
+    {
+        assert!(stdout.contains(line), "no `{line}` in:\n{stdout}");
+    }
+    let faults: usize = stderr.lines().filter(|l| l.starts_with("chaos: ") && l.contains(" s  ")).count();
+    assert!(faults >= 10, "only {faults} faults were applied:\n{stderr}");
+    assert!(stdout.contains("chaos: PASSED"), "{stdout}");
+}

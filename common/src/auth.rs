@@ -30,6 +30,9 @@ pub const AUDIENCE: &str = "msa-shop";
 /// JetStream KV bucket holding the public verification keys (JWK JSON) by key id.
 pub const KEYS_BUCKET: &str = "auth-keys";
 
+/// The longest a token lives (svc-user's `TOKEN_TTL_SECS` is range-checked to it).
+pub const MAX_TOKEN_TTL: Duration = Duration::from_secs(24 * 3600);
+
 /// What a token says about its bearer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Claims {
@@ -107,10 +110,12 @@ impl SigningKey {
     }
 
     /// Signs an access token for `sub` valid for `ttl`.
+    /// A token for `sub` with `role`, valid for `ttl` (capped at [`MAX_TOKEN_TTL`], so `exp` can
+    /// never overflow whatever a caller passes).
     pub fn issue(&self, sub: Uuid, role: Role, ttl: Duration) -> String {
         let iat = time::OffsetDateTime::now_utc().unix_timestamp();
-        let claims =
-            Claims { sub, role, iat, exp: iat + ttl.as_secs() as i64, iss: ISSUER.into(), aud: AUDIENCE.into() };
+        let ttl = ttl.min(MAX_TOKEN_TTL).as_secs() as i64;
+        let claims = Claims { sub, role, iat, exp: iat.saturating_add(ttl), iss: ISSUER.into(), aud: AUDIENCE.into() };
         let mut header = Header::new(Algorithm::EdDSA);
         header.kid = Some(self.kid.clone());
         jsonwebtoken::encode(&header, &claims, &self.encoding).expect("EdDSA signing cannot fail")
@@ -170,11 +175,9 @@ impl Verifier {
         Verifier { keys: Default::default(), validation: Arc::new(validation) }
     }
 
+    /// Trusts `jwk` (refused unless it is a well-formed Ed25519 JWK).
     pub fn insert(&self, jwk: &PublicJwk) -> anyhow::Result<()> {
-        anyhow::ensure!(jwk.kty == "OKP" && jwk.crv == "Ed25519", "key {} is not an Ed25519 key", jwk.kid);
-        let bytes = URL_SAFE_NO_PAD.decode(&jwk.x)?;
-        anyhow::ensure!(bytes.len() == 32, "key {} has {} bytes, not 32", jwk.kid, bytes.len());
-        let key = DecodingKey::from_ed_der(&bytes);
+        let key = decoding_key(jwk)?;
         self.keys.write().expect("verifier keys lock").insert(jwk.kid.clone(), key);
         Ok(())
     }
@@ -199,60 +202,152 @@ impl Verifier {
             .map_err(|e| AuthError::Invalid(e.to_string()))
     }
 
-    /// Loads every key in the [`KEYS_BUCKET`] (creating it if needed), then follows changes until
-    /// `stop`. Returns once the initial load is done; the watch runs on in a spawned task.
+    /// Loads every key in the [`KEYS_BUCKET`], then follows changes until `stop`. Returns once
+    /// the initial load is done (at once if svc-user has not created the bucket yet: tokens are
+    /// refused until it has); the watch runs on in a spawned task and, should it end or fail, is
+    /// logged and established again, reloading every key from scratch so that nothing missed
+    /// meanwhile (a retirement above all) is missed for good.
     pub async fn watch(&self, js: &jetstream::Context, stop: CancellationToken) -> anyhow::Result<()> {
-        let bucket = keys_bucket(js).await?;
-        // `Store::status` reports the bucket as it was when opened; ask the stream itself.
-        let empty = js.get_stream(format!("KV_{KEYS_BUCKET}")).await?.info().await?.state.messages == 0;
-        let mut watch = bucket.watch_with_history(">").await?;
         let (loaded_tx, loaded_rx) = tokio::sync::oneshot::channel();
-        let this = self.clone();
-        tokio::spawn(async move {
-            let mut loaded = Some(loaded_tx);
-            loop {
-                let entry = tokio::select! {
-                    _ = stop.cancelled() => return,
-                    e = watch.next() => e,
-                };
-                match entry {
-                    Some(Ok(entry)) => {
-                        this.apply(&entry);
-                        if entry.delta == 0
-                            && let Some(tx) = loaded.take()
-                        {
-                            let _ = tx.send(());
-                        }
-                    }
-                    Some(Err(error)) => tracing::warn!(%error, "auth key watch error"),
-                    None => return,
-                }
-            }
-        });
-        // An empty bucket delivers nothing to wait for.
-        if !empty {
-            tokio::time::timeout(Duration::from_secs(10), loaded_rx)
-                .await
-                .map_err(|_| anyhow::anyhow!("auth keys did not load within 10 s"))??;
-        }
+        let (this, js) = (self.clone(), js.clone());
+        tokio::spawn(async move { this.follow(js, stop, loaded_tx).await });
+        tokio::time::timeout(Duration::from_secs(10), loaded_rx)
+            .await
+            .map_err(|_| anyhow::anyhow!("auth keys did not load within 10 s"))??;
         Ok(())
     }
 
-    fn apply(&self, entry: &kv::Entry) {
-        match entry.operation {
-            kv::Operation::Put => match serde_json::from_slice::<PublicJwk>(&entry.value) {
-                Ok(jwk) => match self.insert(&jwk) {
-                    Ok(()) => tracing::info!(kid = %jwk.kid, "auth key loaded"),
-                    Err(error) => tracing::error!(%error, key = %entry.key, "auth key refused"),
+    async fn follow(&self, js: jetstream::Context, stop: CancellationToken, loaded: tokio::sync::oneshot::Sender<()>) {
+        let mut loaded = Some(loaded);
+        let mut delay = Duration::from_millis(200);
+        loop {
+            match self.load_and_follow(&js, &stop, &mut loaded).await {
+                Ok(()) => return, // stopped
+                Err(error) => {
+                    let error = format!("{error:#}");
+                    tracing::warn!(error, retry_in = ?delay, "auth key watch ended; establishing it again");
+                }
+            }
+            // A missing bucket must not hold up the start: tokens are refused until it exists.
+            if let Some(tx) = loaded.take() {
+                let _ = tx.send(());
+            }
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tokio::time::sleep(delay) => {}
+            }
+            // Short: until svc-user has created the bucket, every token is refused here.
+            delay = (delay * 2).min(Duration::from_secs(1));
+        }
+    }
+
+    /// One life of the watch: every key as the bucket holds it now (replacing what the verifier
+    /// knew), then each change, until `stop` (`Ok`) or the watch ends (`Err`).
+    async fn load_and_follow(
+        &self,
+        js: &jetstream::Context,
+        stop: &CancellationToken,
+        loaded: &mut Option<tokio::sync::oneshot::Sender<()>>,
+    ) -> anyhow::Result<()> {
+        let bucket = js.get_key_value(KEYS_BUCKET).await?;
+        // `Store::status` reports the bucket as it was when opened; ask the stream itself.
+        let empty = js.get_stream(format!("KV_{KEYS_BUCKET}")).await?.info().await?.state.messages == 0;
+        let mut watch = bucket.watch_with_history(">").await?;
+        let mut snapshot = (!empty).then(HashMap::new);
+        if empty {
+            self.replace_all(HashMap::new());
+            if let Some(tx) = loaded.take() {
+                let _ = tx.send(());
+            }
+        }
+        loop {
+            let entry = tokio::select! {
+                _ = stop.cancelled() => return Ok(()),
+                e = watch.next() => e,
+            };
+            match entry {
+                Some(Ok(entry)) => match snapshot.as_mut() {
+                    Some(keys) => {
+                        if let Some((kid, key)) = accepted(&entry) {
+                            keys.insert(kid, key);
+                        } else {
+                            keys.remove(&entry.key);
+                        }
+                        if entry.delta == 0 {
+                            self.replace_all(snapshot.take().unwrap_or_default());
+                            if let Some(tx) = loaded.take() {
+                                let _ = tx.send(());
+                            }
+                        }
+                    }
+                    None => self.apply(&entry),
                 },
-                Err(error) => tracing::error!(%error, key = %entry.key, "auth key is not a JWK"),
-            },
-            kv::Operation::Delete | kv::Operation::Purge => {
-                self.remove(&entry.key);
-                tracing::info!(kid = %entry.key, "auth key removed");
+                Some(Err(error)) => tracing::warn!(%error, "auth key watch error"),
+                None => anyhow::bail!("the watch of the auth-keys bucket ended"),
             }
         }
     }
+
+    fn replace_all(&self, keys: HashMap<String, DecodingKey>) {
+        let n = keys.len();
+        *self.keys.write().expect("verifier keys lock") = keys;
+        tracing::info!(keys = n, "auth keys loaded");
+    }
+
+    fn apply(&self, entry: &kv::Entry) {
+        match accepted(entry) {
+            Some((kid, key)) => {
+                self.keys.write().expect("verifier keys lock").insert(kid.clone(), key);
+                tracing::info!(kid, "auth key loaded");
+            }
+            // A deletion, or a value refused (and logged) by `accepted`: the entry names no key
+            // this verifier trusts, whatever it trusted under that name before.
+            None => {
+                if self.keys.write().expect("verifier keys lock").remove(&entry.key).is_some() {
+                    tracing::info!(kid = %entry.key, "auth key removed");
+                }
+            }
+        }
+    }
+}
+
+/// The key an entry of the bucket carries, if it is one to trust: a put of a well-formed Ed25519
+/// JWK whose own `kid` is the entry's key. A key stored under another name would be looked up
+/// under its `kid` but removed under the entry's, so such an entry could replace a real key and
+/// outlive its deletion: it is refused, loudly.
+fn accepted(entry: &kv::Entry) -> Option<(String, DecodingKey)> {
+    if !matches!(entry.operation, kv::Operation::Put) {
+        return None;
+    }
+    let jwk = match serde_json::from_slice::<PublicJwk>(&entry.value) {
+        Ok(jwk) => jwk,
+        Err(error) => {
+            tracing::error!(%error, key = %entry.key, "auth key refused: not a JWK");
+            return None;
+        }
+    };
+    if jwk.kid != entry.key {
+        tracing::error!(key = %entry.key, kid = %jwk.kid, "auth key refused: its kid is not the key it is stored under");
+        return None;
+    }
+    match decoding_key(&jwk) {
+        Ok(key) => Some((jwk.kid, key)),
+        Err(error) => {
+            tracing::error!(%error, key = %entry.key, "auth key refused");
+            None
+        }
+    }
+}
+
+/// The verification key of a well-formed Ed25519 JWK (`kty` OKP, `crv` Ed25519, `alg` EdDSA, a
+/// 32-byte `x`).
+fn decoding_key(jwk: &PublicJwk) -> anyhow::Result<DecodingKey> {
+    anyhow::ensure!(jwk.kty == "OKP" && jwk.crv == "Ed25519", "key {} is not an Ed25519 key", jwk.kid);
+    anyhow::ensure!(jwk.alg == "EdDSA", "key {} is not for EdDSA", jwk.kid);
+    anyhow::ensure!(!jwk.kid.is_empty() && jwk.kid.len() <= 128, "key id of {} bytes", jwk.kid.len());
+    let bytes = URL_SAFE_NO_PAD.decode(&jwk.x)?;
+    anyhow::ensure!(bytes.len() == 32, "key {} has {} bytes, not 32", jwk.kid, bytes.len());
+    Ok(DecodingKey::from_ed_der(&bytes))
 }
 
 /// The `alg` a token's header claims, if the header is readable JSON at all.

@@ -21,12 +21,45 @@ pub const STREAM_MAX_AGE: Duration = Duration::from_secs(7 * 24 * 3600);
 /// real guarantee; the window only saves work.
 pub const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
 
-/// Connects to NATS. `url` may list several servers separated by commas (async-nats does not
-/// split them itself). The client reconnects forever on its own once connected.
-pub async fn connect(url: &str, name: &str) -> anyhow::Result<async_nats::Client> {
+/// Who a client is to NATS (see [`crate::permissions`]): a user and its password, from
+/// configuration. Credentials in the URL (`nats://user:password@host`) work as well.
+#[derive(Clone, Default, clap::Args)]
+pub struct NatsAuth {
+    /// The NATS user this process connects as (each service has its own).
+    #[arg(long = "nats-user", env = "NATS_USER")]
+    pub user: Option<String>,
+    /// Its password.
+    #[arg(long = "nats-password", env = "NATS_PASSWORD", hide_env_values = true)]
+    pub password: Option<String>,
+}
+
+impl std::fmt::Debug for NatsAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let password = self.password.as_ref().map(|_| "<redacted>");
+        f.debug_struct("NatsAuth").field("user", &self.user).field("password", &password).finish()
+    }
+}
+
+impl NatsAuth {
+    pub fn new(user: &str, password: &str) -> Self {
+        NatsAuth { user: Some(user.to_owned()), password: Some(password.to_owned()) }
+    }
+}
+
+/// Connects to NATS as `auth`'s user. `url` may list several servers separated by commas
+/// (async-nats does not split them itself). Replies arrive on the user's own inbox prefix, the
+/// only one its permissions let it read. The client reconnects forever on its own once connected.
+pub async fn connect(url: &str, name: &str, auth: &NatsAuth) -> anyhow::Result<async_nats::Client> {
     let servers: Vec<async_nats::ServerAddr> = url.split(',').map(|s| s.trim().parse()).collect::<Result<_, _>>()?;
-    let client = async_nats::ConnectOptions::new().name(name).retry_on_initial_connect().connect(servers).await?;
-    Ok(client)
+    let mut options = async_nats::ConnectOptions::new().name(name).retry_on_initial_connect();
+    let user = auth.user.clone().or_else(|| servers.first().and_then(|s| s.username()).map(str::to_owned));
+    if let (Some(user), Some(password)) = (&auth.user, &auth.password) {
+        options = options.user_and_password(user.clone(), password.clone());
+    }
+    if let Some(user) = user {
+        options = options.custom_inbox_prefix(crate::permissions::inbox_prefix(&user));
+    }
+    Ok(options.connect(servers).await?)
 }
 
 /// The stream definition. Limits retention keeps messages after they are consumed, which both

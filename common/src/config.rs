@@ -3,6 +3,8 @@
 
 use std::{path::PathBuf, time::Duration};
 
+use crate::http::Limits;
+
 #[derive(Debug, Clone, clap::Args)]
 pub struct CommonConfig {
     /// NATS server(s), comma-separated.
@@ -15,6 +17,22 @@ pub struct CommonConfig {
     /// broker delivers it again.
     #[arg(long, env = "ACK_WAIT_SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=600))]
     pub ack_wait_secs: u64,
+    /// Seconds a connection may take to send a request's headers, and may stay idle between two
+    /// requests, before it is closed.
+    #[arg(long, env = "HTTP_HEADER_TIMEOUT_SECS", default_value_t = Limits::HEADER_READ_TIMEOUT.as_secs(),
+          value_parser = clap::value_parser!(u64).range(1..=300))]
+    pub http_header_timeout_secs: u64,
+    /// Seconds a request may take to be answered before it gets a 503 `REQUEST_TIMEOUT`. Keep it
+    /// above svc-order's longest `Prefer: wait` (30 s).
+    #[arg(long, env = "HTTP_REQUEST_TIMEOUT_SECS", default_value_t = Limits::REQUEST_TIMEOUT.as_secs(),
+          value_parser = clap::value_parser!(u64).range(1..=600))]
+    pub http_request_timeout_secs: u64,
+    /// Connections served at once; more wait in the listen backlog until one closes.
+    #[arg(long, env = "HTTP_MAX_CONNECTIONS", default_value_t = Limits::MAX_CONNECTIONS as u16,
+          value_parser = clap::value_parser!(u16).range(1..))]
+    pub http_max_connections: u16,
+    #[command(flatten)]
+    pub nats_auth: crate::bus::NatsAuth,
 }
 
 impl CommonConfig {
@@ -25,5 +43,58 @@ impl CommonConfig {
 
     pub fn ack_wait(&self) -> Duration {
         Duration::from_secs(self.ack_wait_secs)
+    }
+
+    /// The limits the HTTP server enforces ([`crate::http::serve`]).
+    pub fn http_limits(&self) -> Limits {
+        Limits {
+            header_read_timeout: Duration::from_secs(self.http_header_timeout_secs),
+            request_timeout: Duration::from_secs(self.http_request_timeout_secs),
+            max_connections: usize::from(self.http_max_connections),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Debug, Parser)]
+    struct Flags {
+        #[command(flatten)]
+        common: CommonConfig,
+    }
+
+    fn parse(args: &[&str]) -> Result<CommonConfig, clap::Error> {
+        Flags::try_parse_from(std::iter::once("svc").chain(args.iter().copied())).map(|f| f.common)
+    }
+
+    #[test]
+    fn the_http_limits_default_to_the_common_defaults_and_are_read_from_flags() {
+        assert_eq!(parse(&[]).unwrap().http_limits(), Limits::default());
+        let set =
+            parse(&["--http-header-timeout-secs=3", "--http-request-timeout-secs=60", "--http-max-connections=8"]);
+        let expected = Limits {
+            header_read_timeout: Duration::from_secs(3),
+            request_timeout: Duration::from_secs(60),
+            max_connections: 8,
+        };
+        assert_eq!(set.unwrap().http_limits(), expected);
+    }
+
+    #[test]
+    fn out_of_range_http_limits_are_refused() {
+        for bad in [
+            "--http-header-timeout-secs=0",
+            "--http-header-timeout-secs=301",
+            "--http-request-timeout-secs=0",
+            "--http-request-timeout-secs=601",
+            "--http-max-connections=0",
+            "--http-max-connections=65536",
+        ] {
+            assert!(parse(&[bad]).is_err(), "{bad} was accepted");
+        }
     }
 }

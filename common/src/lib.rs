@@ -11,6 +11,7 @@
 //! - [`http`]: problem+json errors, extractors, layers, health.
 //! - [`paging`]: `?page=&size=` of every list and the `{items, page, size, total}` it answers.
 //! - [`admin`]: the admin routes every service serves (outbox, dead letters, failpoints).
+//! - [`permissions`]: who may connect to NATS and publish what, rendered into `nats/accounts.conf`.
 //! - [`runtime`]: wires the above together for one service.
 //! - `harness` (feature): real nats-server and helpers for tests.
 
@@ -26,6 +27,7 @@ pub mod faults;
 pub mod http;
 pub mod outbox;
 pub mod paging;
+pub mod permissions;
 pub mod runtime;
 pub mod telemetry;
 

@@ -55,6 +55,7 @@ pub struct Runtime {
     listener: TcpListener,
     consumers: Vec<&'static str>,
     ack_wait: std::time::Duration,
+    http_limits: http::Limits,
     tasks: TaskTracker,
 }
 
@@ -70,7 +71,7 @@ impl Runtime {
     ) -> anyhow::Result<Self> {
         let listener = TcpListener::bind(http_addr).await.with_context(|| format!("binding {http_addr}"))?;
         let db = Db::open(&config.db_path(name), migrations).await?;
-        let nats = bus::connect(&config.nats_url, name).await?;
+        let nats = bus::connect(&config.nats_url, name, &config.nats_auth).await?;
         let js = jetstream::new(nats.clone());
         bus::ensure_stream(&js).await?;
         let verifier = Verifier::new();
@@ -78,7 +79,20 @@ impl Runtime {
         let tasks = TaskTracker::new();
         tasks.spawn(Relay::new(name, db.clone(), js.clone()).run(stop.clone()));
         let ack_wait = config.ack_wait();
-        Ok(Runtime { name, db, nats, js, verifier, stop, listener, consumers: Vec::new(), ack_wait, tasks })
+        let http_limits = config.http_limits();
+        Ok(Runtime {
+            name,
+            db,
+            nats,
+            js,
+            verifier,
+            stop,
+            listener,
+            consumers: Vec::new(),
+            ack_wait,
+            http_limits,
+            tasks,
+        })
     }
 
     /// Starts `handler`'s idempotent durable consumer, filtered to the events it declares.
@@ -137,16 +151,14 @@ impl App {
         let App { runtime, addr, routes } = self;
         let app = http::finish_router(routes, Readiness { db: runtime.db.clone(), nats: runtime.nats.clone() });
         tracing::info!(service = runtime.name, %addr, "listening");
-        let stop = runtime.stop.clone();
-        let served =
-            axum::serve(runtime.listener, app).with_graceful_shutdown(async move { stop.cancelled().await }).await;
+        let served = http::serve(runtime.listener, app, runtime.http_limits, runtime.stop.clone()).await;
         runtime.stop.cancel();
         runtime.tasks.close();
         runtime.tasks.wait().await;
         // Flush what the client still buffers (e.g. acks) before the connection goes.
         let _ = runtime.nats.flush().await;
         tracing::info!(service = runtime.name, "stopped");
-        Ok(served?)
+        served
     }
 }
 

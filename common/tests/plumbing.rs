@@ -45,7 +45,7 @@ impl Fixture {
         let nats = NatsServer::start().await;
         let dir = tempfile::tempdir().unwrap();
         let db = Db::open(&dir.path().join("svc.db"), EFFECTS).await.unwrap();
-        let js = jetstream::new(bus::connect(&nats.url(), "plumbing-test").await.unwrap());
+        let js = jetstream::new(bus::connect(&nats.url(), "plumbing-test", &nats.operator()).await.unwrap());
         bus::ensure_stream(&js).await.unwrap();
         Fixture { nats, _dir: dir, db, js, stop: CancellationToken::new() }
     }

@@ -5,7 +5,9 @@
     .tools/venv/bin/python nats/tools/pub.py order.created.0193... @event.json --msg-id evt-1
 
 Needs nats-py: `.tools/venv/bin/pip install nats-py`. The server comes from --server, else
-$NATS_URL (comma-separated list allowed), else nats://127.0.0.1:4222.
+$NATS_URL (comma-separated list allowed), else nats://127.0.0.1:4222. It connects as the operator:
+--user/--password, else $NATS_OPERATOR_USER/$NATS_OPERATOR_PASSWORD, else the development
+defaults `./shop up` uses (operator / operator-dev-password); credentials in the URL work too.
 """
 
 import argparse
@@ -25,6 +27,8 @@ def parse_args():
     p.add_argument("--msg-id", help="sets the Nats-Msg-Id header: JetStream drops a repeat within the duplicate window")
     p.add_argument("-H", "--header", action="append", default=[], metavar="KEY=VALUE", help="extra header (repeatable)")
     p.add_argument("--server", default=os.environ.get("NATS_URL", "nats://127.0.0.1:4222"))
+    p.add_argument("--user", default=os.environ.get("NATS_OPERATOR_USER", "operator"))
+    p.add_argument("--password", default=os.environ.get("NATS_OPERATOR_PASSWORD", "operator-dev-password"))
     p.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for the PubAck")
     return p.parse_args()
 
@@ -57,7 +61,8 @@ async def main():
         headers["Nats-Msg-Id"] = args.msg_id
 
     servers = [s.strip() for s in args.server.split(",") if s.strip()]
-    nc = await nats.connect(servers=servers, connect_timeout=args.timeout, max_reconnect_attempts=0)
+    auth = {} if any("@" in s for s in servers) else {"user": args.user, "password": args.password}
+    nc = await nats.connect(servers=servers, connect_timeout=args.timeout, max_reconnect_attempts=0, **auth)
     try:
         js = nc.jetstream()
         try:

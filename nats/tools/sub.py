@@ -10,7 +10,9 @@ now on. With --replay it reads through JetStream from the first stored message o
 that captures the subject (an ephemeral ordered consumer; nothing is acked or left behind).
 
 Needs nats-py: `.tools/venv/bin/pip install nats-py`. The server comes from --server, else
-$NATS_URL (comma-separated list allowed), else nats://127.0.0.1:4222.
+$NATS_URL (comma-separated list allowed), else nats://127.0.0.1:4222. It connects as the operator:
+--user/--password, else $NATS_OPERATOR_USER/$NATS_OPERATOR_PASSWORD, else the development
+defaults `./shop up` uses (operator / operator-dev-password); credentials in the URL work too.
 """
 
 import argparse
@@ -30,6 +32,8 @@ def parse_args():
     p.add_argument("--replay", action="store_true", help="start from the first message stored in the stream")
     p.add_argument("--count", type=int, default=0, help="exit after this many messages (0: never)")
     p.add_argument("--server", default=os.environ.get("NATS_URL", "nats://127.0.0.1:4222"))
+    p.add_argument("--user", default=os.environ.get("NATS_OPERATOR_USER", "operator"))
+    p.add_argument("--password", default=os.environ.get("NATS_OPERATOR_PASSWORD", "operator-dev-password"))
     return p.parse_args()
 
 
@@ -51,7 +55,8 @@ def render(msg):
 async def main():
     args = parse_args()
     servers = [s.strip() for s in args.server.split(",") if s.strip()]
-    nc = await nats.connect(servers=servers, connect_timeout=5)
+    auth = {} if any("@" in s for s in servers) else {"user": args.user, "password": args.password}
+    nc = await nats.connect(servers=servers, connect_timeout=5, **auth)
 
     done = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):

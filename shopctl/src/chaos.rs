@@ -214,7 +214,10 @@ async fn drive(checkout: &Checkout, stack: &mut Stack, layout: &Layout, options:
     let http = reqwest::Client::builder().timeout(Duration::from_secs(15)).build()?;
     let admin = audit::login(&http, &endpoints.user, audit::DEV_ADMIN_EMAIL, audit::DEV_ADMIN_PASSWORD).await?;
     let shoppers = shoppers(&http, &endpoints, options).await?;
-    let nats = async_nats::connect(layout.nats_url()).await.context("connecting to the chaos broker")?;
+    let operator = crate::credentials::Credentials::operator();
+    let nats = common::bus::connect(&layout.nats_url(), "shopctl-chaos", &operator)
+        .await
+        .context("connecting to the chaos broker")?;
     let js = jetstream::new(nats);
     eprintln!(
         "chaos: {} customers, {} products; placing {} orders",

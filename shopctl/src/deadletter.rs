@@ -55,7 +55,8 @@ pub fn replay(service: &str, db: &Path, nats_url: &str, seqs: &[i64]) -> Result<
     }
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     runtime.block_on(async {
-        let js = jetstream::new(common::bus::connect(nats_url, "shopctl").await?);
+        let operator = crate::credentials::Credentials::operator();
+        let js = jetstream::new(common::bus::connect(nats_url, "shopctl", &operator).await?);
         for d in &letters {
             let msg_id = format!("replay-{service}-{}-{}", d.seq, common::db::now_ms());
             let msg = PublishMessage::build().payload(d.payload.clone().into()).message_id(&msg_id);

@@ -6,6 +6,7 @@
 mod audit;
 mod chaos;
 mod checkout;
+mod credentials;
 mod deadletter;
 mod nats;
 mod outbox;

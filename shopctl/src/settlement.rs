@@ -13,7 +13,10 @@ use clap::Parser;
 /// the environment (`TIME_ZONE`, `FEE_RATE_BPS`) are read the same way here.
 pub fn rebuild(data_dir: &Path, nats_url: &str, swap: bool, force: bool) -> Result<ExitCode> {
     let dir = data_dir.to_str().context("the data directory is not UTF-8")?;
-    let config = svc_settlement::Config::try_parse_from(["svc-settlement", "--data-dir", dir, "--nats-url", nats_url])?;
+    let mut config =
+        svc_settlement::Config::try_parse_from(["svc-settlement", "--data-dir", dir, "--nats-url", nats_url])?;
+    // The rebuild reads the stream through consumers of its own: the operator's right.
+    config.common.nats_auth = crate::credentials::Credentials::operator();
     let summary = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

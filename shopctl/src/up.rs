@@ -21,9 +21,11 @@ use tokio::process::Command;
 use tokio::time::{Instant, sleep, timeout};
 
 use crate::checkout::Checkout;
+use crate::credentials::Credentials;
 use crate::nats::ensure_nats_server;
 use crate::proc::{Managed, Signals, cargo, stop_all};
 use crate::supervise::Restarts;
+use common::bus::NatsAuth;
 
 /// A service `up` can start: a binary of the workspace with the package's name (the five
 /// services, and the simulated payment gateway svc-payment charges through).
@@ -247,7 +249,8 @@ pub async fn launch(
     if own_nats && accepts_tcp(&nats_addr).await {
         bail!("something already answers at {nats_url}; this run needs a nats-server of its own");
     }
-    let nats_started = start_nats_unless_running(checkout, stack, layout, nats_url, &nats_addr).await?;
+    let credentials = Credentials::load_or_create(&layout.data_root)?;
+    let nats_started = start_nats_unless_running(checkout, stack, layout, &credentials, nats_url, &nats_addr).await?;
 
     for (var, value) in ADMIN_DEFAULTS {
         if env::var_os(var).is_none() {
@@ -264,7 +267,8 @@ pub async fn launch(
         let bin = binaries
             .get(service.name)
             .ok_or_else(|| anyhow!("`cargo {}` built no binary named {}", layout.build_args.join(" "), service.name))?;
-        let command = service_command(root, bin.clone(), service, layout, nats_url.to_owned(), data_dir)?;
+        let auth = credentials.service(service.name);
+        let command = service_command(root, bin.clone(), service, layout, nats_url.to_owned(), auth, data_dir)?;
         stack.services.push(Managed::spawn(service.name, &mut command())?);
         stack.service_restarts.push(Restarts::new(command, Instant::now()));
     }
@@ -280,6 +284,7 @@ fn service_command(
     service: &Service,
     layout: &Layout,
     nats_url: String,
+    auth: Option<NatsAuth>,
     data_dir: PathBuf,
 ) -> Result<impl Fn() -> Command + Send + use<>> {
     let (root, http_addr, gateway_url) = (root.to_path_buf(), layout.addr(service), layout.url("payment-gateway"));
@@ -304,6 +309,10 @@ fn service_command(
             if env::var_os(var).is_none() {
                 cmd.env(var, value);
             }
+        }
+        // Its own NATS user (the gateway has none: it is no NATS client).
+        if let Some(NatsAuth { user: Some(user), password: Some(password) }) = &auth {
+            cmd.env("NATS_USER", user).env("NATS_PASSWORD", password);
         }
         cmd.envs(logs.env.iter().map(|(k, v)| (k, v)));
         if let Ok((out, err)) = logs.output(name) {
@@ -374,6 +383,7 @@ async fn start_nats_unless_running(
     checkout: &Checkout,
     stack: &mut Stack,
     layout: &Layout,
+    credentials: &Credentials,
     nats_url: &str,
     addr: &ServerAddr,
 ) -> Result<bool> {
@@ -398,7 +408,7 @@ async fn start_nats_unless_running(
     // else has created the folder yet).
     let pid_file = layout.nats_pid_file();
     create_dir(pid_file.parent().expect("the pid file is inside .data/nats"))?;
-    let command = nats_command(checkout, layout, bin, pid_file, addr)?;
+    let command = nats_command(checkout, layout, credentials.server_env(), bin, pid_file, addr)?;
     let mut cmd = command();
     eprintln!("shopctl: starting {:?}", cmd.as_std());
     let nats = stack.nats.insert(Managed::spawn("nats-server", &mut cmd)?);
@@ -423,6 +433,7 @@ async fn start_nats_unless_running(
 fn nats_command(
     checkout: &Checkout,
     layout: &Layout,
+    env: Vec<(String, String)>,
     bin: PathBuf,
     pid_file: PathBuf,
     addr: &ServerAddr,
@@ -443,6 +454,8 @@ fn nats_command(
             .args(["-a", &host, "-p", &port, "-m", &monitor])
             .arg("--pid")
             .arg(&pid_file)
+            // The passwords nats/accounts.conf reads: never on the command line.
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .process_group(0);
         if let Ok((out, err)) = logs.output("nats-server") {
@@ -578,6 +591,16 @@ fn print_summary(checkout: &Checkout, layout: &Layout, nats_url: &str, nats_star
     println!();
     println!("  {:<16} {:<28} notes", "component", "listens on");
     println!("  {:<16} {:<28} {nats_note}", "nats", nats_url);
+    let operator = Credentials::operator();
+    let default =
+        if Credentials::operator_is_default() { " (development default: set NATS_OPERATOR_USER/PASSWORD)" } else { "" };
+    println!(
+        "  {:<16} {:<28} user {} password {}{default}",
+        "nats operator",
+        "",
+        operator.user.unwrap_or_default(),
+        operator.password.unwrap_or_default()
+    );
     for service in services {
         let url = layout.url(service.name);
         println!("  {:<16} {:<28} data {}", service.name, url, layout.service_data_dir(service.name).display());

@@ -6,6 +6,10 @@
 //! marks it retired; if it was the key being signed with, a fresh one is generated, persisted and
 //! published, and logins go on signing with that. A deletion made while svc-user was down is
 //! found at the next start, before anything is published, so a retired key never comes back.
+//!
+//! Only svc-user may write the bucket (NATS permissions), and svc-user checks what it holds: a
+//! value under one of its keys' ids that is not that key's public half is put right at start
+//! and whenever the watch shows it, so tokens keep verifying everywhere.
 
 use std::{
     sync::{Arc, RwLock},
@@ -73,7 +77,7 @@ pub async fn start(runtime: &Runtime, ttl: Duration) -> anyhow::Result<Tokens> {
         verifier: runtime.verifier.clone(),
     };
     // Watching before reconciling: a deletion landing in between is delivered, not missed.
-    let deletions = keys.bucket.watch(">").await.context("watching the auth-keys bucket")?;
+    let changes = keys.bucket.watch(">").await.context("watching the auth-keys bucket")?;
 
     let in_use = keys.db.read(store::find_signing_keys_in_use).await?;
     for (kid, der) in in_use {
@@ -86,7 +90,7 @@ pub async fn start(runtime: &Runtime, ttl: Duration) -> anyhow::Result<Tokens> {
     let key = keys.activate(None).await?;
     tracing::info!(kid = key.kid(), "signing key published");
     let tokens = Tokens::new(key, ttl);
-    runtime.spawn(keys.follow(deletions, tokens.clone(), runtime.stop.clone()));
+    runtime.spawn(keys.follow(changes, tokens.clone(), runtime.stop.clone()));
     Ok(tokens)
 }
 
@@ -97,37 +101,87 @@ struct Keys {
 }
 
 impl Keys {
-    /// Handles each deletion from the bucket until `stop`.
+    /// Handles each change of the bucket until `stop`: a deletion retires the key; a put under
+    /// one of our keys' ids that is not our public key (tampering, or a bug elsewhere) is
+    /// repaired. A watch that ends is logged and established again, and what may have been
+    /// missed meanwhile is reconciled.
     async fn follow(self, mut watch: kv::Watch, tokens: Tokens, stop: CancellationToken) {
         loop {
             let entry = tokio::select! {
                 _ = stop.cancelled() => return,
                 entry = watch.next() => entry,
             };
-            let kid = match entry {
-                Some(Ok(entry)) if matches!(entry.operation, kv::Operation::Delete | kv::Operation::Purge) => entry.key,
-                Some(Ok(_)) => continue,
+            let entry = match entry {
+                Some(Ok(entry)) => entry,
                 Some(Err(error)) => {
                     tracing::warn!(%error, "auth key watch error");
                     continue;
                 }
                 None => {
-                    tracing::error!("auth key watch ended: deleted keys are retired at the next start");
-                    return;
+                    tracing::error!("auth key watch ended; establishing it again");
+                    match self.rewatch(&tokens, &stop).await {
+                        Some(again) => {
+                            watch = again;
+                            continue;
+                        }
+                        None => return,
+                    }
                 }
             };
-            // Until this succeeds, logins sign with a key nobody accepts: worth retrying hard.
+            let kid = entry.key.clone();
+            // Until this succeeds, logins may sign with a key nobody accepts: worth retrying hard.
             let handled =
-                (|| self.on_deleted(&kid, &tokens)).retry(common::bus::startup_backoff()).notify(|error, after| {
-                    tracing::warn!(error = format!("{error:#}"), kid, ?after, "retiring a key failed")
+                (|| self.on_change(&entry, &tokens)).retry(common::bus::startup_backoff()).notify(|error, after| {
+                    tracing::warn!(error = format!("{error:#}"), kid, ?after, "handling a key change failed")
                 });
             tokio::select! {
                 _ = stop.cancelled() => return,
                 result = handled => if let Err(error) = result {
-                    tracing::error!(error = format!("{error:#}"), kid, "could not retire a deleted signing key");
+                    tracing::error!(error = format!("{error:#}"), kid, "could not handle a change of the auth-keys bucket");
                 },
             }
         }
+    }
+
+    /// A new watch (retried until the bucket answers), and every key in use checked against the
+    /// bucket as it is now: what changed while no one watched is caught up with.
+    async fn rewatch(&self, tokens: &Tokens, stop: &CancellationToken) -> Option<kv::Watch> {
+        let again = || async {
+            let watch = self.bucket.watch(">").await?;
+            self.reconcile(tokens).await?;
+            anyhow::Ok(watch)
+        };
+        let retried = again.retry(common::bus::startup_backoff().without_max_times()).notify(|error, after| {
+            tracing::warn!(error = format!("{error:#}"), ?after, "re-establishing the auth key watch failed")
+        });
+        tokio::select! {
+            _ = stop.cancelled() => None,
+            watch = retried => watch.ok(),
+        }
+    }
+
+    /// Each key in use: still in the bucket as ours (repaired if not), or retired if deleted.
+    async fn reconcile(&self, tokens: &Tokens) -> anyhow::Result<()> {
+        for (kid, der) in self.db.read(store::find_signing_keys_in_use).await? {
+            let key = SigningKey::from_pkcs8_der(kid, &der)?;
+            if !self.publish(&key).await? {
+                self.on_deleted(key.kid(), tokens).await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn on_change(&self, entry: &kv::Entry, tokens: &Tokens) -> anyhow::Result<()> {
+        if matches!(entry.operation, kv::Operation::Delete | kv::Operation::Purge) {
+            return self.on_deleted(&entry.key, tokens).await;
+        }
+        // A put: ours only if it is under the id of a key we sign with (or did).
+        let ours = self.db.read(store::find_signing_keys_in_use).await?.into_iter().find(|(kid, _)| *kid == entry.key);
+        if let Some((kid, der)) = ours {
+            let key = SigningKey::from_pkcs8_der(kid, &der)?;
+            self.publish(&key).await?;
+        }
+        Ok(())
     }
 
     async fn on_deleted(&self, kid: &str, tokens: &Tokens) -> anyhow::Result<()> {
@@ -168,7 +222,22 @@ impl Keys {
         let value = serde_json::to_vec(&jwk)?;
         loop {
             match self.bucket.entry(&jwk.kid).await.context("reading the auth-keys bucket")? {
-                Some(entry) if entry.operation == kv::Operation::Put => break,
+                Some(entry) if entry.operation == kv::Operation::Put => {
+                    if serde_json::from_slice::<auth::PublicJwk>(&entry.value).ok().as_ref() == Some(&jwk) {
+                        break;
+                    }
+                    // Something else sits under our key's id: put our public key back, over
+                    // exactly what we read (a deletion landing meanwhile wins).
+                    tracing::error!(
+                        kid = jwk.kid,
+                        "the auth-keys bucket holds another value under our key id: repairing it"
+                    );
+                    match self.bucket.update(&jwk.kid, value.clone().into(), entry.revision).await {
+                        Ok(_) => break,
+                        Err(e) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => continue,
+                        Err(e) => return Err(anyhow::Error::new(e).context("repairing a signing key")),
+                    }
+                }
                 // A delete or purge marker: the key was retired there.
                 Some(_) => return Ok(false),
                 // Expecting revision 0 writes only a key with no history at all (a fresh bucket,

@@ -236,7 +236,18 @@ impl<S: Service> Builder<S> {
 
 fn parse<S: Service>(bus: &TestBus, data: &Path, args: &[String]) -> S {
     let data = data.to_str().expect("utf-8 temp path").to_owned();
-    let base = [S::NAME.to_owned(), "--http-addr".into(), "127.0.0.1:0".into(), "--nats-url".into(), bus.nats.url()];
+    let auth = bus.nats.auth(S::NAME);
+    let base = [
+        S::NAME.to_owned(),
+        "--http-addr".into(),
+        "127.0.0.1:0".into(),
+        "--nats-url".into(),
+        bus.nats.url(),
+        "--nats-user".into(),
+        auth.user.clone().unwrap_or_default(),
+        "--nats-password".into(),
+        auth.password.clone().unwrap_or_default(),
+    ];
     let all = base.into_iter().chain(["--data-dir".to_owned(), data]).chain(args.iter().cloned());
     S::try_parse_from(all).unwrap_or_else(|e| panic!("{} flags: {e}", S::NAME))
 }
@@ -507,9 +518,10 @@ impl<S: Service> TestApp<S> {
             // Run on the service's own runtime: this thread, the test's, is blocked meanwhile.
             let (tx, rx) = mpsc::channel();
             let (url, dbs, consumers) = (self.bus.nats.url(), vec![self.db_path()], self.consumers.clone());
+            let operator = self.bus.nats.operator();
             running.runtime.spawn(async move {
                 let quiet = async {
-                    let js = jetstream::new(async_nats::connect(url).await.ok()?);
+                    let js = jetstream::new(crate::bus::connect(&url, "end-check", &operator).await.ok()?);
                     eventually(WAIT, || quiet(&js, &dbs, Some(consumers.as_slice()))).await
                 };
                 let _ = tx.send(quiet.await.is_some());

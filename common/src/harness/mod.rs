@@ -24,10 +24,16 @@ use std::{
     time::Duration,
 };
 
-use crate::config::CommonConfig;
+use crate::{bus::NatsAuth, config::CommonConfig};
 
-/// A `nats-server` child process with JetStream, killed on drop. Stopped and restarted through
-/// `&self`, so a server that several services share (a [`TestBus`]) can crash under them.
+/// The operator's name on test servers.
+const OPERATOR: &str = "operator";
+
+/// A `nats-server` child process with JetStream and the production permissions
+/// (`nats/accounts.conf`, as [`crate::permissions`] renders it), killed on drop. Stopped and
+/// restarted through `&self`, so a server that several services share (a [`TestBus`]) can crash
+/// under them. Every client connects as a user: a service as itself ([`NatsServer::auth`]), the
+/// tests' own clients as the operator ([`NatsServer::client`]).
 #[derive(Debug)]
 pub struct NatsServer {
     child: std::sync::Mutex<Option<Child>>,
@@ -48,8 +54,24 @@ impl NatsServer {
         format!("nats://127.0.0.1:{}", self.port)
     }
 
+    /// The credentials of the service user `user` on this server.
+    pub fn auth(&self, user: &str) -> NatsAuth {
+        NatsAuth::new(user, &format!("harness-{user}"))
+    }
+
+    /// The operator's credentials: watch everything, publish events by hand, never the keys.
+    pub fn operator(&self) -> NatsAuth {
+        NatsAuth::new(OPERATOR, "harness-operator")
+    }
+
+    /// A client connected as the operator, as a person with the `nats` CLI would be.
     pub async fn client(&self) -> async_nats::Client {
-        async_nats::connect(self.url()).await.expect("connect to test nats-server")
+        self.client_as(&self.operator()).await
+    }
+
+    /// A client connected as `auth`'s user.
+    pub async fn client_as(&self, auth: &NatsAuth) -> async_nats::Client {
+        crate::bus::connect(&self.url(), "test", auth).await.expect("connect to test nats-server")
     }
 
     /// Stops the server (SIGKILL: like a crash; JetStream keeps what it stored).
@@ -68,19 +90,33 @@ impl NatsServer {
     }
 
     async fn launch(&self) {
-        let child = Command::new(nats_server_bin())
+        let conf = self.store.path().join("accounts.conf");
+        std::fs::write(&conf, crate::permissions::accounts_conf()).expect("write accounts.conf");
+        let mut cmd = Command::new(nats_server_bin());
+        cmd.arg("-c")
+            .arg(&conf)
             .args(["-a", "127.0.0.1", "-p", &self.port.to_string(), "-js", "-sd"])
             .arg(self.store.path())
+            .env(crate::permissions::OPERATOR_USER_ENV, OPERATOR)
+            .env(crate::permissions::OPERATOR_PASSWORD_ENV, "harness-operator")
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn nats-server (run the tests through ./shop test, or set NATS_SERVER_BIN)");
+            .stderr(Stdio::null());
+        for service in &crate::permissions::SERVICES {
+            cmd.env(crate::permissions::password_env(service.name), format!("harness-{}", service.name));
+        }
+        // NATS_HARNESS_LOG=<dir>: each server logs there (permission violations are named in it).
+        if let Some(dir) = std::env::var_os("NATS_HARNESS_LOG") {
+            cmd.arg("-l").arg(std::path::Path::new(&dir).join(format!("nats-{}.log", self.port)));
+        }
+        let child = cmd.spawn().expect("spawn nats-server (run the tests through ./shop test, or set NATS_SERVER_BIN)");
         *self.child.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(child);
-        let url = self.url();
+        let (url, operator) = (self.url(), self.operator());
         eventually(Duration::from_secs(10), || {
-            let url = url.clone();
+            let (url, operator) = (url.clone(), operator.clone());
             async move {
-                let client = async_nats::connect(&url).await.ok()?;
+                let options = async_nats::ConnectOptions::new()
+                    .user_and_password(operator.user.clone()?, operator.password.clone()?);
+                let client = options.connect(&url).await.ok()?;
                 async_nats::jetstream::new(client).query_account().await.ok().map(|_| ())
             }
         })
@@ -114,9 +150,18 @@ fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("free port").port()
 }
 
-/// A fresh data directory and the matching common config for one service under test.
-pub fn common_config(nats: &NatsServer, data_dir: &tempfile::TempDir) -> CommonConfig {
-    CommonConfig { nats_url: nats.url(), data_dir: data_dir.path().to_path_buf(), ack_wait_secs: 30 }
+/// The common config of the service `service` under test: `nats` as that service's user, and a
+/// fresh data directory.
+pub fn common_config(nats: &NatsServer, service: &str, data_dir: &tempfile::TempDir) -> CommonConfig {
+    CommonConfig {
+        nats_url: nats.url(),
+        data_dir: data_dir.path().to_path_buf(),
+        ack_wait_secs: 30,
+        http_header_timeout_secs: 10,
+        http_request_timeout_secs: 35,
+        http_max_connections: 1024,
+        nats_auth: nats.auth(service),
+    }
 }
 
 /// A response's body as JSON, after checking its status (the body is in the failure message).
@@ -155,8 +200,10 @@ pub struct TestIssuer {
 }
 
 impl TestIssuer {
+    /// Publishes a fresh key as svc-user would (only svc-user may write the bucket).
     pub async fn publish(nats: &NatsServer) -> Self {
-        let js = async_nats::jetstream::new(nats.client().await);
+        let owner = nats.auth(crate::permissions::KEY_OWNER);
+        let js = async_nats::jetstream::new(nats.client_as(&owner).await);
         let key = crate::auth::SigningKey::generate();
         let bucket = crate::auth::keys_bucket(&js).await.expect("key bucket");
         crate::auth::publish_key(&bucket, &key.public_jwk()).await.expect("publish test key");

@@ -73,7 +73,10 @@ pub async fn run(config: &Config, options: Options) -> anyhow::Result<Summary> {
         let l = live.clone();
         tokio::task::spawn_blocking(move || swap::check_live(&l)).await??;
     }
-    let nats = common::bus::connect(&config.common.nats_url, &format!("{SERVICE}-rebuild")).await?;
+    // As whoever runs the rebuild (`shopctl settlement rebuild` connects as the operator): it
+    // reads the whole stream through consumers of its own, which svc-settlement's user may not make.
+    let nats =
+        common::bus::connect(&config.common.nats_url, &format!("{SERVICE}-rebuild"), &config.common.nats_auth).await?;
     let js = jetstream::new(nats.clone());
     let (complete, last_seq) = stream_bounds(&js).await?;
 

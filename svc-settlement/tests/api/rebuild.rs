@@ -5,6 +5,15 @@ use serde_json::Value;
 use svc_settlement::rebuild::{self, Options};
 use uuid::Uuid;
 
+/// The service's settings as `shopctl settlement rebuild` runs the rebuild: as the NATS operator
+/// (the rebuild reads the stream through consumers of its own, which svc-settlement's user may
+/// not create).
+fn as_operator(app: &TestApp) -> svc_settlement::Config {
+    let mut config = app.config().clone();
+    config.common.nats_auth = app.bus.nats.operator();
+    config
+}
+
 use crate::helpers::{TestApp, at, json, refund, sale, spawn_app};
 
 const SWAP: Options = Options { swap: true, force: false };
@@ -39,24 +48,24 @@ async fn a_rebuild_reproduces_the_live_ledger_and_can_replace_a_lost_one() {
     let live = reports(&app).await;
     assert_eq!(live[1]["totals"]["refunds"], 20_000, "the late refund is an adjustment on Dec 1");
 
-    let summary = rebuild::run(app.config(), Options::default()).await.expect("rebuild runs");
+    let summary = rebuild::run(&as_operator(&app), Options::default()).await.expect("rebuild runs");
     assert!(summary.is_clean(), "{summary}");
     assert!(summary.complete && !summary.swapped);
     assert_eq!((summary.applied, summary.duplicates, summary.closes), (7, 1, 1), "{summary}");
     assert!(summary.rejected.is_empty(), "{summary}");
 
-    let err = rebuild::run(app.config(), SWAP).await.expect_err("the service holds the file");
+    let err = rebuild::run(&as_operator(&app), SWAP).await.expect_err("the service holds the file");
     assert!(err.to_string().contains("in use"), "{err:#}");
 
     app.stop().await;
-    let summary = rebuild::run(app.config(), SWAP).await.expect("swap while stopped");
+    let summary = rebuild::run(&as_operator(&app), SWAP).await.expect("swap while stopped");
     assert!(summary.is_clean() && summary.swapped, "{summary}");
     let replaced = summary.replaced.expect("the old file is kept");
     assert!(replaced.exists(), "{}", replaced.display());
 
     // The database is lost; the stream still has everything.
     std::fs::remove_file(app.config().db_path()).unwrap();
-    let summary = rebuild::run(app.config(), SWAP).await.expect("rebuild a lost database");
+    let summary = rebuild::run(&as_operator(&app), SWAP).await.expect("rebuild a lost database");
     assert!(summary.swapped && summary.replaced.is_none());
     assert!(
         summary.differences.iter().all(|d| matches!(
@@ -116,7 +125,7 @@ async fn a_close_published_after_events_it_did_not_count_is_replayed_at_its_wate
     assert_eq!(live[0]["totals"]["gross"], 16_000, "the late Nov 29 sale is an adjustment on Nov 30");
     assert_eq!(live[1]["totals"]["gross"], 8_000, "the late Nov 30 sale is an adjustment on Dec 1");
 
-    let summary = rebuild::run(app.config(), Options::default()).await.expect("rebuild runs");
+    let summary = rebuild::run(&as_operator(&app), Options::default()).await.expect("rebuild runs");
     assert!(summary.is_clean(), "{summary}");
     assert_eq!((summary.messages, summary.applied, summary.closes), (8, 6, 2), "{summary}");
     let rebuilt = rusqlite::Connection::open(app.config().rebuild_db_path()).unwrap();
@@ -135,7 +144,7 @@ async fn a_swap_is_refused_before_anything_is_replayed_while_the_service_holds_t
     let app = spawn_app("2026-12-01T00:30:00+09:00", &[]).await;
     app.publish_all(&[sale(Uuid::now_v7(), "books", 1_000, at("2026-11-30T10:00:00+09:00"))]).await;
     for options in [SWAP, Options { swap: true, force: true }] {
-        let err = rebuild::run(app.config(), options).await.expect_err("the service holds the file");
+        let err = rebuild::run(&as_operator(&app), options).await.expect_err("the service holds the file");
         assert!(err.to_string().contains("in use"), "{err:#}");
     }
     assert!(!app.config().rebuild_db_path().exists(), "refused before the replay created its database");
@@ -154,14 +163,14 @@ async fn a_swap_that_would_change_or_drop_what_the_live_ledger_holds_is_refused_
     assert!(stream.delete_message(lost).await.unwrap());
     app.stop().await;
 
-    let err = rebuild::run(app.config(), SWAP).await.expect_err("the rebuilt ledger drops an entry");
+    let err = rebuild::run(&as_operator(&app), SWAP).await.expect_err("the rebuilt ledger drops an entry");
     let err = format!("{err:#}");
     assert!(err.contains("not swapping") && err.contains("--force"), "{err}");
     assert!(err.contains("live Some("), "the differences are shown: {err}");
     assert_eq!(app.count("SELECT count(*) FROM ledger", []), 2, "the live file is untouched");
     assert!(app.config().rebuild_db_path().exists(), "the rebuilt file is kept for inspection");
 
-    let summary = rebuild::run(app.config(), Options { swap: true, force: true }).await.expect("a forced swap");
+    let summary = rebuild::run(&as_operator(&app), Options { swap: true, force: true }).await.expect("a forced swap");
     assert!(summary.swapped && summary.replaced.as_ref().is_some_and(|p| p.exists()), "{summary}");
     assert_eq!(app.count("SELECT count(*) FROM ledger", []), 1);
 }
@@ -176,7 +185,7 @@ async fn a_rebuild_settles_each_close_at_the_fee_rate_it_published_not_at_todays
     app.stop().await;
 
     app.config_mut().fee_rate_bps = "500".parse().unwrap();
-    let summary = rebuild::run(app.config(), Options::default()).await.expect("rebuild runs");
+    let summary = rebuild::run(&as_operator(&app), Options::default()).await.expect("rebuild runs");
     assert!(summary.is_clean(), "{summary}");
     let rebuilt = rusqlite::Connection::open(app.config().rebuild_db_path()).unwrap();
     let (bps, fee): (i64, i64) = rebuilt
@@ -191,7 +200,7 @@ async fn a_rebuild_settles_each_close_at_the_fee_rate_it_published_not_at_todays
 async fn a_rebuild_keeps_the_ledgers_time_zone_and_refuses_to_run_in_another() {
     let mut app = spawn_app("2026-12-01T00:30:00+09:00", &["--time-zone", "UTC"]).await;
     app.publish_all(&[sale(Uuid::now_v7(), "books", 1_000, at("2026-11-30T10:00:00+09:00"))]).await;
-    let mut seoul = app.config().clone();
+    let mut seoul = as_operator(&app);
     seoul.time_zone = "Asia/Seoul".parse().unwrap();
     let err = rebuild::run(&seoul, Options::default()).await.expect_err("the live ledger is kept in UTC");
     assert!(err.to_string().contains("time zone UTC (from the live database), but TIME_ZONE is Asia/Seoul"), "{err:#}");
@@ -204,6 +213,6 @@ async fn a_rebuild_keeps_the_ledgers_time_zone_and_refuses_to_run_in_another() {
     std::fs::remove_file(app.config().db_path()).unwrap();
     let err = rebuild::run(&seoul, Options::default()).await.expect_err("the ledger was closed in UTC");
     assert!(err.to_string().contains("time zone UTC (from the first settlement.closed)"), "{err:#}");
-    let summary = rebuild::run(app.config(), Options::default()).await.expect("rebuild in the ledger's zone");
+    let summary = rebuild::run(&as_operator(&app), Options::default()).await.expect("rebuild in the ledger's zone");
     assert_eq!(summary.closes, 1, "{summary}");
 }

@@ -132,9 +132,39 @@ async fn deleting_an_older_key_in_use_retires_it_and_leaves_logins_alone() {
     assert_eq!(app.me(Some(&again)).await.status(), StatusCode::OK);
 }
 
-/// The auth-keys bucket as an operator sees it.
+#[tokio::test]
+async fn a_tampered_key_in_the_bucket_is_repaired_and_tokens_signed_before_keep_working() {
+    let app = spawn_app().await;
+    app.register("kim@example.com").await;
+    let token = app.token("kim@example.com", PASSWORD).await;
+    let [kid] = kids_in_use(&app).try_into().unwrap();
+    let bucket = keys_bucket(&app.bus).await;
+    let genuine = bucket.get(&kid).await.unwrap().expect("the key is published");
+
+    // Someone with write access replaces svc-user's public key by another, under the same kid.
+    let mut forged = SigningKey::generate().public_jwk();
+    forged.kid = kid.clone();
+    bucket.put(&kid, serde_json::to_vec(&forged).unwrap().into()).await.unwrap();
+
+    let repaired = eventually(WAIT, || async { (bucket.get(&kid).await.ok()?? == genuine).then_some(()) });
+    repaired.await.expect("svc-user puts its own public key back");
+    // A verifier that knows only the bucket (any other service) accepts the old token again.
+    let verifier = Verifier::new();
+    let stop = CancellationToken::new();
+    let reader = app.bus.nats.client_as(&app.bus.nats.auth("svc-order")).await;
+    verifier.watch(&jetstream::new(reader), stop.clone()).await.unwrap();
+    assert!(verifier.verify(&token).is_ok(), "the repaired key verifies the earlier token");
+    let ok = eventually(WAIT, || async { (app.me(Some(&token)).await.status() == StatusCode::OK).then_some(()) });
+    ok.await.expect("svc-user itself accepts the earlier token");
+    assert_eq!(kids_in_use(&app), [kid], "repaired, not rotated");
+    stop.cancel();
+}
+
+/// The bucket as a person retiring a key reaches it: with svc-user's credentials, the only ones
+/// that may write it.
 async fn keys_bucket(bus: &TestBus) -> kv::Store {
-    bus.js.get_key_value(KEYS_BUCKET).await.expect("the auth-keys bucket")
+    let owner = bus.nats.client_as(&bus.nats.auth(common::permissions::KEY_OWNER)).await;
+    jetstream::new(owner).get_key_value(KEYS_BUCKET).await.expect("the auth-keys bucket")
 }
 
 /// The ids of svc-user's signing keys that are not retired, oldest first.

@@ -1,7 +1,7 @@
 //! Wiring: the database, the listener, the router with health checks and the common layers, and
 //! serving until the stop token is cancelled.
 
-use std::net::SocketAddr;
+use std::{net::SocketAddr, time::Duration};
 
 use anyhow::Context;
 use axum::{
@@ -12,7 +12,7 @@ use axum::{
 };
 use common::{
     db::Db,
-    http::{ApiError, BODY_LIMIT, Code},
+    http::{ApiError, BODY_LIMIT, Code, Limits},
 };
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -21,7 +21,12 @@ use tower_http::{
     trace::{DefaultOnResponse, TraceLayer},
 };
 
-use crate::{SERVICE, config::Config, faults::Faults, rules::Rules};
+use crate::{
+    SERVICE,
+    config::Config,
+    faults::{FaultSettings, Faults},
+    rules::Rules,
+};
 
 /// The gateway's own SQL, after the plumbing tables `Db::open` creates.
 pub const MIGRATIONS: &[&str] = &[include_str!("../migrations/0001_gateway.sql")];
@@ -70,16 +75,22 @@ impl App {
         self.addr
     }
 
-    /// Serves until the stop token is cancelled, then lets the requests in flight finish (a hang
-    /// is cut short by the same token).
+    /// Serves within `limits()` until the stop token is cancelled, then lets the requests in flight
+    /// finish (a hang is cut short by the same token).
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         let App { listener, addr, router, stop } = self;
         tracing::info!(service = SERVICE, %addr, "listening");
-        let stopping = stop.clone();
-        axum::serve(listener, router).with_graceful_shutdown(async move { stopping.cancelled().await }).await?;
+        common::http::serve(listener, router, limits(), stop).await?;
         tracing::info!(service = SERVICE, "stopped");
         Ok(())
     }
+}
+
+/// The common defaults, but with a request timeout above the longest simulated fault (latency
+/// plus hang), so that a hang the caller asked for still ends in its 504, not in the server's 503.
+fn limits() -> Limits {
+    let longest_fault = Duration::from_millis(FaultSettings::MAX_LATENCY_MS + FaultSettings::MAX_HANG_MS);
+    Limits { request_timeout: longest_fault + Duration::from_secs(5), ..Limits::default() }
 }
 
 /// Health checks, problem fallbacks, request ids, tracing and the body limit around the routes:

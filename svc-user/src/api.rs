@@ -4,7 +4,9 @@
 //!   422 `INVALID_EMAIL`, `WEAK_PASSWORD`, `INVALID_NAME` or `INVALID_ROLE` naming the field;
 //!   409 `EMAIL_TAKEN`.
 //! - `POST /auth/login` {email, password}: 200 `{accessToken, tokenType, expiresIn}`;
-//!   401 `INVALID_CREDENTIALS`, the same whichever of the two was wrong.
+//!   401 `INVALID_CREDENTIALS`, the same whichever of the two was wrong; 429 `TOO_MANY_ATTEMPTS`
+//!   with `Retry-After` after repeated failures for the email or from the client, the same
+//!   whether or not the email has an account (see [`crate::throttle`]).
 //! - Both hash a password, a bounded number at a time (see [`crate::hashing`]): 503 `BUSY` with
 //!   `Retry-After: 1` when no turn comes soon enough.
 //! - `GET /users/me` (Bearer): 200 with the user; 401 `UNAUTHENTICATED` or `INVALID_TOKEN`;
@@ -16,12 +18,14 @@
 //! Every body is JSON; the common extractor answers 400 `MALFORMED_JSON`, 415 and 422
 //! `INVALID_BODY` for bodies that are not the expected JSON at all.
 
+use std::net::SocketAddr;
+
 use anyhow::Context;
 use axum::{
-    Router,
-    extract::State,
+    Extension, Router,
+    extract::{ConnectInfo, State},
     http::{HeaderValue, StatusCode, header},
-    response::IntoResponse,
+    response::{IntoResponse, Response},
     routing::{get, post},
 };
 use common::{
@@ -43,6 +47,7 @@ use crate::{
     hashing::{Hashing, HashingError},
     keys::Tokens,
     store,
+    throttle::LoginThrottle,
 };
 
 /// svc-user's routes; `common` adds health checks, request ids, tracing and limits around them.
@@ -113,8 +118,37 @@ async fn log_in(
     State(tokens): State<Tokens>,
     State(decoy): State<DecoyHash>,
     State(hashing): State<Hashing>,
+    State(throttle): State<LoginThrottle>,
+    // Set by `common::http::serve` on every request; absent only when the routes are served
+    // some other way (then only the per-account limit applies).
+    connection: Option<Extension<ConnectInfo<SocketAddr>>>,
     Json(body): Json<LogInRequest>,
-) -> Result<impl IntoResponse, ApiError> {
+) -> Response {
+    let client = connection.map(|Extension(ConnectInfo(addr))| addr.ip());
+    // Before any hashing: a locked email or client costs no Argon2 run.
+    let attempt = match throttle.begin(&body.email, client) {
+        Ok(attempt) => attempt,
+        Err(throttled) => return throttled.into_response(),
+    };
+    let user = check_credentials(&db, decoy, &hashing, body).await;
+    match &user {
+        Ok(_) => attempt.succeeded(),
+        Err(e) if e.code() == Code::InvalidCredentials => attempt.failed(),
+        // Busy or broken: the caller learnt nothing about the password, so it does not count.
+        Err(_) => drop(attempt),
+    }
+    let user = match user {
+        Ok(user) => user,
+        Err(e) => return e.into_response(),
+    };
+    let token =
+        TokenResponse { access_token: tokens.issue(&user), token_type: "Bearer", expires_in: tokens.ttl().as_secs() };
+    // RFC 6749 section 5.1: responses carrying tokens must not be cached.
+    ([(header::CACHE_CONTROL, "no-store")], Json(token)).into_response()
+}
+
+/// The account `body` names, if its password is the one given; else 401 `INVALID_CREDENTIALS`.
+async fn check_credentials(db: &Db, decoy: DecoyHash, hashing: &Hashing, body: LogInRequest) -> Result<User, ApiError> {
     let LogInRequest { email, password } = body;
     // An address that cannot be an email belongs to no account: the same path as an unknown one.
     let found = match Email::parse(&email) {
@@ -128,14 +162,10 @@ async fn log_in(
         None => (None, decoy.0),
     };
     let matches = hashing.run(move || hash.verify(&password)).await?.map_err(ApiError::internal)?;
-    let user = user.filter(|_| matches).ok_or_else(|| {
+    user.filter(|_| matches).ok_or_else(|| {
         ApiError::new(Code::InvalidCredentials, "the email or password is wrong")
             .with_header(header::WWW_AUTHENTICATE, "Bearer")
-    })?;
-    let token =
-        TokenResponse { access_token: tokens.issue(&user), token_type: "Bearer", expires_in: tokens.ttl().as_secs() };
-    // RFC 6749 section 5.1: responses carrying tokens must not be cached.
-    Ok(([(header::CACHE_CONTROL, "no-store")], Json(token)))
+    })
 }
 
 async fn me(State(db): State<Db>, caller: AuthUser) -> Result<Json<UserView>, ApiError> {

@@ -15,8 +15,8 @@
 //! Ed25519 keys that sign every access token in the system (`signing_keys`).
 //!
 //! Modules: [`config`] (flags), [`app`] (wiring: `impl Service for Config`), [`api`] (routes),
-//! [`domain`] (pure rules), [`store`] (SQL), [`hashing`] (Argon2 off the runtime), [`keys`]
-//! (signing keys and the bucket).
+//! [`domain`] (pure rules), [`store`] (SQL), [`hashing`] (Argon2 off the runtime), [`throttle`]
+//! (failed-login limits), [`keys`] (signing keys and the bucket).
 
 pub mod api;
 pub mod app;
@@ -25,6 +25,7 @@ pub mod domain;
 pub mod hashing;
 pub mod keys;
 pub mod store;
+pub mod throttle;
 
 pub use config::Config;
 

@@ -62,6 +62,10 @@ codes! {
     /// The database writer is overloaded: retry shortly.
     Busy = "BUSY" => SERVICE_UNAVAILABLE,
     NotReady = "NOT_READY" => SERVICE_UNAVAILABLE,
+    /// The handler did not answer within the request timeout (`http::Limits`); what it had
+    /// started may or may not have taken effect. A 503, not a 408: the server was slow, not the
+    /// client (and clients may resend a 408 on their own, even a POST).
+    RequestTimeout = "REQUEST_TIMEOUT" => SERVICE_UNAVAILABLE,
     Internal = "INTERNAL" => INTERNAL_SERVER_ERROR,
 
     // svc-user
@@ -71,6 +75,8 @@ codes! {
     InvalidRole = "INVALID_ROLE" => UNPROCESSABLE_ENTITY,
     EmailTaken = "EMAIL_TAKEN" => CONFLICT,
     InvalidCredentials = "INVALID_CREDENTIALS" => UNAUTHORIZED,
+    /// Too many failed logins for this email or from this client: retry after `Retry-After`.
+    TooManyAttempts = "TOO_MANY_ATTEMPTS" => TOO_MANY_REQUESTS,
     UserNotFound = "USER_NOT_FOUND" => NOT_FOUND,
 
     // svc-product

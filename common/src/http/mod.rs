@@ -1,8 +1,10 @@
 //! HTTP plumbing shared by every service: one error type with one wire shape
 //! (`application/problem+json`, RFC 9457, with a stable `code`), extractors that turn bad input
-//! into such problems, the common layers (request id, tracing, body limit) and health routes.
+//! into such problems, the common layers (request id, tracing, body limit), health routes, and
+//! the server that serves them within timeouts and a connection cap ([`serve`]).
 
 mod error;
+mod serve;
 
 use axum::{
     Router,
@@ -17,7 +19,10 @@ use tower_http::{
     trace::{DefaultOnResponse, TraceLayer},
 };
 
-pub use self::error::{ApiError, Code};
+pub use self::{
+    error::{ApiError, Code},
+    serve::{Limits, serve},
+};
 
 /// A path's `{id}` as a UUID. Anything else names no such resource, so it answers as a missing
 /// one does, with `not_found`'s 404: a caller cannot tell a malformed id from an unknown one.

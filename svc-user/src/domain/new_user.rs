@@ -17,7 +17,7 @@ impl Email {
     /// Checks the shape only (`local@domain.tld`); whether mail arrives is not ours to know here.
     pub fn parse(raw: &str) -> Result<Self, InvalidInput> {
         const SHAPE: InvalidInput = InvalidInput::Email("email must look like name@example.com");
-        let email = raw.trim().to_lowercase();
+        let email = Self::normalise(raw);
         if email.len() > Self::MAX_LEN {
             return Err(InvalidInput::Email("email must be at most 254 characters"));
         }
@@ -32,6 +32,12 @@ impl Email {
             && !domain.contains('@');
         let chars_ok = !email.chars().any(|c| c.is_whitespace() || c.is_control());
         if local_ok && domain_ok && chars_ok { Ok(Email(email)) } else { Err(SHAPE) }
+    }
+
+    /// `raw` in the form addresses are compared in (trimmed, lowercased), whether or not it is
+    /// one: what login throttling keys on, so an unknown email counts like a registered one.
+    pub fn normalise(raw: &str) -> String {
+        raw.trim().to_lowercase()
     }
 
     /// The normalised address.

@@ -5,7 +5,7 @@ use serde_json::Value;
 use svc_user::Config;
 use tokio_util::sync::CancellationToken;
 
-use crate::helpers::{WAIT, spawn_app_with_admin};
+use crate::helpers::{TestApp, WAIT, spawn_app, spawn_app_with_admin};
 
 const ADMIN: (&str, &str) = ("root@example.com", "admin-pass-1");
 
@@ -45,10 +45,15 @@ async fn an_admin_password_that_breaks_the_policy_stops_the_start_before_anythin
             nats_url: "nats://127.0.0.1:1".into(),
             data_dir: data_dir.path().to_path_buf(),
             ack_wait_secs: 30,
+            http_header_timeout_secs: 10,
+            http_request_timeout_secs: 35,
+            http_max_connections: 1024,
+            nats_auth: Default::default(),
         },
         admin_email: Some(ADMIN.0.into()),
         admin_password: Some("password".into()),
         token_ttl_secs: 3600,
+        login: Default::default(),
     };
 
     let err = config.build(CancellationToken::new()).await.expect_err("the start is refused");
@@ -57,4 +62,25 @@ async fn an_admin_password_that_breaks_the_policy_stops_the_start_before_anythin
     assert!(message.starts_with("ADMIN_PASSWORD: "), "{message}");
     assert!(!message.contains("password\""), "the password is not echoed: {message}");
     assert!(!data_dir.path().join("svc-user.db").exists());
+}
+
+#[tokio::test]
+async fn an_admin_email_that_belongs_to_a_customer_stops_the_start_naming_the_email_and_the_role() {
+    let app = spawn_app().await;
+    app.register(ADMIN.0).await;
+    app.settled().await;
+    let mut config = app.config().clone();
+    let (_bus, data_dir) = app.shut_down().await;
+    (config.admin_email, config.admin_password) = (Some(ADMIN.0.into()), Some(ADMIN.1.into()));
+
+    let stop = CancellationToken::new();
+    let err = config.build(stop.clone()).await.expect_err("the start is refused");
+    stop.cancel();
+
+    let message = format!("{err:#}");
+    assert!(message.contains(ADMIN.0) && message.contains("CUSTOMER"), "{message}");
+    let role: String = TestApp::db_at(&data_dir)
+        .query_row("SELECT role FROM users WHERE email = ?1", [ADMIN.0], |row| row.get(0))
+        .unwrap();
+    assert_eq!(role, "CUSTOMER", "the account is left as it was");
 }

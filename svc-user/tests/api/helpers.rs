@@ -36,6 +36,14 @@ pub async fn spawn_app_with_admin(admin: Admin<'_>) -> TestApp {
     TestApp::start(fresh_bus().await, data_dir, admin).await
 }
 
+/// svc-user with `args` after the usual flags (e.g. a login throttle fast enough for a test).
+pub async fn spawn_app_with_args(args: &[&str]) -> TestApp {
+    let mut all = flags(None);
+    all.extend(args);
+    let bus = fresh_bus().await;
+    TestApp { app: harness::TestApp::builder().on(&bus).args(&all).start().await }
+}
+
 /// A bus on a fresh nats-server: an empty key bucket.
 pub async fn fresh_bus() -> Arc<TestBus> {
     TestBus::on(NatsServer::start().await, false).await

@@ -3,6 +3,7 @@
 
 mod admin;
 mod create_order;
+mod fuzz;
 mod helpers;
 mod idempotency;
 mod read;

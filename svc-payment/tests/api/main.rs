@@ -2,6 +2,7 @@
 
 mod cancel;
 mod end_check;
+mod fuzz;
 mod helpers;
 mod payments;
 mod saga;

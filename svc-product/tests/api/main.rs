@@ -2,6 +2,7 @@
 //! driven by events published by hand on JetStream.
 
 mod admin;
+mod fuzz;
 mod helpers;
 mod products;
 mod restock;

@@ -4,6 +4,7 @@
 mod admin;
 mod booking;
 mod closing;
+mod fuzz;
 mod helpers;
 mod rebuild;
 mod reconciliation;

@@ -1,9 +1,11 @@
 //! svc-user's integration tests: the real service, over HTTP, on a real nats-server.
 
 mod admin;
+mod fuzz;
 mod helpers;
 mod keys;
 mod log_in;
 mod me;
 mod secrets;
 mod sign_up;
+mod throttle;

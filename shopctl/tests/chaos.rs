@@ -1,5 +1,5 @@
 //! A small `shopctl chaos` run as part of the suite: the whole system as separate processes (the
-//! binaries this test build made), a few hundred orders, a fault every half second, then the
+//! binaries this test build made), 240 orders over 12 s, a fault every half second, then the
 //! audit. The full run (2,000 orders) is `./shop chaos`; its figures are in
 //! docs/FAILURE-SCENARIOS.md.
 
@@ -22,7 +22,7 @@ fn a_short_chaos_run_loses_nothing_leaves_nothing_stuck_and_applies_nothing_twic
     let offset = 20_000 + (std::process::id() % 20) as u16 * 100;
     let out = Command::new(shopctl)
         .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .args(["chaos", "--orders", "240", "--rate", "30", "--concurrency", "4", "--fault-every-ms", "500"])
+        .args(["chaos", "--orders", "240", "--rate", "20", "--concurrency", "4", "--fault-every-ms", "500"])
         .args(["--seed", "7", "--port-offset", &offset.to_string()])
         .arg("--bin-dir")
         .arg(bin_dir)
@@ -38,6 +38,8 @@ fn a_short_chaos_run_loses_nothing_leaves_nothing_stuck_and_applies_nothing_twic
         assert!(stdout.contains(line), "no `{line}` in:\n{stdout}");
     }
     let faults: usize = stderr.lines().filter(|l| l.starts_with("chaos: ") && l.contains(" s  ")).count();
-    assert!(faults >= 10, "only {faults} faults were applied:\n{stderr}");
+    // A fault every half second over 12 s of load; fewer when the machine is busy (a fault waits
+    // for the one before it), but never a run without them.
+    assert!(faults >= 5, "only {faults} faults were applied:\n{stderr}");
     assert!(stdout.contains("chaos: PASSED"), "{stdout}");
 }

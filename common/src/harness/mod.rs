@@ -8,10 +8,12 @@
 //! - [`events`]: [`EventLog`], [`settled`], saga [`transcript`]s for snapshots.
 //! - [`fixtures`]: the events svc-product and svc-payment answer with, for tests that stand in
 //!   for them.
+//! - [`fuzz`]: the inputs and the property of every service's property tests.
 
 mod app;
 mod events;
 pub mod fixtures;
+pub mod fuzz;
 
 pub use app::{Builder, DeadLetter, TestApp, TestBus, WAIT};
 pub use events::{EventLog, settled, snapshot_order, transcript};

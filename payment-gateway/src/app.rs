@@ -6,20 +6,15 @@ use std::{net::SocketAddr, time::Duration};
 use anyhow::Context;
 use axum::{
     Router,
-    extract::{FromRef, Request, State},
-    http::HeaderName,
+    extract::{FromRef, State},
     routing::get,
 };
 use common::{
     db::Db,
-    http::{ApiError, BODY_LIMIT, Code, Limits},
+    http::{ApiError, Code, Limits},
 };
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use tower_http::{
-    request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
-    trace::{DefaultOnResponse, TraceLayer},
-};
 
 use crate::{
     SERVICE,
@@ -30,7 +25,6 @@ use crate::{
 
 /// The gateway's own SQL, after the plumbing tables `Db::open` creates.
 pub const MIGRATIONS: &[&str] = &[include_str!("../migrations/0001_gateway.sql")];
-const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// What the HTTP handlers share; each asks only for its part.
 #[derive(Debug, Clone, FromRef)]
@@ -93,27 +87,10 @@ fn limits() -> Limits {
     Limits { request_timeout: longest_fault + Duration::from_secs(5), ..Limits::default() }
 }
 
-/// Health checks, problem fallbacks, request ids, tracing and the body limit around the routes:
-/// `common::http::finish_router` without its NATS readiness (the gateway has no bus).
+/// `common::http::finish_router`'s health checks, fallbacks and layers, with a readiness of its
+/// own: the database (the gateway has no bus).
 fn finish(routes: Router, db: Db) -> Router {
-    let health =
-        Router::new().route("/health/live", get(|| async { "ok" })).route("/health/ready", get(ready)).with_state(db);
-    routes
-        .merge(health)
-        .fallback(|| async { ApiError::new(Code::NotFound, "no such route") })
-        .method_not_allowed_fallback(|| async { ApiError::new(Code::MethodNotAllowed, "method not allowed on this route") })
-        .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))
-        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
-        .layer(
-            TraceLayer::new_for_http()
-                .make_span_with(|req: &Request| {
-                    let request_id = req.headers().get(&REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("-");
-                    tracing::info_span!("http", http.method = %req.method(), http.path = %req.uri().path(), request.id = %request_id)
-                })
-                .on_response(DefaultOnResponse::new().level(tracing::Level::INFO))
-                .on_failure(()),
-        )
-        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+    common::http::finish(routes, Router::new().route("/health/ready", get(ready)).with_state(db))
 }
 
 async fn ready(State(db): State<Db>) -> Result<&'static str, ApiError> {

@@ -155,10 +155,14 @@ pub struct Readiness {
 /// Wraps a service's routes with health checks, problem fallbacks, request ids, tracing and the
 /// body limit. Header values (tokens) and bodies (passwords) are never logged.
 pub fn finish_router(routes: Router, readiness: Readiness) -> Router {
-    let health = Router::new()
-        .route("/health/live", get(|| async { "ok" }))
-        .route("/health/ready", get(ready))
-        .with_state(readiness);
+    let ready = Router::new().route("/health/ready", get(ready)).with_state(readiness);
+    finish(routes, ready)
+}
+
+/// [`finish_router`] with a readiness check of the caller's own (`ready` serves
+/// `/health/ready`): for a process without a bus, such as the payment gateway.
+pub fn finish(routes: Router, ready: Router) -> Router {
+    let health = Router::new().route("/health/live", get(|| async { "ok" })).merge(ready);
     routes
         .merge(health)
         .fallback(|| async { ApiError::new(Code::NotFound, "no such route") })

@@ -1,9 +1,12 @@
 //! The idempotent consumer.
 //!
-//! Per message, one `BEGIN IMMEDIATE` transaction: insert the message id into `processed` (a
-//! conflict means we have seen it: commit, ack, skip), run the service's handler (its state change
-//! and follow-up outbox rows), commit; then ack. Poison is dead-lettered at once; a transient
-//! failure is retried until it passes, however long that takes; no message is ever dropped:
+//! Messages are applied in batches (whatever has been delivered, up to [`BATCH`]): one
+//! `BEGIN IMMEDIATE` transaction, and in it, per message, a savepoint holding the insert of its id
+//! into `processed` (a conflict means we have seen it: skip) and the service's handler (its state
+//! change and follow-up outbox rows); one commit; then each message is acked. Poison is
+//! dead-lettered at once (its row in the same transaction); a transient failure is retried until
+//! it passes, however long that takes; one message's failure undoes only its own savepoint; no
+//! message is ever dropped:
 //!
 //! | outcome                                    | what happens                                |
 //! |--------------------------------------------|---------------------------------------------|
@@ -13,8 +16,9 @@
 //! | handler or database fails transiently      | `Nak`, 1 s doubling to 30 s, for ever       |
 //! | handler says [`HandlerError::NotYet`]      | `Nak` with the same delays ...              |
 //! | ... still not applicable after `patience`  | dead-letter row ("gave up"), then `Term`    |
-//! | the dead-letter row cannot be written      | `Nak`: dead-lettering is retried like any   |
-//! |                                            | transient failure, never `Term`ed before it |
+//! | the batch cannot be written or committed   | every message `Nak`ed: dead-lettering is    |
+//! |                                            | retried like any transient failure, never   |
+//! |                                            | `Term`ed before its row committed           |
 //!
 //! The durable consumer has no server-side `max_deliver`: only this code ends a message's
 //! deliveries, and only after its dead-letter row committed.
@@ -28,11 +32,10 @@ use std::{
 };
 
 use async_nats::jetstream::{self, AckKind};
-use futures_util::StreamExt;
 pub use futures_util::future::BoxFuture;
+use futures_util::{FutureExt, StreamExt};
 use rusqlite::{Transaction, params};
 use tokio_util::sync::CancellationToken;
-use tracing::Instrument;
 
 use crate::bus::ConsumerSpec;
 use crate::db::{Db, DbError, now_ms};
@@ -183,7 +186,16 @@ pub fn stats() -> Stats {
     }
 }
 
+/// The most messages applied in one transaction: what one pull brings
+/// ([`ConsumerSpec::ensure`] asks for batches of this size).
+pub const BATCH: usize = 64;
+
 /// Consumes the stream through `spec`'s durable consumer until `stop` is cancelled.
+///
+/// Each round takes the first message that arrives and every other one already delivered (up to
+/// [`BATCH`], without waiting for more), applies them in one transaction ([`process_batch`]) and
+/// acknowledges them after its commit: one fsync for the whole batch, so a busy consumer writes
+/// and syncs once per batch instead of once per message, and an idle one answers at once.
 pub async fn run(
     js: jetstream::Context,
     spec: ConsumerSpec,
@@ -211,208 +223,363 @@ pub async fn run(
             }
         };
         delay = Duration::from_millis(200);
-        loop {
+        let mut ended = false;
+        while !ended {
             let next = tokio::select! {
                 _ = stop.cancelled() => return,
                 next = messages.next() => next,
             };
-            match next {
-                Some(Ok(msg)) => {
-                    process(&db, &spec, handler.clone(), msg).await;
-                }
+            let mut batch = match next {
+                Some(Ok(msg)) => vec![msg],
                 // Missing heartbeats and similar hiccups do not end the pull stream: keep going.
-                Some(Err(error)) => tracing::warn!(%error, consumer = spec.durable(), "pull consumer hiccup"),
+                Some(Err(error)) => {
+                    tracing::warn!(%error, consumer = spec.durable(), "pull consumer hiccup");
+                    continue;
+                }
                 None => break, // stream ended: re-attach
+            };
+            while batch.len() < BATCH {
+                match messages.next().now_or_never() {
+                    Some(Some(Ok(msg))) => batch.push(msg),
+                    Some(Some(Err(error))) => {
+                        tracing::warn!(%error, consumer = spec.durable(), "pull consumer hiccup");
+                        break;
+                    }
+                    Some(None) => {
+                        ended = true;
+                        break;
+                    }
+                    None => break, // nothing more delivered yet
+                }
             }
+            process_batch(&db, &spec, &handler, batch).await;
         }
     }
 }
 
-/// Processes one message end to end, acking or terminating it as the outcome requires.
-pub async fn process(db: &Db, spec: &ConsumerSpec, handler: Arc<dyn Handler>, msg: jetstream::Message) -> Outcome {
-    let (stream_seq, deliveries) = match msg.info() {
-        Ok(info) => (info.stream_sequence, info.delivered),
-        Err(_) => (0, 1),
-    };
-    if deliveries > 1 {
-        REDELIVERIES.fetch_add(1, Ordering::Relaxed);
-    }
-    let msg_id =
-        msg.headers.as_ref().and_then(|h| h.get(async_nats::header::NATS_MESSAGE_ID)).map(|v| v.as_str().to_owned());
-    let subject = msg.subject.to_string();
+/// A delivered message as the batch's transaction needs it.
+struct Delivery {
+    subject: String,
+    msg_id: Option<String>,
+    stream_seq: u64,
+    deliveries: i64,
+    payload: bytes::Bytes,
+}
 
-    let outcome = match Envelope::decode(&subject, &msg.payload) {
-        Err(error) => {
-            let span = tracing::error_span!("event", consumer = spec.durable());
-            let reason = error.to_string();
-            Some(
-                dead_letter(db, spec, &subject, msg_id.clone(), stream_seq, deliveries, &reason, &msg.payload)
-                    .instrument(span)
-                    .await,
-            )
-        }
-        Ok(envelope) => {
-            let span = tracing::info_span!(
-                "event",
-                event.id = %envelope.id,
-                event.type = envelope.event.event_type(),
-                correlation.id = %envelope.correlation_id,
-                consumer = spec.durable(),
-            );
-            let compensation = matches!(envelope.event.kind(), EventType::OrderFailed | EventType::OrderExpired);
-            async {
-                let outcome = apply(db, handler, envelope).await;
-                let point =
-                    if compensation { faults::COMPENSATION_AFTER_COMMIT } else { faults::CONSUMER_AFTER_COMMIT };
-                if outcome == Outcome::Applied && faults::fire(spec.durable(), point) {
-                    // As if the process died between the commit and the ack: no ack, so the
-                    // broker delivers the message again after the ack wait.
-                    return None;
-                }
-                Some(match outcome {
-                    Outcome::NotYet(reason) if deliveries >= spec.patience => {
-                        let reason = format!("gave up after {deliveries} attempts: {reason}");
-                        dead_letter(db, spec, &subject, msg_id, stream_seq, deliveries, &reason, &msg.payload).await
-                    }
-                    Outcome::DeadLettered(reason) => {
-                        dead_letter(db, spec, &subject, msg_id, stream_seq, deliveries, &reason, &msg.payload).await
-                    }
-                    other => other,
-                })
+impl Delivery {
+    fn of(msg: &jetstream::Message) -> Self {
+        let (stream_seq, deliveries) = match msg.info() {
+            Ok(info) => (info.stream_sequence, info.delivered),
+            Err(_) => (0, 1),
+        };
+        let msg_id = msg
+            .headers
+            .as_ref()
+            .and_then(|h| h.get(async_nats::header::NATS_MESSAGE_ID))
+            .map(|v| v.as_str().to_owned());
+        Delivery { subject: msg.subject.to_string(), msg_id, stream_seq, deliveries, payload: msg.payload.clone() }
+    }
+}
+
+/// What the batch's transaction does with one message.
+#[allow(clippy::large_enum_variant)] // at most BATCH of them, for the length of one transaction
+enum Task {
+    /// Apply the event: `effect` if [`Handler::prepare`] decided one, else [`Handler::handle`].
+    Apply { envelope: Envelope, effect: Option<Effect> },
+    /// Record a dead-letter row with this reason.
+    DeadLetter(String),
+    /// Nothing to write: the outcome is known already (a `prepare` that must be retried).
+    Settled(Outcome),
+}
+
+/// Processes delivered messages together: decodes each, runs the handler's `prepare` step (one
+/// call per message, at once for messages of distinct keys), then applies every message in one
+/// transaction, each in a savepoint of its own so that one that fails or is rejected leaves the
+/// others' effects in place; commits; and only then acknowledges each message as its outcome
+/// requires. Outcomes are returned in the messages' order.
+pub async fn process_batch(
+    db: &Db,
+    spec: &ConsumerSpec,
+    handler: &Arc<dyn Handler>,
+    msgs: Vec<jetstream::Message>,
+) -> Vec<Outcome> {
+    let consumer = handler.name();
+    let deliveries: Vec<Delivery> = msgs.iter().map(Delivery::of).collect();
+    let redelivered = deliveries.iter().filter(|d| d.deliveries > 1).count() as u64;
+    REDELIVERIES.fetch_add(redelivered, Ordering::Relaxed);
+
+    let decoded: Vec<Result<Envelope, String>> = deliveries
+        .iter()
+        .map(|d| {
+            let envelope = Envelope::decode(&d.subject, &d.payload).map_err(|e| e.to_string())?;
+            if handler.consumes().contains(&envelope.event.kind()) {
+                Ok(envelope)
+            } else {
+                Err(unhandled(consumer, &envelope))
             }
-            .instrument(span)
-            .await
+        })
+        .collect();
+    let prepared = prepare_all(db, handler, &decoded).await;
+    let tasks: Vec<Task> = decoded
+        .into_iter()
+        .zip(prepared)
+        .zip(&deliveries)
+        .map(|((decoded, prepared), delivery)| match (decoded, prepared) {
+            (Err(reason), _) => Task::DeadLetter(reason),
+            (Ok(envelope), Ok(effect)) => Task::Apply { envelope, effect },
+            (Ok(envelope), Err(error)) => match settle(failed(error, consumer, &envelope), delivery, spec.patience) {
+                Outcome::DeadLettered(reason) => Task::DeadLetter(reason),
+                other => Task::Settled(other),
+            },
+        })
+        .collect();
+
+    let (patience, handler_tx) = (spec.patience, handler.clone());
+    let written = db
+        .write(move |tx| {
+            let mut out = Vec::with_capacity(tasks.len());
+            for (task, delivery) in tasks.into_iter().zip(deliveries) {
+                let (outcome, applied) = match task {
+                    Task::Settled(outcome) => (outcome, None),
+                    Task::DeadLetter(reason) => {
+                        insert_dead_letter(tx, consumer, &delivery, &reason)?;
+                        (Outcome::DeadLettered(reason), None)
+                    }
+                    Task::Apply { envelope, effect } => {
+                        tx.execute_batch("SAVEPOINT message")?;
+                        match apply_in(tx, &*handler_tx, &envelope, effect) {
+                            Ok(outcome) => {
+                                tx.execute_batch("RELEASE message")?;
+                                (outcome, Some(envelope))
+                            }
+                            Err(error) => {
+                                // Nothing of this message stays; the others' effects do.
+                                tx.execute_batch("ROLLBACK TO message; RELEASE message")?;
+                                match settle(failed(error, consumer, &envelope), &delivery, patience) {
+                                    Outcome::DeadLettered(reason) => {
+                                        insert_dead_letter(tx, consumer, &delivery, &reason)?;
+                                        (Outcome::DeadLettered(reason), None)
+                                    }
+                                    other => (other, None),
+                                }
+                            }
+                        }
+                    }
+                };
+                out.push((outcome, applied, delivery));
+            }
+            Ok::<_, DbError>(out)
+        })
+        .await;
+
+    let results: Vec<(Outcome, bool)> = match written {
+        Ok(out) => out
+            .into_iter()
+            .map(|(outcome, applied, delivery)| {
+                let acked = after_commit(handler, &outcome, applied.as_ref(), &delivery);
+                (outcome, acked)
+            })
+            .collect(),
+        // Nothing committed: every message comes back, its dead letter (if any) recorded then.
+        Err(error) => {
+            tracing::warn!(%error, consumer, messages = msgs.len(), "could not apply a batch of events; will retry");
+            (0..msgs.len()).map(|_| (Outcome::Retry(format!("could not apply the batch: {error}")), true)).collect()
         }
     };
-    let Some(outcome) = outcome else {
-        return Outcome::Applied;
-    };
 
-    let ack = match &outcome {
-        Outcome::Applied | Outcome::Duplicate => AckKind::Ack,
-        Outcome::DeadLettered(_) => AckKind::Term,
-        Outcome::Retry(_) | Outcome::NotYet(_) => AckKind::Nak(Some(retry_delay(deliveries))),
-    };
-    if let Err(error) = msg.ack_with(ack).await {
-        // The effect is committed; a redelivery will find the message id and be skipped.
-        tracing::warn!(%error, "could not acknowledge message");
+    let mut outcomes = Vec::with_capacity(results.len());
+    for (msg, (outcome, ack)) in msgs.into_iter().zip(results) {
+        let deliveries = msg.info().map_or(1, |i| i.delivered);
+        let kind = match &outcome {
+            Outcome::Applied | Outcome::Duplicate => AckKind::Ack,
+            Outcome::DeadLettered(_) => AckKind::Term,
+            Outcome::Retry(_) | Outcome::NotYet(_) => AckKind::Nak(Some(retry_delay(deliveries))),
+        };
+        if ack && let Err(error) = msg.ack_with(kind).await {
+            // The effect is committed; a redelivery will find the message id and be skipped.
+            tracing::warn!(%error, consumer, "could not acknowledge message");
+        }
+        outcomes.push(outcome);
     }
-    outcome
+    outcomes
+}
+
+/// Runs `prepare` for every event of the batch. Messages of distinct keys (orders) are prepared
+/// at once; if two share a key they are prepared one after the other, in delivery order.
+async fn prepare_all(
+    db: &Db,
+    handler: &Arc<dyn Handler>,
+    decoded: &[Result<Envelope, String>],
+) -> Vec<Result<Option<Effect>, HandlerError>> {
+    let prepare = |d: &Result<Envelope, String>| {
+        let handler = handler.clone();
+        let envelope = d.as_ref().ok().cloned();
+        async move {
+            match envelope {
+                Some(envelope) => handler.prepare(db, &envelope).await,
+                None => Ok(None),
+            }
+        }
+    };
+    let keys: Vec<String> = decoded.iter().filter_map(|d| d.as_ref().ok()).map(|e| e.event.key()).collect();
+    let distinct = keys.iter().collect::<std::collections::HashSet<_>>().len() == keys.len();
+    if distinct {
+        futures_util::future::join_all(decoded.iter().map(prepare)).await
+    } else {
+        let mut out = Vec::with_capacity(decoded.len());
+        for d in decoded {
+            out.push(prepare(d).await);
+        }
+        out
+    }
+}
+
+/// What is done once the batch committed, for one message: counters, logs, the handler's
+/// [`Handler::committed`], and the after-commit failpoints. Returns whether to acknowledge it.
+fn after_commit(handler: &Arc<dyn Handler>, outcome: &Outcome, applied: Option<&Envelope>, d: &Delivery) -> bool {
+    let consumer = handler.name();
+    match (outcome, applied) {
+        (Outcome::Duplicate, _) => {
+            DUPLICATES.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(consumer, msg.id = d.msg_id.as_deref(), "duplicate message skipped");
+        }
+        (Outcome::DeadLettered(reason), _) => {
+            DEAD_LETTERED.fetch_add(1, Ordering::Relaxed);
+            tracing::error!(
+                consumer,
+                subject = d.subject,
+                msg.id = d.msg_id.as_deref(),
+                stream.seq = d.stream_seq,
+                reason,
+                "message dead-lettered"
+            );
+        }
+        (Outcome::Applied, Some(envelope)) => {
+            handler.committed(envelope);
+            let compensation = matches!(envelope.event.kind(), EventType::OrderFailed | EventType::OrderExpired);
+            let point = if compensation { faults::COMPENSATION_AFTER_COMMIT } else { faults::CONSUMER_AFTER_COMMIT };
+            if faults::fire(consumer, point) {
+                // As if the process died between the commit and the ack: no ack, so the broker
+                // delivers the message again after the ack wait.
+                return false;
+            }
+        }
+        _ => {}
+    }
+    true
 }
 
 /// Applies one decoded event exactly once for the handler's consumer: dedupe row, handler effect
-/// and follow-up outbox rows in one transaction. Does not ack: [`process`] does that after the commit.
+/// and follow-up outbox rows in one transaction. Neither acks nor records dead letters:
+/// [`process_batch`] does that. Used where events come from elsewhere than a live consumer
+/// (svc-settlement's rebuild).
 ///
 /// An event of a type the handler does not declare is dead-lettered before anything is written,
 /// so that replaying it once the handler learnt the type applies it.
 pub async fn apply(db: &Db, handler: Arc<dyn Handler>, envelope: Envelope) -> Outcome {
-    if !handler.consumes().contains(&envelope.event.kind()) {
-        return Outcome::DeadLettered(unhandled(handler.name(), &envelope));
-    }
     let consumer = handler.name();
-    let id = envelope.id;
+    if !handler.consumes().contains(&envelope.event.kind()) {
+        return Outcome::DeadLettered(unhandled(consumer, &envelope));
+    }
     let effect = match handler.prepare(db, &envelope).await {
         Ok(effect) => effect,
-        Err(error) => return failed(error),
+        Err(error) => return failed(error, consumer, &envelope),
     };
     let after = handler.clone();
     let event = envelope.clone();
-    let res = db
-        .write(move |tx| {
-            let fresh = tx.execute(
-                "INSERT INTO processed (consumer, message_id, processed_at) VALUES (?1, ?2, ?3)
-                 ON CONFLICT DO NOTHING",
-                params![consumer, id.to_string(), now_ms()],
-            )? == 1;
-            if !fresh {
-                return Ok(Outcome::Duplicate);
-            }
-            match effect {
-                Some(effect) => effect(tx)?,
-                None => handler.handle(tx, &envelope)?,
-            }
-            if faults::fire(consumer, faults::CONSUMER_IN_TRANSACTION) {
-                // As if the process died mid-transaction: nothing of it commits.
-                return Err(HandlerError::Transient(anyhow::anyhow!(
-                    "failpoint {consumer}.{}",
-                    faults::CONSUMER_IN_TRANSACTION
-                )));
-            }
-            Ok::<_, HandlerError>(Outcome::Applied)
-        })
-        .await;
-    match res {
+    match db.write(move |tx| apply_in(tx, &*handler, &envelope, effect)).await {
+        Ok(Outcome::Applied) => {
+            after.committed(&event);
+            Outcome::Applied
+        }
         Ok(Outcome::Duplicate) => {
             DUPLICATES.fetch_add(1, Ordering::Relaxed);
-            tracing::info!("duplicate message skipped");
             Outcome::Duplicate
         }
-        Ok(outcome) => {
-            tracing::debug!("event applied");
-            after.committed(&event);
-            outcome
-        }
-        Err(error) => failed(error),
+        Ok(other) => other,
+        Err(error) => failed(error, consumer, &event),
     }
 }
 
-/// The outcome of a handler's failure.
-fn failed(error: HandlerError) -> Outcome {
+/// Inside the caller's transaction: the dedupe row, then the effect. `Duplicate` when the
+/// message id was applied before (nothing else is written).
+fn apply_in(
+    tx: &Transaction<'_>,
+    handler: &dyn Handler,
+    envelope: &Envelope,
+    effect: Option<Effect>,
+) -> Result<Outcome, HandlerError> {
+    let consumer = handler.name();
+    let fresh = tx
+        .prepare_cached(
+            "INSERT INTO processed (consumer, message_id, processed_at) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
+        )?
+        .execute(params![consumer, envelope.id.to_string(), now_ms()])?
+        == 1;
+    if !fresh {
+        return Ok(Outcome::Duplicate);
+    }
+    match effect {
+        Some(effect) => effect(tx)?,
+        None => handler.handle(tx, envelope)?,
+    }
+    if faults::fire(consumer, faults::CONSUMER_IN_TRANSACTION) {
+        // As if the process died mid-transaction: nothing of it commits.
+        return Err(HandlerError::Transient(anyhow::anyhow!(
+            "failpoint {consumer}.{}",
+            faults::CONSUMER_IN_TRANSACTION
+        )));
+    }
+    tracing::debug!(consumer, event.id = %envelope.id, event.type = envelope.event.event_type(), "event applied");
+    Ok(Outcome::Applied)
+}
+
+/// The outcome of a handler's failure, logged with the event it failed on.
+fn failed(error: HandlerError, consumer: &str, envelope: &Envelope) -> Outcome {
+    let (event_id, event_type) = (envelope.id, envelope.event.event_type());
     match error {
         HandlerError::Reject(reason) => Outcome::DeadLettered(reason),
         HandlerError::NotYet(reason) => {
-            tracing::info!(reason, "event not applicable yet; will retry");
+            tracing::info!(consumer, event.id = %event_id, event.type = event_type, reason, "event not applicable yet; will retry");
             Outcome::NotYet(reason)
         }
         HandlerError::Transient(error) => {
-            tracing::warn!(error = %format!("{error:#}"), "event failed; will retry");
-            Outcome::Retry(format!("{error:#}"))
+            let error = format!("{error:#}");
+            tracing::warn!(consumer, event.id = %event_id, event.type = event_type, error, "event failed; will retry");
+            Outcome::Retry(error)
         }
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn dead_letter(
-    db: &Db,
-    spec: &ConsumerSpec,
-    subject: &str,
-    msg_id: Option<String>,
-    stream_seq: u64,
-    deliveries: i64,
-    reason: &str,
-    payload: &[u8],
-) -> Outcome {
-    let (consumer, subject_owned, reason_owned, payload, id) =
-        (spec.durable().to_owned(), subject.to_owned(), reason.to_owned(), payload.to_vec(), msg_id.clone());
-    let res = db
-        .write(move |tx| {
-            tx.execute(
-                "INSERT INTO dead_letter (consumer, subject, message_id, stream_seq, deliveries, reason, payload, created_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                params![consumer, subject_owned, id, stream_seq as i64, deliveries, reason_owned, payload, now_ms()],
-            )
-            .map_err(DbError::from)
-        })
-        .await;
-    match res {
-        Ok(_) => {
-            DEAD_LETTERED.fetch_add(1, Ordering::Relaxed);
-            tracing::error!(
-                subject,
-                msg.id = msg_id.as_deref(),
-                stream.seq = stream_seq,
-                reason,
-                "message dead-lettered"
-            );
-            Outcome::DeadLettered(reason.to_owned())
+/// A `NotYet` that has waited out the consumer's patience becomes a dead letter ("gave up").
+fn settle(outcome: Outcome, delivery: &Delivery, patience: i64) -> Outcome {
+    match outcome {
+        Outcome::NotYet(reason) if delivery.deliveries >= patience => {
+            Outcome::DeadLettered(format!("gave up after {} attempts: {reason}", delivery.deliveries))
         }
-        // Without the dead-letter row we must not Term, or the message would be lost silently:
-        // delivered again, it is dead-lettered again, until the row commits.
-        Err(error) => {
-            tracing::warn!(subject, msg.id = msg_id.as_deref(), %error, reason, "could not record a dead letter; will retry");
-            Outcome::Retry(format!("could not record dead letter: {error}"))
-        }
+        other => other,
     }
+}
+
+/// Records `delivery` as a dead letter of `consumer`, inside the batch's transaction: the `Term`
+/// that ends its deliveries is only sent once this row committed, so no message is ever lost
+/// silently (if the row cannot be written, the whole batch is retried).
+fn insert_dead_letter(tx: &Transaction<'_>, consumer: &str, d: &Delivery, reason: &str) -> Result<(), DbError> {
+    tx.prepare_cached(
+        "INSERT INTO dead_letter (consumer, subject, message_id, stream_seq, deliveries, reason, payload, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )?
+    .execute(params![
+        consumer,
+        d.subject,
+        d.msg_id,
+        d.stream_seq as i64,
+        d.deliveries,
+        reason,
+        &d.payload[..],
+        now_ms()
+    ])?;
+    Ok(())
 }
 
 /// Nak delay for the `deliveries`-th attempt: 1 s, 2 s, 4 s ... capped at 30 s.

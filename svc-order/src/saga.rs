@@ -217,7 +217,12 @@ fn move_order(
     match order.apply(change, common::db::now()) {
         Transition::Applied(next) => {
             store::update_order(tx, &next)?;
-            tracing::info!(order.id = %order_id, from = %order.status, to = %next.status, "order moved");
+            // One INFO line per saga, at its end; every step before it at DEBUG.
+            if next.status.is_settled() {
+                tracing::info!(order.id = %order_id, from = %order.status, order.status = %next.status, "order ended");
+            } else {
+                tracing::debug!(order.id = %order_id, from = %order.status, to = %next.status, "order moved");
+            }
             Ok(Some(next))
         }
         Transition::Ignored { status } => {

@@ -192,9 +192,9 @@ fn on_stock_reserved(
     let (order, id) = (payment.charge.order_id, payment.id);
     match payment.decline_reason {
         None => {
-            tracing::info!(order.id = %order, payment.id = %id, amount = payment.charge.amount.0, "payment completed")
+            tracing::debug!(order.id = %order, payment.id = %id, amount = payment.charge.amount.0, "payment completed")
         }
-        Some(reason) => tracing::info!(order.id = %order, payment.id = %id, ?reason, "payment declined"),
+        Some(reason) => tracing::debug!(order.id = %order, payment.id = %id, ?reason, "payment declined"),
     }
     Ok(())
 }
@@ -233,7 +233,7 @@ fn close(
     }
     if store::mark_cancelled(tx, &refunded)? {
         outbox::append(tx, &Envelope::caused_by(SERVICE, cause, event))?;
-        tracing::info!(order.id = %order_id, payment.id = %payment.id, amount = payment.charge.amount.0, "refunded: the order ended unpaid");
+        tracing::debug!(order.id = %order_id, payment.id = %payment.id, amount = payment.charge.amount.0, "refunded: the order ended unpaid");
     }
     Ok(())
 }

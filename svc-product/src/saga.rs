@@ -92,7 +92,7 @@ fn on_order_created(tx: &Transaction<'_>, cause: &Envelope, e: &OrderCreated) ->
 
     let answer = match decision {
         Decision::Reserve { product, unit_price, amount } => {
-            tracing::info!(
+            tracing::debug!(
                 order.id = %e.order_id, product.id = %product.id, quantity = quantity.get(), %amount,
                 "stock reserved"
             );
@@ -109,7 +109,7 @@ fn on_order_created(tx: &Transaction<'_>, cause: &Envelope, e: &OrderCreated) ->
             })
         }
         Decision::Reject(reason) => {
-            tracing::info!(
+            tracing::debug!(
                 order.id = %e.order_id, product.id = %e.product_id, quantity = quantity.get(), ?reason,
                 "stock rejected"
             );
@@ -167,7 +167,7 @@ fn release(tx: &Transaction<'_>, cause: &Envelope, order_id: Uuid, reason: Relea
         // Products are never deleted, so this is corrupt state: no retry will fix it.
         return Err(HandlerError::Reject(format!("reserved product {} no longer exists", reservation.product_id)));
     }
-    tracing::info!(
+    tracing::debug!(
         order.id = %order_id, product.id = %reservation.product_id, quantity = reservation.quantity.get(), ?reason,
         "stock released"
     );

@@ -114,7 +114,7 @@ fn book(tx: &Transaction<'_>, posting: Posting, event_date: Date, start: Date) -
         return Ok(());
     }
     let p = &entry.posting;
-    tracing::info!(
+    tracing::debug!(
         payment.id = %p.payment_id,
         seller.id = %p.seller_id,
         kind = p.kind.as_str(),

@@ -88,7 +88,7 @@ async fn place(
         let order = Order::place(Uuid::now_v7(), user, new, common::db::now(), deadline);
         if store::insert_order(tx, &order, key.as_ref())? {
             outbox::append(tx, &Envelope::new(SERVICE, Event::OrderCreated(order.created_event())))?;
-            tracing::info!(order.id = %order.id, user.id = %user, "order placed");
+            tracing::debug!(order.id = %order.id, user.id = %user, "order placed");
             return Ok(order);
         }
         // Not inserted: with fresh UUIDv7 ids only the key can have collided.

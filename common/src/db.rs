@@ -1,10 +1,22 @@
-//! SQLite: one file per service, a small deadpool pool, embedded migrations.
+//! SQLite: one file per service, a small deadpool pool for reads, one writer, embedded migrations.
 //!
-//! Every write goes through [`Db::write`]: one `BEGIN IMMEDIATE` transaction that the caller fills
-//! with its state change and the outbox rows it causes. After the commit the outbox relay is woken,
-//! so there is no way to write an event and forget to publish it.
+//! Every write goes through [`Db::write`]: a closure that fills a transaction with its state change
+//! and the outbox rows it causes. After the commit the outbox relay is woken, so there is no way to
+//! write an event and forget to publish it.
+//!
+//! The writes of a service go to one writer thread, which owns the only connection that writes
+//! (SQLite has one writer per database anyway). It commits in groups: the writes that queued up
+//! while the previous commit was syncing run in one `BEGIN IMMEDIATE` transaction, each inside a
+//! savepoint of its own, so one that fails is rolled back alone and the others commit, together,
+//! with one fsync. An idle service commits each write at once; a busy one syncs once per group
+//! instead of once per request, which is what bounds a database on `synchronous = FULL`.
 
-use std::{path::Path, sync::Arc, time::Duration};
+use std::{
+    panic::{AssertUnwindSafe, catch_unwind},
+    path::Path,
+    sync::{Arc, mpsc},
+    time::Duration,
+};
 
 use deadpool_sqlite::{Config, Hook, HookError, Pool, Runtime};
 use rusqlite::{Connection, Transaction, TransactionBehavior, types::Type};
@@ -18,6 +30,10 @@ PRAGMA synchronous = FULL;
 PRAGMA foreign_keys = ON;";
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 const POOL_SIZE: usize = 4;
+/// The most writes committed together.
+const GROUP: usize = 64;
+/// Prepared statements kept per connection (`prepare_cached`): every statement of the hot path.
+const STATEMENT_CACHE: usize = 64;
 
 /// The plumbing tables (outbox, processed, dead_letter); they come before the service's own.
 const PLUMBING: &str = include_str!("../migrations/0001_plumbing.sql");
@@ -30,12 +46,23 @@ pub enum DbError {
     Interact(String),
     #[error(transparent)]
     Sqlite(#[from] rusqlite::Error),
+    /// The group of writes this one was committed with could not be committed: nothing of it
+    /// was written.
+    #[error("commit failed: {0}")]
+    Commit(String),
 }
+
+/// One write as the writer runs it: fills the transaction (`None`: there is none, it cannot run)
+/// and says whether it succeeded, with what to do once the group's commit is known.
+type Job = Box<dyn FnOnce(Option<&Transaction<'_>>) -> (bool, Completion) + Send>;
+/// Hands a write's result to its caller once the commit went through (`Ok`) or failed.
+type Completion = Box<dyn FnOnce(Result<(), &str>) + Send>;
 
 /// A service's database handle: cheap to clone.
 #[derive(Clone)]
 pub struct Db {
     pool: Pool,
+    writer: mpsc::Sender<Job>,
     committed: Arc<Notify>,
 }
 
@@ -57,24 +84,32 @@ impl Db {
             .max_size(POOL_SIZE)
             .post_create(Hook::async_fn(|conn, _| {
                 Box::pin(async move {
-                    conn.interact(|c| {
-                        c.busy_timeout(BUSY_TIMEOUT)?;
-                        c.execute_batch(PRAGMAS)
-                    })
-                    .await
-                    .map_err(|e| HookError::message(e.to_string()))?
-                    .map_err(|e| HookError::message(e.to_string()))
+                    conn.interact(|c| configure(c))
+                        .await
+                        .map_err(|e| HookError::message(e.to_string()))?
+                        .map_err(|e| HookError::message(e.to_string()))
                 })
             }))
             .build()?;
-        let db = Db { pool, committed: Arc::new(Notify::new()) };
-        db.with_conn(move |c| {
+        let conn = pool.get().await.map_err(|e| DbError::Pool(e.to_string()))?;
+        conn.interact(move |c| {
             let steps: Vec<M<'static>> =
                 std::iter::once(PLUMBING).chain(migrations.iter().copied()).map(M::up).collect();
             Migrations::new(steps).to_latest(c).map_err(|e| anyhow::anyhow!("migrating database: {e}"))
         })
-        .await??;
-        Ok(db)
+        .await
+        .map_err(|e| DbError::Interact(e.to_string()))??;
+        drop(conn);
+
+        let mut conn = Connection::open(path)?;
+        configure(&conn)?;
+        let committed = Arc::new(Notify::new());
+        let (writer, jobs) = mpsc::channel();
+        let wake = committed.clone();
+        std::thread::Builder::new()
+            .name(format!("sqlite-writer-{}", path.file_stem().and_then(|s| s.to_str()).unwrap_or("db")))
+            .spawn(move || write_groups(&mut conn, &jobs, &wake))?;
+        Ok(Db { pool, writer, committed })
     }
 
     /// Runs `f` on a pooled connection (reads, or anything that manages its own transaction).
@@ -89,27 +124,36 @@ impl Db {
         self.with_conn(move |c| f(c).map_err(Into::into)).await?
     }
 
-    /// Runs `f` inside one `BEGIN IMMEDIATE` transaction and commits if it returns `Ok`.
-    /// Immediate, because a write transaction that reads first would otherwise fail with
-    /// SQLITE_BUSY under contention whatever the busy timeout.
+    /// Runs `f` inside a `BEGIN IMMEDIATE` transaction (possibly shared with other writes, each
+    /// in its own savepoint; see the module doc) and commits if it returns `Ok`; if it returns
+    /// `Err`, nothing it wrote stays. Immediate, because a write transaction that reads first
+    /// would otherwise fail with SQLITE_BUSY under contention whatever the busy timeout.
+    ///
+    /// `f` runs on the writer thread: keep it to SQL (no waiting on the network). If the caller
+    /// stops waiting, `f` still runs and may commit.
     pub async fn write<T, E, F>(&self, f: F) -> Result<T, E>
     where
         F: FnOnce(&Transaction<'_>) -> Result<T, E> + Send + 'static,
         T: Send + 'static,
         E: From<DbError> + From<rusqlite::Error> + Send + 'static,
     {
-        let out = self
-            .with_conn(move |c| {
-                let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-                let out = f(&tx)?;
-                tx.commit()?;
-                Ok::<T, E>(out)
-            })
-            .await??;
-        // The transaction may have appended outbox rows: wake the relay. A permit is stored when
-        // the relay is busy, so no wake-up is lost.
-        self.committed.notify_one();
-        Ok(out)
+        let (answer, answered) = tokio::sync::oneshot::channel::<Result<T, E>>();
+        let job: Job = Box::new(move |tx| {
+            let result = tx.map(f);
+            let ok = matches!(result, Some(Ok(_)));
+            let complete: Completion = Box::new(move |commit| {
+                let result = match (result, commit) {
+                    (Some(Err(e)), _) => Err(e),
+                    (Some(Ok(value)), Ok(())) => Ok(value),
+                    (_, Err(reason)) => Err(E::from(DbError::Commit(reason.to_owned()))),
+                    (None, Ok(())) => Err(E::from(DbError::Commit("the write never ran".into()))),
+                };
+                let _ = answer.send(result);
+            });
+            (ok, complete)
+        });
+        self.writer.send(job).map_err(|_| E::from(DbError::Interact("the database writer has stopped".into())))?;
+        answered.await.map_err(|_| E::from(DbError::Interact("the write panicked".into())))?
     }
 
     /// Signalled after every committed write; the outbox relay waits on it.
@@ -129,6 +173,81 @@ impl Db {
     {
         let conn = self.pool.get().await.map_err(|e| DbError::Pool(e.to_string()))?;
         conn.interact(f).await.map_err(|e| DbError::Interact(e.to_string()))
+    }
+}
+
+/// The settings every connection gets, the writer's and the pool's.
+fn configure(c: &Connection) -> rusqlite::Result<()> {
+    c.busy_timeout(BUSY_TIMEOUT)?;
+    c.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    c.execute_batch(PRAGMAS)
+}
+
+/// The writer thread: until every [`Db`] handle is gone, takes the writes waiting (at least one,
+/// at most [`GROUP`]) and commits them together.
+fn write_groups(conn: &mut Connection, jobs: &mpsc::Receiver<Job>, committed: &Notify) {
+    while let Ok(first) = jobs.recv() {
+        let mut group = vec![first];
+        while group.len() < GROUP
+            && let Ok(job) = jobs.try_recv()
+        {
+            group.push(job);
+        }
+        commit_group(conn, group);
+        // The group may have appended outbox rows: wake the relay. A permit is stored when the
+        // relay is busy, so no wake-up is lost.
+        committed.notify_one();
+    }
+}
+
+/// One transaction for `group`, a savepoint per write: a write that fails (or panics) is rolled
+/// back alone. Each write's caller learns its result once the commit's outcome is known.
+fn commit_group(conn: &mut Connection, group: Vec<Job>) {
+    let tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
+        Ok(tx) => tx,
+        Err(e) => {
+            let reason = format!("cannot begin a transaction: {e}");
+            tracing::warn!(reason, writes = group.len(), "database writes failed");
+            for job in group {
+                let (_, complete) = job(None);
+                complete(Err(&reason));
+            }
+            return;
+        }
+    };
+    let mut done: Vec<Completion> = Vec::with_capacity(group.len());
+    let mut broken = None;
+    for job in group {
+        if broken.is_some() {
+            // The transaction is unusable: what is left is not run, and fails with the rest.
+            done.push(job(None).1);
+            continue;
+        }
+        if let Err(e) = tx.execute_batch("SAVEPOINT write") {
+            broken = Some(format!("cannot open a savepoint: {e}"));
+            done.push(job(None).1);
+            continue;
+        }
+        let ran = catch_unwind(AssertUnwindSafe(|| job(Some(&tx))));
+        let ok = matches!(ran, Ok((true, _)));
+        let end = if ok { "RELEASE write" } else { "ROLLBACK TO write; RELEASE write" };
+        if let Err(e) = tx.execute_batch(end) {
+            broken = Some(format!("cannot close a savepoint: {e}"));
+        }
+        // A write that panicked has no completion: its caller learns it from the dropped answer.
+        if let Ok((_, complete)) = ran {
+            done.push(complete);
+        }
+    }
+    let commit = match broken {
+        Some(reason) => Err(reason),
+        None => tx.commit().map_err(|e| e.to_string()),
+    };
+    if let Err(reason) = &commit {
+        tracing::warn!(reason, writes = done.len(), "a group of database writes did not commit");
+    }
+    for complete in done {
+        complete(commit.as_ref().map(|_| ()).map_err(String::as_str));
     }
 }
 
@@ -209,6 +328,14 @@ mod tests {
         assert_eq!(sync, 2, "synchronous=FULL");
         assert_eq!(fk, 1);
         assert_eq!(busy, 5000);
+        let writer: (i64, i64) = db
+            .write(|tx| {
+                let pragmas = "SELECT * FROM pragma_synchronous, pragma_foreign_keys";
+                tx.query_row(pragmas, [], |r| Ok((r.get(0)?, r.get(1)?))).map_err(DbError::from)
+            })
+            .await
+            .unwrap();
+        assert_eq!(writer, (2, 1), "the writer's connection is FULL and checks foreign keys too");
     }
 
     #[tokio::test]
@@ -224,6 +351,48 @@ mod tests {
         assert!(res.is_err());
         let n: i64 = db.read(|c| c.query_row("SELECT count(*) FROM t", [], |r| r.get(0))).await.unwrap();
         assert_eq!(n, 0);
+    }
+
+    #[tokio::test]
+    async fn writes_committed_together_keep_their_own_outcomes() {
+        use futures_util::FutureExt;
+        let (_dir, db) = temp_db().await;
+        // The first write holds the writer until every other one has queued up behind it, so
+        // they all run in the next group.
+        let (release, hold) = std::sync::mpsc::channel::<()>();
+        let mut first = Box::pin(db.write(move |tx| {
+            hold.recv().unwrap();
+            tx.execute("INSERT INTO t (x) VALUES (0)", []).map_err(DbError::from)
+        }));
+        assert!((&mut first).now_or_never().is_none());
+        let mut writes: Vec<_> = (1..=10)
+            .map(|i| {
+                Box::pin(db.write(move |tx| -> Result<i64, DbError> {
+                    tx.execute("INSERT INTO t (x) VALUES (?1)", [i])?;
+                    match i {
+                        3 => Err(DbError::Interact("refused by the test".into())), // its row must go
+                        7 => panic!("a write that panics"),
+                        _ => Ok(i),
+                    }
+                }))
+            })
+            .collect();
+        for w in &mut writes {
+            assert!(w.now_or_never().is_none(), "queued behind the first write");
+        }
+        release.send(()).unwrap();
+        first.await.unwrap();
+        let mut outcomes = Vec::new();
+        for w in writes {
+            outcomes.push(w.await.map_err(|e| e.to_string()));
+        }
+        assert!(outcomes[2].as_ref().is_err_and(|e| e.contains("refused by the test")), "{outcomes:?}");
+        assert!(outcomes[6].as_ref().is_err_and(|e| e.contains("panicked")), "{outcomes:?}");
+        let ok: Vec<i64> = outcomes.iter().filter_map(|o| o.as_ref().ok().copied()).collect();
+        assert_eq!(ok, [1, 2, 4, 5, 6, 8, 9, 10]);
+        let rows: Vec<i64> =
+            db.read(|c| c.prepare("SELECT x FROM t ORDER BY x")?.query_map([], |r| r.get(0))?.collect()).await.unwrap();
+        assert_eq!(rows, [0, 1, 2, 4, 5, 6, 8, 9, 10], "the failed and the panicked write left nothing");
     }
 
     #[tokio::test]

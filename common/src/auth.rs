@@ -8,7 +8,7 @@
 
 use std::{
     collections::HashMap,
-    sync::{Arc, RwLock},
+    sync::{Arc, Mutex, RwLock},
     time::Duration,
 };
 
@@ -147,13 +147,31 @@ impl From<AuthError> for ApiError {
 /// Verifies tokens against the public keys currently known. Cheap to clone.
 #[derive(Clone)]
 pub struct Verifier {
-    keys: Arc<RwLock<HashMap<String, DecodingKey>>>,
+    keys: Arc<RwLock<KeySet>>,
     validation: Arc<Validation>,
+    /// Tokens whose signature was checked, with what they say and the [`KeySet::generation`]
+    /// they were checked against: a client sends the same token with every request, and an
+    /// Ed25519 check costs more CPU than the rest of a typical request. Keyed by the whole token,
+    /// so only that exact string hits; a hit counts only while the keys are those it was checked
+    /// against (any change, a retirement above all, makes every token be checked again) and the
+    /// token has not expired.
+    verified: Arc<Mutex<HashMap<String, (Claims, u64)>>>,
 }
+
+/// The keys a verifier trusts, by key id, and a count of their changes.
+#[derive(Default)]
+struct KeySet {
+    keys: HashMap<String, DecodingKey>,
+    generation: u64,
+}
+
+/// Verified tokens remembered at most; beyond that the cache starts afresh (it refills itself
+/// from the tokens in use).
+const VERIFIED_CACHE: usize = 4096;
 
 impl std::fmt::Debug for Verifier {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let kids: Vec<String> = self.keys.read().map(|k| k.keys().cloned().collect()).unwrap_or_default();
+        let kids: Vec<String> = self.keys.read().map(|k| k.keys.keys().cloned().collect()).unwrap_or_default();
         f.debug_struct("Verifier").field("kids", &kids).finish()
     }
 }
@@ -172,21 +190,51 @@ impl Verifier {
         validation.set_audience(&[AUDIENCE]);
         validation.set_required_spec_claims(&["exp", "iat", "iss", "aud", "sub"]);
         validation.leeway = 30;
-        Verifier { keys: Default::default(), validation: Arc::new(validation) }
+        Verifier { keys: Default::default(), validation: Arc::new(validation), verified: Default::default() }
     }
 
     /// Trusts `jwk` (refused unless it is a well-formed Ed25519 JWK).
     pub fn insert(&self, jwk: &PublicJwk) -> anyhow::Result<()> {
         let key = decoding_key(jwk)?;
-        self.keys.write().expect("verifier keys lock").insert(jwk.kid.clone(), key);
+        self.change_keys(|keys| keys.insert(jwk.kid.clone(), key));
         Ok(())
     }
 
     pub fn remove(&self, kid: &str) {
-        self.keys.write().expect("verifier keys lock").remove(kid);
+        self.change_keys(|keys| keys.remove(kid));
     }
 
+    /// Every change of the trusted keys goes through here: it starts a new generation, so no
+    /// token verified against the old keys is taken from the cache any more.
+    fn change_keys<R>(&self, change: impl FnOnce(&mut HashMap<String, DecodingKey>) -> R) -> R {
+        let mut set = self.keys.write().expect("verifier keys lock");
+        set.generation += 1;
+        change(&mut set.keys)
+    }
+
+    /// The token's claims, if its signature, algorithm, key, issuer, audience and expiry check
+    /// out (a token seen before and not yet expired is not checked again: see `verified`).
     pub fn verify(&self, token: &str) -> Result<Claims, AuthError> {
+        let now = jsonwebtoken::get_current_timestamp() as i64;
+        let leeway = self.validation.leeway as i64;
+        let generation = self.keys.read().expect("verifier keys lock").generation;
+        if let Some((claims, checked_against)) = self.verified.lock().unwrap_or_else(|p| p.into_inner()).get(token)
+            && *checked_against == generation
+            && claims.exp + leeway > now
+        {
+            return Ok(claims.clone());
+        }
+        let (claims, generation) = self.check(token)?;
+        let mut verified = self.verified.lock().unwrap_or_else(|p| p.into_inner());
+        if verified.len() >= VERIFIED_CACHE {
+            verified.clear();
+        }
+        verified.insert(token.to_owned(), (claims.clone(), generation));
+        Ok(claims)
+    }
+
+    /// The full check; also returns the generation of the key it was checked with.
+    fn check(&self, token: &str) -> Result<(Claims, u64), AuthError> {
         let header = jsonwebtoken::decode_header(token).map_err(|e| match e.kind() {
             // `alg: none` and unknown algorithms fail to parse as an `Algorithm`.
             jsonwebtoken::errors::ErrorKind::Json(_) if token_alg(token).is_some() => AuthError::Algorithm,
@@ -196,9 +244,12 @@ impl Verifier {
             return Err(AuthError::Algorithm);
         }
         let kid = header.kid.ok_or(AuthError::UnknownKey)?;
-        let key = self.keys.read().expect("verifier keys lock").get(&kid).cloned().ok_or(AuthError::UnknownKey)?;
+        let (key, generation) = {
+            let set = self.keys.read().expect("verifier keys lock");
+            (set.keys.get(&kid).cloned().ok_or(AuthError::UnknownKey)?, set.generation)
+        };
         jsonwebtoken::decode::<Claims>(token, &key, &self.validation)
-            .map(|data| data.claims)
+            .map(|data| (data.claims, generation))
             .map_err(|e| AuthError::Invalid(e.to_string()))
     }
 
@@ -290,20 +341,20 @@ impl Verifier {
 
     fn replace_all(&self, keys: HashMap<String, DecodingKey>) {
         let n = keys.len();
-        *self.keys.write().expect("verifier keys lock") = keys;
+        self.change_keys(|trusted| *trusted = keys);
         tracing::info!(keys = n, "auth keys loaded");
     }
 
     fn apply(&self, entry: &kv::Entry) {
         match accepted(entry) {
             Some((kid, key)) => {
-                self.keys.write().expect("verifier keys lock").insert(kid.clone(), key);
+                self.change_keys(|keys| keys.insert(kid.clone(), key));
                 tracing::info!(kid, "auth key loaded");
             }
             // A deletion, or a value refused (and logged) by `accepted`: the entry names no key
             // this verifier trusts, whatever it trusted under that name before.
             None => {
-                if self.keys.write().expect("verifier keys lock").remove(&entry.key).is_some() {
+                if self.change_keys(|keys| keys.remove(&entry.key)).is_some() {
                     tracing::info!(kid = %entry.key, "auth key removed");
                 }
             }
@@ -456,6 +507,25 @@ mod tests {
             (sub, Role::Seller, ISSUER, AUDIENCE)
         );
         assert_eq!(claims.exp - claims.iat, 60);
+    }
+
+    #[test]
+    fn a_token_verified_before_is_refused_once_its_key_is_retired_or_it_expires() {
+        let (key, verifier) = setup();
+        let token = key.issue(Uuid::now_v7(), Role::Customer, Duration::from_secs(60));
+        assert!(verifier.verify(&token).is_ok());
+        assert!(verifier.verify(&token).is_ok(), "again, from the cache of verified tokens");
+        verifier.remove(key.kid());
+        assert_eq!(verifier.verify(&token), Err(AuthError::UnknownKey));
+
+        // A token remembered while it was valid is checked anew once past its expiry (and the
+        // leeway), and refused.
+        let (key, verifier) = setup();
+        let token = sign_raw(&key, claims_json(-120, ISSUER, AUDIENCE));
+        let claims: Claims = serde_json::from_value(claims_json(-120, ISSUER, AUDIENCE)).unwrap();
+        let generation = verifier.keys.read().unwrap().generation;
+        verifier.verified.lock().unwrap().insert(token.clone(), (claims, generation));
+        assert!(matches!(verifier.verify(&token), Err(AuthError::Invalid(m)) if m.contains("Expired")));
     }
 
     #[test]

@@ -20,13 +20,13 @@ const ORDER_COLUMNS: &str = "id, user_id, product_id, quantity, payment_method, 
 /// did. The UNIQUE constraint decides inside the caller's transaction, so of two concurrent
 /// requests with one key exactly one creates an order.
 pub fn insert_order(tx: &Transaction<'_>, order: &Order, key: Option<&IdempotencyKey>) -> rusqlite::Result<bool> {
-    let inserted = tx.execute(
-        &format!(
+    let inserted = tx
+        .prepare_cached(&format!(
             "INSERT INTO orders ({ORDER_COLUMNS}, idempotency_key)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)
              ON CONFLICT DO NOTHING"
-        ),
-        params![
+        ))?
+        .execute(params![
             order.id.to_string(),
             order.user_id.to_string(),
             order.product_id.to_string(),
@@ -42,28 +42,27 @@ pub fn insert_order(tx: &Transaction<'_>, order: &Order, key: Option<&Idempotenc
             to_ms(order.updated_at),
             to_ms(order.deadline_at),
             key.map(IdempotencyKey::as_str),
-        ],
-    )?;
+        ])?;
     Ok(inserted == 1)
 }
 
 /// Writes what a saga event changed: status, failure, price, payment and `updated_at`.
 pub fn update_order(tx: &Transaction<'_>, order: &Order) -> rusqlite::Result<()> {
-    tx.execute(
+    tx.prepare_cached(
         "UPDATE orders SET status = ?2, failure_reason = ?3, failure_detail = ?4, unit_price = ?5, amount = ?6,
              payment_id = ?7, updated_at = ?8
          WHERE id = ?1",
-        params![
-            order.id.to_string(),
-            order.status.as_str(),
-            order.failure_reason.map(OrderFailure::as_str),
-            order.failure_detail,
-            order.unit_price.map(|w| w.0),
-            order.amount.map(|w| w.0),
-            order.payment_id.map(|id| id.to_string()),
-            to_ms(order.updated_at),
-        ],
-    )?;
+    )?
+    .execute(params![
+        order.id.to_string(),
+        order.status.as_str(),
+        order.failure_reason.map(OrderFailure::as_str),
+        order.failure_detail,
+        order.unit_price.map(|w| w.0),
+        order.amount.map(|w| w.0),
+        order.payment_id.map(|id| id.to_string()),
+        to_ms(order.updated_at),
+    ])?;
     Ok(())
 }
 
@@ -106,11 +105,13 @@ pub fn list_orders(conn: &Connection, paging: Paging) -> rusqlite::Result<(Vec<O
 
 /// Records an event of some saga; says whether it was new.
 pub fn insert_saga_event(tx: &Transaction<'_>, event: &Envelope) -> rusqlite::Result<bool> {
-    let inserted = tx.execute(
-        "INSERT INTO saga_events (event_id, order_id, subject, type, producer, causation_id, occurred_at, payload)
+    let inserted = tx
+        .prepare_cached(
+            "INSERT INTO saga_events (event_id, order_id, subject, type, producer, causation_id, occurred_at, payload)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
          ON CONFLICT DO NOTHING",
-        params![
+        )?
+        .execute(params![
             event.id.to_string(),
             event.correlation_id,
             event.subject(),
@@ -119,8 +120,7 @@ pub fn insert_saga_event(tx: &Transaction<'_>, event: &Envelope) -> rusqlite::Re
             event.causation_id.map(|id| id.to_string()),
             to_ms(event.occurred_at),
             String::from_utf8_lossy(&event.to_json()),
-        ],
-    )?;
+        ])?;
     Ok(inserted == 1)
 }
 

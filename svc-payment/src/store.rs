@@ -19,12 +19,14 @@ const COLUMNS: &str = "id, order_id, user_id, amount, method, status, decline_re
 /// UNIQUE(order_id) index decides, so two charges of one order can never both commit.
 pub fn insert_payment(tx: &Transaction<'_>, payment: &Payment) -> rusqlite::Result<bool> {
     let c = &payment.charge;
-    let inserted = tx.execute(
-        "INSERT INTO payments (id, order_id, user_id, amount, method, status, decline_reason, seller_id, category,
+    let inserted = tx
+        .prepare_cached(
+            "INSERT INTO payments (id, order_id, user_id, amount, method, status, decline_reason, seller_id, category,
                                product_id, quantity, created_at, updated_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
          ON CONFLICT (order_id) DO NOTHING",
-        params![
+        )?
+        .execute(params![
             payment.id.to_string(),
             c.order_id.to_string(),
             c.user_id.to_string(),
@@ -38,19 +40,19 @@ pub fn insert_payment(tx: &Transaction<'_>, payment: &Payment) -> rusqlite::Resu
             c.quantity,
             payment.created_at_ms,
             payment.updated_at_ms,
-        ],
-    )?;
+        ])?;
     Ok(inserted == 1)
 }
 
 /// Writes a cancellation, but only over a still-completed row: of two concurrent cancels only
 /// one can match. Returns whether it did.
 pub fn mark_cancelled(tx: &Transaction<'_>, payment: &Payment) -> rusqlite::Result<bool> {
-    let updated = tx.execute(
-        "UPDATE payments SET status = 'CANCELLED', cancelled_at = ?1, updated_at = ?2
+    let updated = tx
+        .prepare_cached(
+            "UPDATE payments SET status = 'CANCELLED', cancelled_at = ?1, updated_at = ?2
          WHERE id = ?3 AND status = 'COMPLETED'",
-        params![payment.cancelled_at_ms, payment.updated_at_ms, payment.id.to_string()],
-    )?;
+        )?
+        .execute(params![payment.cancelled_at_ms, payment.updated_at_ms, payment.id.to_string()])?;
     Ok(updated == 1)
 }
 

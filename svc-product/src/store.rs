@@ -31,19 +31,19 @@ pub fn insert_product(tx: &Transaction<'_>, id: Uuid, seller_id: Uuid, new: NewP
         created_at: at,
         updated_at: at,
     };
-    tx.execute(
+    tx.prepare_cached(
         "INSERT INTO products (id, seller_id, name, category, price, stock, stocked, created_at, updated_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7, ?7)",
-        params![
-            id.to_string(),
-            seller_id.to_string(),
-            product.name,
-            product.category,
-            product.price.0,
-            product.stock,
-            now
-        ],
-    )?;
+    )?
+    .execute(params![
+        id.to_string(),
+        seller_id.to_string(),
+        product.name,
+        product.category,
+        product.price.0,
+        product.stock,
+        now
+    ])?;
     Ok(product)
 }
 
@@ -103,29 +103,28 @@ pub fn count_products(conn: &Connection) -> rusqlite::Result<i64> {
 /// Puts `quantity` new units on the shelf (a restock), counted in `stocked` too. `false` if
 /// there is no such product.
 pub fn restock(tx: &Transaction<'_>, product_id: Uuid, quantity: Quantity) -> rusqlite::Result<bool> {
-    let changed = tx.execute(
-        "UPDATE products SET stock = stock + ?1, stocked = stocked + ?1, updated_at = ?2 WHERE id = ?3",
-        params![quantity.get(), now_ms(), product_id.to_string()],
-    )?;
+    let changed = tx
+        .prepare_cached(
+            "UPDATE products SET stock = stock + ?1, stocked = stocked + ?1, updated_at = ?2 WHERE id = ?3",
+        )?
+        .execute(params![quantity.get(), now_ms(), product_id.to_string()])?;
     Ok(changed == 1)
 }
 
 /// Puts `quantity` released units back on the shelf. `false` if there is no such product.
 pub fn add_stock(tx: &Transaction<'_>, product_id: Uuid, quantity: Quantity) -> rusqlite::Result<bool> {
-    let changed = tx.execute(
-        "UPDATE products SET stock = stock + ?1, updated_at = ?2 WHERE id = ?3",
-        params![quantity.get(), now_ms(), product_id.to_string()],
-    )?;
+    let changed = tx
+        .prepare_cached("UPDATE products SET stock = stock + ?1, updated_at = ?2 WHERE id = ?3")?
+        .execute(params![quantity.get(), now_ms(), product_id.to_string()])?;
     Ok(changed == 1)
 }
 
 /// Takes `quantity` units from the shelf if that many are there; `false` (and nothing changed)
 /// otherwise. The condition in the UPDATE, not an earlier read, is what prevents overselling.
 pub fn take_stock(tx: &Transaction<'_>, product_id: Uuid, quantity: Quantity) -> rusqlite::Result<bool> {
-    let changed = tx.execute(
-        "UPDATE products SET stock = stock - ?1, updated_at = ?2 WHERE id = ?3 AND stock >= ?1",
-        params![quantity.get(), now_ms(), product_id.to_string()],
-    )?;
+    let changed = tx
+        .prepare_cached("UPDATE products SET stock = stock - ?1, updated_at = ?2 WHERE id = ?3 AND stock >= ?1")?
+        .execute(params![quantity.get(), now_ms(), product_id.to_string()])?;
     Ok(changed == 1)
 }
 
@@ -158,32 +157,33 @@ pub fn insert_reservation(
         }
         Decision::Reject(why) => (ReservationStatus::Rejected, None, None, Some(why.as_str())),
     };
-    tx.execute(
+    tx.prepare_cached(
         "INSERT INTO reservations
              (order_id, product_id, quantity, unit_price, amount, status, reason, created_at, updated_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8)",
-        params![
-            order_id.to_string(),
-            product_id.to_string(),
-            quantity.get(),
-            unit_price.map(|w: Won| w.0),
-            amount.map(|w: Won| w.0),
-            status.as_str(),
-            reason,
-            now_ms()
-        ],
-    )?;
+    )?
+    .execute(params![
+        order_id.to_string(),
+        product_id.to_string(),
+        quantity.get(),
+        unit_price.map(|w: Won| w.0),
+        amount.map(|w: Won| w.0),
+        status.as_str(),
+        reason,
+        now_ms()
+    ])?;
     Ok(())
 }
 
 /// Flips a RESERVED reservation to RELEASED; `false` if it was not RESERVED (already released,
 /// or rejected), so a release happens at most once whatever the caller read before.
 pub fn mark_released(tx: &Transaction<'_>, order_id: Uuid, reason: &str) -> rusqlite::Result<bool> {
-    let changed = tx.execute(
-        "UPDATE reservations SET status = 'RELEASED', reason = ?1, updated_at = ?2
+    let changed = tx
+        .prepare_cached(
+            "UPDATE reservations SET status = 'RELEASED', reason = ?1, updated_at = ?2
          WHERE order_id = ?3 AND status = 'RESERVED'",
-        params![reason, now_ms(), order_id.to_string()],
-    )?;
+        )?
+        .execute(params![reason, now_ms(), order_id.to_string()])?;
     Ok(changed == 1)
 }
 

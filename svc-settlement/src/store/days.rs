@@ -13,18 +13,18 @@ use crate::domain::{CloseRecord, FeeRate};
 /// the same immediate transaction.
 pub fn insert_close(tx: &Transaction<'_>, close: &CloseRecord) -> rusqlite::Result<()> {
     let date = close.date.to_string();
-    tx.execute(
+    tx.prepare_cached(
         "INSERT INTO closed_days (date, time_zone, fee_rate_bps, closed_at, event_id, ledger_entries)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        params![
-            date,
-            close.time_zone,
-            close.fee_rate.bps(),
-            close.closed_at.to_string(),
-            close.event_id.to_string(),
-            count_param(close.ledger_entries)?
-        ],
-    )?;
+    )?
+    .execute(params![
+        date,
+        close.time_zone,
+        close.fee_rate.bps(),
+        close.closed_at.to_string(),
+        close.event_id.to_string(),
+        count_param(close.ledger_entries)?
+    ])?;
     let mut stmt = tx.prepare_cached(
         "INSERT INTO payouts (date, seller_id, gross, refunds, net, fee, payout, orders)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
@@ -107,6 +107,7 @@ pub fn all_close_rates(conn: &Connection) -> rusqlite::Result<HashMap<Date, FeeR
 
 /// Pins the ledger's time zone to `name` unless one is pinned already; returns the pinned one.
 pub fn pin_time_zone(tx: &Transaction<'_>, name: &str) -> Result<String, DbError> {
-    tx.execute("INSERT INTO ledger_settings (name, value) VALUES ('time_zone', ?1) ON CONFLICT DO NOTHING", [name])?;
+    tx.prepare_cached("INSERT INTO ledger_settings (name, value) VALUES ('time_zone', ?1) ON CONFLICT DO NOTHING")?
+        .execute([name])?;
     Ok(tx.query_row("SELECT value FROM ledger_settings WHERE name = 'time_zone'", [], |r| r.get(0))?)
 }

@@ -15,12 +15,14 @@ const COLUMNS: &str =
 /// Returns whether it was inserted.
 pub fn insert_entry(tx: &Transaction<'_>, entry: &Entry) -> rusqlite::Result<bool> {
     let p = &entry.posting;
-    let inserted = tx.execute(
-        "INSERT INTO ledger (id, kind, payment_id, order_id, seller_id, category, amount, occurred_at, event_date,
+    let inserted = tx
+        .prepare_cached(
+            "INSERT INTO ledger (id, kind, payment_id, order_id, seller_id, category, amount, occurred_at, event_date,
                              business_date, created_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
          ON CONFLICT DO NOTHING",
-        params![
+        )?
+        .execute(params![
             p.id.to_string(),
             p.kind.as_str(),
             p.payment_id.to_string(),
@@ -32,8 +34,7 @@ pub fn insert_entry(tx: &Transaction<'_>, entry: &Entry) -> rusqlite::Result<boo
             entry.event_date.to_string(),
             entry.business_date.to_string(),
             entry.created_at_ms,
-        ],
-    )?;
+        ])?;
     Ok(inserted == 1)
 }
 

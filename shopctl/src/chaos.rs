@@ -342,7 +342,7 @@ async fn drive(checkout: &Checkout, stack: &mut Stack, layout: &Layout, options:
     Ok(figures)
 }
 
-fn endpoints(layout: &Layout) -> Endpoints {
+pub(crate) fn endpoints(layout: &Layout) -> Endpoints {
     Endpoints {
         user: layout.url("svc-user"),
         product: layout.url("svc-product"),
@@ -386,7 +386,7 @@ async fn shoppers(http: &reqwest::Client, endpoints: &Endpoints, options: &Optio
 }
 
 /// Signs `email` up as `role` and logs in; returns the token.
-async fn sign_up(http: &reqwest::Client, endpoints: &Endpoints, email: &str, role: &str) -> Result<String> {
+pub(crate) async fn sign_up(http: &reqwest::Client, endpoints: &Endpoints, email: &str, role: &str) -> Result<String> {
     let password = "chaos-password-1";
     let body = json!({"email": email, "password": password, "name": "Chaos", "role": role});
     let res = http.post(format!("{}/users", endpoints.user)).json(&body).send().await?;
@@ -394,7 +394,7 @@ async fn sign_up(http: &reqwest::Client, endpoints: &Endpoints, email: &str, rol
     audit::login(http, &endpoints.user, email, password).await
 }
 
-async fn expect(res: reqwest::Response, status: u16) -> Result<Value> {
+pub(crate) async fn expect(res: reqwest::Response, status: u16) -> Result<Value> {
     let got = res.status().as_u16();
     let body: Value = res.json().await.unwrap_or(Value::Null);
     if got != status {

@@ -8,6 +8,7 @@ mod chaos;
 mod checkout;
 mod credentials;
 mod deadletter;
+mod load;
 mod nats;
 mod outbox;
 mod proc;
@@ -61,6 +62,10 @@ enum Command {
     /// ports shifted by --port-offset), let it settle and audit it; prints the figures and exits
     /// non-zero unless nothing was lost, stuck, duplicated or left unpublished.
     Chaos(chaos::Options),
+    /// Measure the saga's throughput, latency to its end, CPU, disk writes and memory per process
+    /// through the REST entry (its own stack in .data/load, ports shifted by --port-offset),
+    /// beside this machine's raw JetStream publish rate; audits at the end.
+    Load(load::Options),
 }
 
 #[derive(clap::Args)]
@@ -191,5 +196,6 @@ fn run(command: Command, checkout: &Checkout) -> anyhow::Result<ExitCode> {
         }
         Command::Audit(args) => audit::run(&args.endpoints(), &args.admin_email, &args.admin_password),
         Command::Chaos(options) => chaos::run(checkout, &options),
+        Command::Load(options) => load::run(checkout, &options),
     }
 }

@@ -31,6 +31,11 @@ pub struct CommonConfig {
     #[arg(long, env = "HTTP_MAX_CONNECTIONS", default_value_t = Limits::MAX_CONNECTIONS as u16,
           value_parser = clap::value_parser!(u16).range(1..))]
     pub http_max_connections: u16,
+    /// Seconds of the most recent outbox rows re-sent when the connection to NATS comes back (and
+    /// at start), against acknowledged messages a broker OS crash lost before its next sync.
+    /// Must exceed the broker's `sync_interval`; 0 turns it off.
+    #[arg(long, env = "OUTBOX_RESEND_SECS", default_value_t = 5, value_parser = clap::value_parser!(u64).range(0..=600))]
+    pub outbox_resend_secs: u64,
     #[command(flatten)]
     pub nats_auth: crate::bus::NatsAuth,
 }
@@ -39,6 +44,10 @@ impl CommonConfig {
     /// `<data_dir>/<service>.db`
     pub fn db_path(&self, service: &str) -> PathBuf {
         self.data_dir.join(format!("{service}.db"))
+    }
+
+    pub fn outbox_resend(&self) -> Duration {
+        Duration::from_secs(self.outbox_resend_secs)
     }
 
     pub fn ack_wait(&self) -> Duration {

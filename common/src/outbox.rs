@@ -6,6 +6,13 @@
 //! A crash between ack and mark re-publishes the same ids on restart; JetStream drops them as
 //! duplicates within its window and the consumers' processed tables drop them beyond it.
 //!
+//! JetStream acknowledges a publish before it syncs it to disk (every `sync_interval`: see
+//! `nats/nats-server.conf`), so an OS crash of the broker's machine can lose the last acknowledged
+//! messages. The relay covers that window: when it starts and whenever its connection comes back,
+//! it re-sends the rows it published in the last [`Relay::resend_after_reconnect`] window before
+//! its newest publish, under their own ids. JetStream drops the ones it kept as duplicates, stores
+//! the lost ones again, and the consumers skip anything they applied already.
+//!
 //! A row no publish can ever take (larger than the server's `max_payload`) is set aside instead
 //! of blocking every row behind it: moved, with its reason, into the service's `dead_letter`
 //! table (consumer `outbox`), where `./shop dead-letter list|replay <service>` shows and re-sends
@@ -76,6 +83,17 @@ pub fn mark_published(tx: &Transaction<'_>, seqs: &[i64], at_ms: i64) -> Result<
     Ok(())
 }
 
+/// Marks the rows published within `window_ms` of the newest publish as unpublished again (after
+/// a lost connection nothing was published since it was lost, so these are the rows the broker
+/// may have acknowledged and not yet synced). Returns how many rows will be sent again.
+pub fn resend_recent(tx: &Transaction<'_>, window_ms: i64) -> Result<usize, DbError> {
+    Ok(tx.execute(
+        "UPDATE outbox SET published_at = NULL
+         WHERE published_at >= (SELECT max(published_at) FROM outbox WHERE published_at IS NOT NULL) - ?1",
+        [window_ms],
+    )?)
+}
+
 /// Marks published rows as unpublished again so the relay sends them once more, e.g. after the
 /// stream lost messages. Returns how many rows were reset.
 pub fn republish_since(tx: &Transaction<'_>, since_ms: i64) -> rusqlite::Result<usize> {
@@ -113,12 +131,33 @@ pub struct Relay {
     js: jetstream::Context,
     wake: Arc<Notify>,
     poll_tick: Duration,
+    /// The client's connection count, and how far back to re-send when it changes.
+    resend: Option<(tokio::sync::watch::Receiver<u64>, Duration)>,
 }
 
 impl Relay {
     pub fn new(name: &'static str, db: Db, js: jetstream::Context) -> Self {
         let wake = db.committed();
-        Relay { name, db, js, wake, poll_tick: POLL_TICK }
+        Relay { name, db, js, wake, poll_tick: POLL_TICK, resend: None }
+    }
+
+    /// Re-sends the rows published in the last `window` (before the newest publish) when the
+    /// relay starts and whenever `connections` (from [`crate::bus::connect_watched`]) changes,
+    /// i.e. the connection to the broker came back. `window` must exceed the broker's
+    /// `sync_interval`; zero turns re-sending off.
+    pub fn resend_after_reconnect(mut self, connections: tokio::sync::watch::Receiver<u64>, window: Duration) -> Self {
+        self.resend = (!window.is_zero()).then_some((connections, window));
+        self
+    }
+
+    /// Queues the recent rows to be published again (see [`resend_recent`]).
+    async fn resend(&self, window: Duration, why: &str) {
+        let window_ms = window.as_millis() as i64;
+        match self.db.write(move |tx| resend_recent(tx, window_ms)).await {
+            Ok(0) => {}
+            Ok(rows) => tracing::info!(rows, ?window, why, "outbox relay re-sends its most recent rows"),
+            Err(error) => tracing::warn!(%error, "could not queue the most recent outbox rows to be sent again"),
+        }
     }
 
     /// Overrides the poll tick (tests set it very long to prove the commit wake-up works alone).
@@ -129,9 +168,14 @@ impl Relay {
 
     /// Runs until `stop` is cancelled. While NATS is unreachable it keeps the rows and retries
     /// with capped exponential backoff; nothing is ever marked without an ack.
-    pub async fn run(self, stop: CancellationToken) {
+    pub async fn run(mut self, stop: CancellationToken) {
         let mut delay = RETRY_MIN;
         let mut last_purge = 0;
+        let mut resend = self.resend.take();
+        if let Some((connections, window)) = &mut resend {
+            connections.borrow_and_update();
+            self.resend(*window, "start").await;
+        }
         loop {
             match self.publish_pending().await {
                 Ok(n) => {
@@ -154,10 +198,21 @@ impl Relay {
                 last_purge = now_ms();
                 self.purge().await;
             }
+            let reconnected = async {
+                match &mut resend {
+                    Some((connections, _)) => connections.changed().await.is_ok(),
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 _ = stop.cancelled() => return,
                 _ = self.wake.notified() => {}
                 _ = tokio::time::sleep(self.poll_tick) => {}
+                ok = reconnected => match (ok, &resend) {
+                    (true, Some((_, window))) => self.resend(*window, "reconnected").await,
+                    // The client is gone: nothing to follow any more.
+                    _ => resend = None,
+                },
             }
         }
     }
@@ -268,6 +323,35 @@ impl Relay {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_resend_takes_the_rows_published_within_the_window_of_the_newest_publish() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("r.db"), &[]).await.unwrap();
+        db.write(|tx| {
+            for (i, published) in [Some(1_000), Some(8_000), Some(9_500), Some(10_000), None].into_iter().enumerate() {
+                tx.execute(
+                    "INSERT INTO outbox (id, subject, payload, created_at, published_at) VALUES (?1, 's', x'', 0, ?2)",
+                    params![i.to_string(), published],
+                )?;
+            }
+            Ok::<_, DbError>(())
+        })
+        .await
+        .unwrap();
+        // 2 s back from the newest publish (10 000): the rows published at 8 000 and later.
+        assert_eq!(db.write(|tx| resend_recent(tx, 2_000)).await.unwrap(), 3);
+        let unpublished: Vec<String> = db
+            .read(|c| {
+                let mut stmt = c.prepare("SELECT id FROM outbox WHERE published_at IS NULL ORDER BY seq")?;
+                stmt.query_map([], |r| r.get(0))?.collect::<rusqlite::Result<_>>()
+            })
+            .await
+            .unwrap();
+        assert_eq!(unpublished, ["1", "2", "3", "4"], "the old row stays published");
+        // Called again, the newest publish left is the one at 1 000: it goes too.
+        assert_eq!(db.write(|tx| resend_recent(tx, 2_000)).await.unwrap(), 1, "only the row at 1 000 is left");
+    }
 
     #[tokio::test]
     async fn purging_takes_old_published_rows_in_bounded_batches_and_nothing_else() {

@@ -162,6 +162,7 @@ pub fn common_config(nats: &NatsServer, service: &str, data_dir: &tempfile::Temp
         http_header_timeout_secs: 10,
         http_request_timeout_secs: 35,
         http_max_connections: 1024,
+        outbox_resend_secs: 5,
         nats_auth: nats.auth(service),
     }
 }

@@ -67,3 +67,63 @@ async fn orders_placed_before_during_and_after_a_30_s_broker_outage_all_end_paid
     assert_eq!(shop.payment.count("SELECT count(*) FROM payments WHERE status = 'COMPLETED'", []), 30);
     assert_eq!(shop.order.count("SELECT count(*) FROM outbox WHERE published_at IS NULL", []), 0);
 }
+
+/// An OS crash of the broker's machine loses what JetStream acknowledged but had not synced yet
+/// (`sync_interval` in nats/nats-server.conf). The test makes that loss happen for certain: three
+/// orders' `order.created` events are acknowledged, then deleted from the stream, and the broker
+/// restarts on its store (which also forgets their ids in its duplicate window, as a crashed
+/// server does). svc-product is stopped meanwhile, so nothing has consumed them. After the
+/// restart svc-order's relay re-sends its most recent rows, and every order ends PAID, once.
+#[tokio::test]
+async fn events_the_broker_acknowledged_and_then_lost_are_sent_again_and_every_saga_ends() {
+    let mut shop = Shop::start(&[]).await;
+    let product = shop.product(Uuid::now_v7(), 1_000, 10, "books").await;
+    let customer = Uuid::now_v7();
+    shop.product.stop().await;
+
+    let mut orders = Vec::new();
+    for _ in 0..3 {
+        let order = json(shop.place_order(customer, product, 1, None).await, 202).await;
+        orders.push(order["id"].as_str().unwrap().to_owned());
+    }
+    let published = eventually(WAIT, || async {
+        (shop.order.count("SELECT count(*) FROM outbox WHERE published_at IS NULL", []) == 0).then_some(())
+    });
+    published.await.expect("svc-order's relay published the three order.created events");
+
+    // The loss: each acknowledged event deleted from the stream, then the broker restarted.
+    let stream = shop.js.get_stream(common::bus::STREAM).await.unwrap();
+    let mut lost = Vec::new();
+    for id in &orders {
+        let subject = format!("order.created.{id}");
+        let seq = stream.get_last_raw_message_by_subject(&subject).await.unwrap().sequence;
+        assert!(stream.delete_message(seq).await.unwrap());
+        lost.push((subject, seq));
+    }
+    shop.bus.nats.restart().await;
+
+    // The fault fired and was repaired: each event is in the stream again, stored anew (a later
+    // sequence) by the relay's re-send, not the copy that was deleted.
+    let stream = shop.js.get_stream(common::bus::STREAM).await.unwrap();
+    for (subject, seq) in &lost {
+        let stored = eventually(WAIT, || async {
+            let msg = stream.get_last_raw_message_by_subject(subject).await.ok()?;
+            (msg.sequence > *seq).then_some(())
+        });
+        stored.await.unwrap_or_else(|| panic!("{subject} was not sent again after the broker came back"));
+    }
+
+    shop.product.start().await;
+    for id in &orders {
+        let paid =
+            eventually(WAIT, || async { (shop.get_order(customer, id).await["status"] == "PAID").then_some(()) });
+        paid.await.unwrap_or_else(|| panic!("order {id} did not end PAID"));
+    }
+    shop.settled().await;
+    assert_eq!(shop.stock(product).await, 7);
+    assert_eq!(shop.product.count("SELECT count(*) FROM reservations WHERE status = 'RESERVED'", []), 3);
+    assert_eq!(shop.payment.count("SELECT count(*) FROM payments WHERE status = 'COMPLETED'", []), 3);
+    for id in &orders {
+        shop.assert_money(id, "PAID").await;
+    }
+}

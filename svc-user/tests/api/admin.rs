@@ -48,6 +48,7 @@ async fn an_admin_password_that_breaks_the_policy_stops_the_start_before_anythin
             http_header_timeout_secs: 10,
             http_request_timeout_secs: 35,
             http_max_connections: 1024,
+            outbox_resend_secs: 5,
             nats_auth: Default::default(),
         },
         admin_email: Some(ADMIN.0.into()),

@@ -30,7 +30,7 @@ pub struct ServiceUser {
 pub const SERVICES: [ServiceUser; 5] = [
     ServiceUser { name: "svc-user", publishes: &["user.>"], durables: &[] },
     ServiceUser { name: "svc-product", publishes: &["stock.>"], durables: &["svc-product"] },
-    ServiceUser { name: "svc-order", publishes: &["order.>"], durables: &["svc-order", "svc-order-trace"] },
+    ServiceUser { name: "svc-order", publishes: &["order.>"], durables: &["svc-order"] },
     ServiceUser { name: "svc-payment", publishes: &["payment.>"], durables: &["svc-payment"] },
     ServiceUser { name: "svc-settlement", publishes: &["settlement.>"], durables: &["svc-settlement"] },
 ];

@@ -1,4 +1,4 @@
-//! Wiring: the runtime (database, NATS, auth keys, outbox relay), the two consumers and the router.
+//! Wiring: the runtime (database, NATS, auth keys, outbox relay), the consumer and the router.
 
 use axum::extract::FromRef;
 use common::{
@@ -12,7 +12,7 @@ use crate::{
     SERVICE, api,
     config::Config,
     expiry::Expiry,
-    saga::{Saga, Trace},
+    saga::Saga,
     waiters::Waiters,
 };
 
@@ -38,12 +38,11 @@ pub struct AppState {
 impl Service for Config {
     const NAME: &'static str = SERVICE;
 
-    /// Starts the runtime, both consumers (the saga and its trace) and the expiry of overdue orders.
+    /// Starts the runtime, the consumer (the saga and its trace) and the expiry of overdue orders.
     async fn build(self, stop: CancellationToken) -> anyhow::Result<App> {
         let mut runtime = Runtime::start(SERVICE, &self.common, self.http_addr, MIGRATIONS, stop).await?;
         let waiters = Waiters::default();
         runtime.consume(Saga::new(waiters.clone(), self.order_deadline()));
-        runtime.consume(Trace);
         runtime.spawn(Expiry::new(runtime.db.clone(), waiters.clone()).run(runtime.stop.clone()));
         runtime.spawn(crate::housekeeping::run(runtime.db.clone(), runtime.stop.clone()));
         let state = AppState {

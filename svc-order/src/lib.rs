@@ -3,10 +3,10 @@
 //! order's outcome.
 //!
 //! **Choreography** (the reactions are [`saga`]'s `on_<event>` functions, one per event consumed)
-//! - Consumes (durable `svc-order`): `order.created` (a hand-published one creates its order),
-//!   `stock.reserved`, `stock.rejected`, `payment.completed`, `payment.failed`,
-//!   `payment.cancelled`; and (durable `svc-order-trace`) every `order.*`, `stock.*` and
-//!   `payment.*` event type, recorded for the trace.
+//! - Consumes (durable `svc-order`, one consumer for both purposes): `order.created` (a
+//!   hand-published one creates its order), `stock.reserved`, `stock.rejected`,
+//!   `payment.completed`, `payment.failed`, `payment.cancelled` to react; and every `order.*`,
+//!   `stock.*` and `payment.*` event type, recorded for the trace.
 //! - Publishes from requests: `POST /orders` → `order.created.<orderId>`.
 //! - Publishes from reactions: `stock.rejected` → `order.failed`; `payment.completed` →
 //!   `order.paid`; `payment.failed` → `order.failed`; `payment.cancelled` → `order.cancelled`.

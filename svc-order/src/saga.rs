@@ -1,6 +1,6 @@
 //! svc-order's part of the order saga: it follows stock and payment events to move its orders
 //! along their state machine, and announces each ending (`order.paid`, `order.failed`,
-//! `order.cancelled`). A second consumer records every saga event for the trace endpoint.
+//! `order.cancelled`). The same consumer records every saga event for the trace endpoint.
 //!
 //! Every reaction reads the order's state and decides (see [`crate::domain::Transition`]), so
 //! duplicates and late events change nothing and announce nothing twice. An event that
@@ -28,8 +28,9 @@ use crate::{
     waiters::Waiters,
 };
 
-/// The saga reactions (durable consumer `svc-order`), plus the wake-up of requests waiting on the
-/// order once a reaction is committed.
+/// The saga reactions and the trace (durable consumer `svc-order`), plus the wake-up of requests
+/// waiting on the order once a reaction is committed. One consumer for both: each event is
+/// delivered, deduplicated and committed once, not once per purpose.
 #[derive(Debug, Clone)]
 pub struct Saga {
     waiters: Waiters,
@@ -51,50 +52,6 @@ impl Handler for Saga {
     fn consumes(&self) -> &'static [EventType] {
         &[
             EventType::OrderCreated,
-            EventType::StockReserved,
-            EventType::StockRejected,
-            EventType::PaymentCompleted,
-            EventType::PaymentFailed,
-            EventType::PaymentCancelled,
-        ]
-    }
-
-    fn handle(&self, tx: &Transaction<'_>, envelope: &Envelope) -> Result<(), HandlerError> {
-        match &envelope.event {
-            Event::OrderCreated(e) => on_order_created(tx, envelope, e, self.deadline),
-            Event::StockReserved(e) => on_stock_reserved(tx, envelope, e),
-            Event::StockRejected(e) => on_stock_rejected(tx, envelope, e),
-            Event::PaymentCompleted(e) => on_payment_completed(tx, envelope, e),
-            Event::PaymentFailed(e) => on_payment_failed(tx, envelope, e),
-            Event::PaymentCancelled(e) => on_payment_cancelled(tx, envelope, e),
-            _ => Err(HandlerError::unhandled(SERVICE, envelope)),
-        }
-    }
-
-    fn committed(&self, envelope: &Envelope) {
-        // Every saga event's key is its order id. Waking on an event that changed nothing only
-        // costs the waiter a re-read.
-        if let Ok(order) = Uuid::parse_str(&envelope.event.key()) {
-            self.waiters.notify(order);
-        }
-    }
-}
-
-/// Records every order, stock and payment event of a saga svc-order knows into `saga_events`
-/// (durable consumer `svc-order-trace`; idempotent on the event id). An `order.created` always
-/// counts (it creates its order); any other event of an order svc-order never heard of (a
-/// stranger's hand-published `stock.reserved`, say) is acknowledged and kept nowhere.
-#[derive(Debug, Clone, Copy)]
-pub struct Trace;
-
-impl Handler for Trace {
-    fn name(&self) -> &'static str {
-        "svc-order-trace"
-    }
-
-    fn consumes(&self) -> &'static [EventType] {
-        &[
-            EventType::OrderCreated,
             EventType::OrderPaid,
             EventType::OrderFailed,
             EventType::OrderCancelled,
@@ -108,15 +65,48 @@ impl Handler for Trace {
         ]
     }
 
+    /// The reaction, if the event calls for one, then the event's place in the trace: an event
+    /// the saga cannot apply yet is traced when it can, one it rejects is not traced at all.
     fn handle(&self, tx: &Transaction<'_>, envelope: &Envelope) -> Result<(), HandlerError> {
-        let origin = matches!(envelope.event, Event::OrderCreated(_));
-        if !origin && !store::saga_is_known(tx, &envelope.correlation_id)? {
-            tracing::info!(order.id = %envelope.correlation_id, "event of an order svc-order never heard of; not traced");
-            return Ok(());
+        match &envelope.event {
+            Event::OrderCreated(e) => on_order_created(tx, envelope, e, self.deadline)?,
+            Event::StockReserved(e) => on_stock_reserved(tx, envelope, e)?,
+            Event::StockRejected(e) => on_stock_rejected(tx, envelope, e)?,
+            Event::PaymentCompleted(e) => on_payment_completed(tx, envelope, e)?,
+            Event::PaymentFailed(e) => on_payment_failed(tx, envelope, e)?,
+            Event::PaymentCancelled(e) => on_payment_cancelled(tx, envelope, e)?,
+            // svc-order's own announcements and svc-product's releases: traced, nothing to do.
+            Event::OrderPaid(_)
+            | Event::OrderFailed(_)
+            | Event::OrderCancelled(_)
+            | Event::OrderExpired(_)
+            | Event::StockReleased(_) => {}
+            _ => return Err(HandlerError::unhandled(SERVICE, envelope)),
         }
-        store::insert_saga_event(tx, envelope)?;
-        Ok(())
+        trace(tx, envelope)
     }
+
+    fn committed(&self, envelope: &Envelope) {
+        // Every saga event's key is its order id. Waking on an event that changed nothing only
+        // costs the waiter a re-read.
+        if let Ok(order) = Uuid::parse_str(&envelope.event.key()) {
+            self.waiters.notify(order);
+        }
+    }
+}
+
+/// Records the event into `saga_events` if it belongs to a saga svc-order knows (idempotent on the
+/// event id). An `order.created` always counts (it created its order, just now if it was published
+/// by hand); any other event of an order svc-order never heard of (a stranger's hand-published
+/// `order.paid`, say) is kept nowhere.
+fn trace(tx: &Transaction<'_>, envelope: &Envelope) -> Result<(), HandlerError> {
+    let origin = matches!(envelope.event, Event::OrderCreated(_));
+    if !origin && !store::saga_is_known(tx, &envelope.correlation_id)? {
+        tracing::info!(order.id = %envelope.correlation_id, "event of an order svc-order never heard of; not traced");
+        return Ok(());
+    }
+    store::insert_saga_event(tx, envelope)?;
+    Ok(())
 }
 
 /// Our own `order.created` finds its order stored and changes nothing. One published by hand

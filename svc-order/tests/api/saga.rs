@@ -207,7 +207,7 @@ async fn events_for_an_order_nobody_created_are_retried_not_acknowledged() {
     assert_eq!(app.count("SELECT count(*) FROM orders", []), 1);
 
     // The trace keeps nothing of an order svc-order never heard of, for an admin or anyone.
-    app.bus.consumed_through(&["svc-order-trace"], orphan_seq).await;
+    app.bus.consumed_through(&["svc-order"], orphan_seq).await;
     let path = format!("/orders/{}/trace", stranger.correlation_id);
     assert_eq!(app.get(&admin, &path).await.status(), reqwest::StatusCode::NOT_FOUND);
     assert_eq!(app.get(&owner, &path).await.status(), reqwest::StatusCode::NOT_FOUND);

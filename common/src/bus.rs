@@ -50,26 +50,8 @@ impl NatsAuth {
 /// (async-nats does not split them itself). Replies arrive on the user's own inbox prefix, the
 /// only one its permissions let it read. The client reconnects forever on its own once connected.
 pub async fn connect(url: &str, name: &str, auth: &NatsAuth) -> anyhow::Result<async_nats::Client> {
-    Ok(connect_watched(url, name, auth).await?.0)
-}
-
-/// [`connect`], with a count of the connections the client has made (the first one and every
-/// reconnection after a lost connection) that changes each time: the outbox relay re-sends
-/// its most recent rows after a reconnection ([`crate::outbox::Relay::resend_after_reconnect`]).
-pub async fn connect_watched(
-    url: &str,
-    name: &str,
-    auth: &NatsAuth,
-) -> anyhow::Result<(async_nats::Client, tokio::sync::watch::Receiver<u64>)> {
     let servers: Vec<async_nats::ServerAddr> = url.split(',').map(|s| s.trim().parse()).collect::<Result<_, _>>()?;
-    let (connections, watched) = tokio::sync::watch::channel(0u64);
-    let mut options =
-        async_nats::ConnectOptions::new().name(name).retry_on_initial_connect().event_callback(move |event| {
-            if matches!(event, async_nats::Event::Connected) {
-                connections.send_modify(|n| *n += 1);
-            }
-            std::future::ready(())
-        });
+    let mut options = async_nats::ConnectOptions::new().name(name).retry_on_initial_connect();
     let user = auth.user.clone().or_else(|| servers.first().and_then(|s| s.username()).map(str::to_owned));
     if let (Some(user), Some(password)) = (&auth.user, &auth.password) {
         options = options.user_and_password(user.clone(), password.clone());
@@ -77,7 +59,7 @@ pub async fn connect_watched(
     if let Some(user) = user {
         options = options.custom_inbox_prefix(crate::permissions::inbox_prefix(&user));
     }
-    Ok((options.connect(servers).await?, watched))
+    Ok(options.connect(servers).await?)
 }
 
 /// The stream definition. Limits retention keeps messages after they are consumed, which both

@@ -31,10 +31,11 @@ pub struct CommonConfig {
     #[arg(long, env = "HTTP_MAX_CONNECTIONS", default_value_t = Limits::MAX_CONNECTIONS as u16,
           value_parser = clap::value_parser!(u16).range(1..))]
     pub http_max_connections: u16,
-    /// Seconds of the most recent outbox rows re-sent when the connection to NATS comes back (and
-    /// at start), against acknowledged messages a broker OS crash lost before its next sync.
-    /// Must exceed the broker's `sync_interval`; 0 turns it off.
-    #[arg(long, env = "OUTBOX_RESEND_SECS", default_value_t = 5, value_parser = clap::value_parser!(u64).range(0..=600))]
+    /// Seconds of the most recent outbox rows (counted back from the newest publish) re-sent on
+    /// every connection to NATS, the first included, against acknowledged messages a broker OS
+    /// crash lost before its next sync. Must exceed the broker's `sync_interval`; 0 turns it off.
+    #[arg(long, env = "OUTBOX_RESEND_SECS", default_value_t = crate::outbox::RESEND_WINDOW.as_secs(),
+          value_parser = clap::value_parser!(u64).range(0..=600))]
     pub outbox_resend_secs: u64,
     #[command(flatten)]
     pub nats_auth: crate::bus::NatsAuth,

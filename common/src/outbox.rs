@@ -8,10 +8,11 @@
 //!
 //! JetStream acknowledges a publish before it syncs it to disk (every `sync_interval`: see
 //! `nats/nats-server.conf`), so an OS crash of the broker's machine can lose the last acknowledged
-//! messages. The relay covers that window: when it starts and whenever its connection comes back,
-//! it re-sends the rows it published in the last [`Relay::resend_after_reconnect`] window before
-//! its newest publish, under their own ids. JetStream drops the ones it kept as duplicates, stores
-//! the lost ones again, and the consumers skip anything they applied already.
+//! messages. The relay covers that window: on every connection to NATS, the first included, and
+//! before it publishes anything over it, it re-sends the rows it published in the last
+//! [`Relay::with_resend_window`] before its newest publish ([`resend_recent`]), under their own
+//! ids. JetStream drops the ones it kept as duplicates, stores the lost ones again, and the
+//! consumers skip anything they applied already.
 //!
 //! A row no publish can ever take (larger than the server's `max_payload`) is set aside instead
 //! of blocking every row behind it: moved, with its reason, into the service's `dead_letter`
@@ -19,7 +20,13 @@
 //! it, once the limit allows. Every other failure (no connection, a timeout) keeps the row and
 //! retries.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
 
 use async_nats::jetstream::{
     self,
@@ -45,6 +52,9 @@ const RETRY_MAX: Duration = Duration::from_secs(5);
 const PURGE_BATCH: usize = 1000;
 /// Published rows are kept this long so they can be re-published; matches the stream's max age.
 pub const RETENTION: Duration = crate::bus::STREAM_MAX_AGE;
+/// How far back from its newest publish the relay re-sends on each connection: far more than the
+/// shipped broker's `sync_interval` (100 ms), to cover the fsync itself and slow disks.
+pub const RESEND_WINDOW: Duration = Duration::from_secs(5);
 
 /// Writes `envelope` to the outbox inside the caller's transaction.
 pub fn append(tx: &Transaction<'_>, envelope: &Envelope) -> Result<(), DbError> {
@@ -83,13 +93,20 @@ pub fn mark_published(tx: &Transaction<'_>, seqs: &[i64], at_ms: i64) -> Result<
     Ok(())
 }
 
-/// Marks the rows published within `window_ms` of the newest publish as unpublished again (after
-/// a lost connection nothing was published since it was lost, so these are the rows the broker
-/// may have acknowledged and not yet synced). Returns how many rows will be sent again.
+/// Marks the rows published within `window_ms` of the newest publish as unpublished again.
+/// Returns how many rows will be sent again.
+///
+/// Anchored on the newest publish, not on the clock: every ack proves the broker was up, so what
+/// a crash lost was acknowledged at most its `sync_interval` before the newest ack it gave,
+/// however long the broker (or the service) then stayed down. That holds only if nothing was
+/// published over a new connection yet, which is why the relay calls this before it publishes.
+/// Rows set aside are in `dead_letter`, no longer in the outbox: never re-sent. Both lookups run
+/// on the `outbox_published_at` index, so the work is the window's rows, never the table's.
 pub fn resend_recent(tx: &Transaction<'_>, window_ms: i64) -> Result<usize, DbError> {
     Ok(tx.execute(
         "UPDATE outbox SET published_at = NULL
-         WHERE published_at >= (SELECT max(published_at) FROM outbox WHERE published_at IS NOT NULL) - ?1",
+         WHERE published_at IS NOT NULL
+           AND published_at >= (SELECT max(published_at) FROM outbox WHERE published_at IS NOT NULL) - ?1",
         [window_ms],
     )?)
 }
@@ -131,33 +148,40 @@ pub struct Relay {
     js: jetstream::Context,
     wake: Arc<Notify>,
     poll_tick: Duration,
-    /// The client's connection count, and how far back to re-send when it changes.
-    resend: Option<(tokio::sync::watch::Receiver<u64>, Duration)>,
+    /// See [`resend_recent`]; zero re-sends nothing.
+    resend_window: Duration,
+    /// The client's own count of the connections it made (the first, then each reconnection).
+    /// It moves before anything can arrive over a new connection, so a round that reads the same
+    /// count before and after awaiting its acks got every ack over the connection it counts.
+    stats: Arc<async_nats::Statistics>,
+    /// The count the last re-send was made for.
+    resent_for: AtomicU64,
 }
 
 impl Relay {
+    /// The relay of `name`'s outbox in `db`, re-sending the last [`RESEND_WINDOW`] on each
+    /// connection of `js`'s client.
     pub fn new(name: &'static str, db: Db, js: jetstream::Context) -> Self {
         let wake = db.committed();
-        Relay { name, db, js, wake, poll_tick: POLL_TICK, resend: None }
-    }
-
-    /// Re-sends the rows published in the last `window` (before the newest publish) when the
-    /// relay starts and whenever `connections` (from [`crate::bus::connect_watched`]) changes,
-    /// i.e. the connection to the broker came back. `window` must exceed the broker's
-    /// `sync_interval`; zero turns re-sending off.
-    pub fn resend_after_reconnect(mut self, connections: tokio::sync::watch::Receiver<u64>, window: Duration) -> Self {
-        self.resend = (!window.is_zero()).then_some((connections, window));
-        self
-    }
-
-    /// Queues the recent rows to be published again (see [`resend_recent`]).
-    async fn resend(&self, window: Duration, why: &str) {
-        let window_ms = window.as_millis() as i64;
-        match self.db.write(move |tx| resend_recent(tx, window_ms)).await {
-            Ok(0) => {}
-            Ok(rows) => tracing::info!(rows, ?window, why, "outbox relay re-sends its most recent rows"),
-            Err(error) => tracing::warn!(%error, "could not queue the most recent outbox rows to be sent again"),
+        let stats = js.client().statistics();
+        Relay {
+            name,
+            db,
+            js,
+            wake,
+            poll_tick: POLL_TICK,
+            resend_window: RESEND_WINDOW,
+            stats,
+            resent_for: AtomicU64::new(0),
         }
+    }
+
+    /// How far back from its newest publish the relay re-sends on each connection to NATS (see
+    /// [`resend_recent`]). Must exceed the broker's `sync_interval`; zero turns re-sending off
+    /// (for a broker that syncs before it acknowledges, `sync_interval: always`).
+    pub fn with_resend_window(mut self, window: Duration) -> Self {
+        self.resend_window = window;
+        self
     }
 
     /// Overrides the poll tick (tests set it very long to prove the commit wake-up works alone).
@@ -168,14 +192,9 @@ impl Relay {
 
     /// Runs until `stop` is cancelled. While NATS is unreachable it keeps the rows and retries
     /// with capped exponential backoff; nothing is ever marked without an ack.
-    pub async fn run(mut self, stop: CancellationToken) {
+    pub async fn run(self, stop: CancellationToken) {
         let mut delay = RETRY_MIN;
         let mut last_purge = 0;
-        let mut resend = self.resend.take();
-        if let Some((connections, window)) = &mut resend {
-            connections.borrow_and_update();
-            self.resend(*window, "start").await;
-        }
         loop {
             match self.publish_pending().await {
                 Ok(n) => {
@@ -198,28 +217,21 @@ impl Relay {
                 last_purge = now_ms();
                 self.purge().await;
             }
-            let reconnected = async {
-                match &mut resend {
-                    Some((connections, _)) => connections.changed().await.is_ok(),
-                    None => std::future::pending().await,
-                }
-            };
+            // A reconnection while idle is noticed on the tick: nothing is published before.
             tokio::select! {
                 _ = stop.cancelled() => return,
                 _ = self.wake.notified() => {}
                 _ = tokio::time::sleep(self.poll_tick) => {}
-                ok = reconnected => match (ok, &resend) {
-                    (true, Some((_, window))) => self.resend(*window, "reconnected").await,
-                    // The client is gone: nothing to follow any more.
-                    _ => resend = None,
-                },
             }
         }
     }
 
-    /// One round: publish up to `BATCH` rows, await every ack, mark the acked prefix.
-    /// Returns how many rows were published.
+    /// One round: on a new connection, first the re-send ([`resend_recent`]); then publish up to
+    /// `BATCH` rows, await every ack, mark the acked prefix. Returns how many rows were published
+    /// (and marked).
     pub async fn publish_pending(&self) -> anyhow::Result<usize> {
+        let connects = self.stats.connects.load(Ordering::Acquire);
+        self.resend_on_new_connection(connects).await?;
         let rows = self.db.read(|c| pending(c, BATCH)).await?;
         if rows.is_empty() {
             return Ok(0);
@@ -243,9 +255,15 @@ impl Relay {
             }
         }
         let mut acked = Vec::with_capacity(in_flight.len());
+        // Rows are stamped with the time of their last ack, not of the mark: acks behind them
+        // timing out on a crashed broker must not move the re-send window's anchor past the crash.
+        let mut acked_at = now_ms();
         for (seq, ack) in in_flight {
             match ack.await {
-                Ok(_) => acked.push(seq),
+                Ok(_) => {
+                    acked.push(seq);
+                    acked_at = now_ms();
+                }
                 Err(e) => {
                     failure.get_or_insert(e.into());
                     break;
@@ -262,6 +280,12 @@ impl Relay {
                 "outbox row can never be published; set aside as a dead letter"
             );
         }
+        if self.stats.connects.load(Ordering::Acquire) != connects && !acked.is_empty() {
+            // The client reconnected while the acks came in: some may be from a broker that has
+            // since crashed. Unmarked, the rows go out again after the next round's re-send.
+            tracing::debug!(rows = acked.len(), "reconnected to NATS while publishing; these rows go out again");
+            acked.clear();
+        }
         let n = acked.len();
         if n > 0 && crate::faults::fire(self.name, crate::faults::RELAY_AFTER_PUBLISH) {
             // As if the process died between the acks and the mark: the rows stay unpublished
@@ -273,14 +297,37 @@ impl Relay {
             );
         }
         if n > 0 {
-            let at = now_ms();
-            self.db.write(move |tx| mark_published(tx, &acked, at)).await?;
+            self.db.write(move |tx| mark_published(tx, &acked, acked_at)).await?;
             tracing::debug!(published = n, "outbox relay published");
         }
         match failure {
             Some(e) => Err(e),
             None => Ok(n),
         }
+    }
+
+    /// Once per connection (the first included: a broker's OS crash usually takes the services
+    /// down too), before anything is published over it: [`resend_recent`]. Connections made
+    /// while the relay was busy count as one, so a flapping connection re-sends at most the
+    /// window's rows per round. Until the re-send has committed the count is not taken, so a
+    /// failed one is tried again.
+    async fn resend_on_new_connection(&self, connects: u64) -> Result<(), DbError> {
+        if connects == self.resent_for.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        if !self.resend_window.is_zero() {
+            let window = self.resend_window;
+            let rows = self.db.write(move |tx| resend_recent(tx, window.as_millis() as i64)).await?;
+            if rows > 0 {
+                tracing::info!(
+                    rows,
+                    window_ms = window.as_millis() as u64,
+                    "connected to NATS: re-sending the newest published outbox rows, which a broker crash may have lost"
+                );
+            }
+        }
+        self.resent_for.store(connects, Ordering::Relaxed);
+        Ok(())
     }
 
     /// Housekeeping: published outbox rows past [`RETENTION`], processed ids past twice that

@@ -71,14 +71,13 @@ impl Runtime {
     ) -> anyhow::Result<Self> {
         let listener = TcpListener::bind(http_addr).await.with_context(|| format!("binding {http_addr}"))?;
         let db = Db::open(&config.db_path(name), migrations).await?;
-        let (nats, connections) = bus::connect_watched(&config.nats_url, name, &config.nats_auth).await?;
+        let nats = bus::connect(&config.nats_url, name, &config.nats_auth).await?;
         let js = jetstream::new(nats.clone());
         bus::ensure_stream(&js).await?;
         let verifier = Verifier::new();
         verifier.watch(&js, stop.clone()).await?;
         let tasks = TaskTracker::new();
-        let relay =
-            Relay::new(name, db.clone(), js.clone()).resend_after_reconnect(connections, config.outbox_resend());
+        let relay = Relay::new(name, db.clone(), js.clone()).with_resend_window(config.outbox_resend());
         tasks.spawn(relay.run(stop.clone()));
         let ack_wait = config.ack_wait();
         let http_limits = config.http_limits();

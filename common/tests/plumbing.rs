@@ -86,6 +86,15 @@ impl Fixture {
         self.count("SELECT count(*) FROM outbox WHERE published_at IS NULL").await
     }
 
+    /// When `env`'s outbox row was marked published.
+    async fn published_at(&self, env: &Envelope) -> Option<i64> {
+        let id = env.id.to_string();
+        self.db
+            .read(move |c| c.query_row("SELECT published_at FROM outbox WHERE id = ?1", [id], |r| r.get(0)))
+            .await
+            .unwrap()
+    }
+
     async fn stream_messages(&self) -> u64 {
         self.js.get_stream(bus::STREAM).await.unwrap().info().await.unwrap().state.messages
     }
@@ -451,4 +460,88 @@ async fn an_unpublishable_outbox_row_is_set_aside_and_the_rows_behind_it_go_out(
         "the set-aside row left the outbox; {} stayed",
         behind.id
     );
+}
+
+/// What an OS crash of the broker's machine does, made certain: acknowledged messages gone from
+/// the stream, and from the broker's duplicate window once it restarts. On its next connection,
+/// before publishing anything over it, the relay re-sends what it published in its re-send window
+/// before its newest publish, under the same ids: the lost messages are stored again. Older rows
+/// and rows set aside are not sent again, and without another connection nothing is.
+#[tokio::test]
+async fn on_a_new_connection_the_relay_resends_its_newest_rows_which_the_broker_lost() {
+    let fx = Fixture::new().await;
+    let huge = Envelope::new(
+        "plumbing-test",
+        Event::UserRegistered(UserRegistered {
+            user_id: Uuid::now_v7(),
+            email: "huge@example.com".into(),
+            name: "x".repeat(2 * 1024 * 1024),
+            role: Role::Customer,
+        }),
+    );
+    let old = fx.commit_event().await;
+    let row = huge.clone();
+    fx.db.write(move |tx| outbox::append(tx, &row)).await.unwrap();
+    let lost = [fx.commit_event().await, fx.commit_event().await];
+    let relay = Relay::new("plumbing", fx.db.clone(), fx.js.clone()).with_resend_window(Duration::from_secs(5));
+    assert_eq!(relay.publish_pending().await.unwrap(), 3, "the huge row is set aside");
+    // `old` was published a minute before the others, long before any unsynced window.
+    let old_id = old.id.to_string();
+    let backdate = move |tx: &Transaction<'_>| {
+        tx.execute("UPDATE outbox SET published_at = published_at - 60000 WHERE id = ?1", [&old_id])
+    };
+    fx.db.write(move |tx| backdate(tx).map_err(DbError::from)).await.unwrap();
+    let old_published = fx.published_at(&old).await;
+
+    let stream = fx.js.get_stream(bus::STREAM).await.unwrap();
+    let mut lost_seqs = Vec::new();
+    for env in &lost {
+        let seq = stream.get_last_raw_message_by_subject(&env.subject()).await.unwrap().sequence;
+        assert!(stream.delete_message(seq).await.unwrap());
+        lost_seqs.push(seq);
+    }
+    fx.nats.restart().await;
+    let stream = fx.js.get_stream(bus::STREAM).await.unwrap();
+    for env in &lost {
+        assert!(stream.get_last_raw_message_by_subject(&env.subject()).await.is_err(), "lost until re-sent");
+    }
+
+    // The relay's client reconnects by itself; its first round over the new connection re-sends.
+    let resent = eventually(WAIT, || async { relay.publish_pending().await.ok().filter(|n| *n > 0) });
+    assert_eq!(resent.await, Some(2), "the two newest rows, not the old one nor the set-aside one");
+    for (env, seq) in lost.iter().zip(lost_seqs) {
+        let msg = stream.get_last_raw_message_by_subject(&env.subject()).await.expect("stored again");
+        assert!(msg.sequence > seq, "a new copy, not the deleted one");
+        assert_eq!(msg.headers.get("Nats-Msg-Id").map(|v| v.to_string()), Some(env.id.to_string()));
+    }
+    assert_eq!(fx.published_at(&old).await, old_published, "the old row was not sent again");
+    assert_eq!(fx.stream_messages().await, 3);
+    assert_eq!(fx.count("SELECT count(*) FROM dead_letter").await, 1);
+    assert_eq!(relay.publish_pending().await.unwrap(), 0, "one re-send per connection");
+
+    // A relay that starts (a service restarted with the broker) re-sends on its first connection
+    // too; JetStream, which holds these, drops them as duplicates.
+    let restarted = Relay::new("plumbing", fx.db.clone(), fx.js.clone()).with_resend_window(Duration::from_secs(5));
+    assert_eq!(restarted.publish_pending().await.unwrap(), 2);
+    assert_eq!(fx.stream_messages().await, 3);
+}
+
+/// Re-sending off (`OUTBOX_RESEND_SECS=0`, for a broker that syncs before it acknowledges): a
+/// message the broker lost stays lost.
+#[tokio::test]
+async fn with_a_zero_resend_window_the_relay_sends_nothing_again() {
+    let fx = Fixture::new().await;
+    let lost = fx.commit_event().await;
+    let relay = Relay::new("plumbing", fx.db.clone(), fx.js.clone()).with_resend_window(Duration::ZERO);
+    assert_eq!(relay.publish_pending().await.unwrap(), 1);
+    let stream = fx.js.get_stream(bus::STREAM).await.unwrap();
+    let seq = stream.get_last_raw_message_by_subject(&lost.subject()).await.unwrap().sequence;
+    assert!(stream.delete_message(seq).await.unwrap());
+    fx.nats.restart().await;
+
+    let reconnected =
+        eventually(WAIT, || async { (fx.js.client().statistics().connects.load(Ordering::Relaxed) > 1).then_some(()) });
+    reconnected.await.expect("the client reconnected");
+    assert_eq!(relay.publish_pending().await.unwrap(), 0);
+    assert_eq!(fx.stream_messages().await, 0);
 }

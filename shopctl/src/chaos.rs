@@ -40,7 +40,7 @@ use tokio::time::{Instant, sleep};
 
 use crate::audit::{self, Endpoints, Violation};
 use crate::checkout::Checkout;
-use crate::proc::Signals;
+use crate::own_stack::{self, endpoints, expect, sign_up};
 use crate::up::{self, Layout, SERVICES, Stack};
 
 /// What `shopctl chaos` is told.
@@ -92,45 +92,24 @@ const FAILPOINTS: [(&str, &str); 8] = [
 ];
 
 pub fn run(checkout: &Checkout, options: &Options) -> Result<ExitCode> {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("cannot start the tokio runtime")?
-        .block_on(chaos(checkout, options))
+    own_stack::block_on(chaos(checkout, options))?
 }
 
 async fn chaos(checkout: &Checkout, options: &Options) -> Result<ExitCode> {
-    let mut signals = Signals::install()?;
     let root = options.data_dir.clone().unwrap_or_else(|| checkout.data_dir().join("chaos"));
-    if root.exists() {
-        std::fs::remove_dir_all(&root).with_context(|| format!("cannot clear {}", root.display()))?;
-    }
-    let layout = Layout {
-        data_root: root.clone(),
-        nats_cwd: root.clone(),
-        port_offset: options.port_offset,
-        env: vec![
-            ("ORDER_DEADLINE_SECS".into(), ORDER_DEADLINE_SECS.to_string()),
-            // A message left unacknowledged by a crash comes back after 3 s, not 30.
-            ("ACK_WAIT_SECS".into(), "3".into()),
-            ("GATEWAY_HANG_MS".into(), "3000".into()),
-            ("DECLINE_RATE_BPS".into(), "500".into()),
-            ("DECLINE_SEED".into(), options.seed.to_string()),
-            ("SEED_DEMO".into(), "false".into()),
-        ],
-        logs: Some(root.join("logs")),
-        build_args: up::BUILD_ARGS.to_vec(),
-        bin_dir: options.bin_dir.clone(),
-    };
-    let mut stack = Stack::default();
-    let outcome = tokio::select! {
-        result = drive(checkout, &mut stack, &layout, options) => result,
-        sig = signals.recv() => Err(anyhow!("{sig} received")),
-    };
-    eprintln!("chaos: stopping the stack");
-    stack.shutdown(&mut signals).await;
-    let figures = outcome?;
+    let env = vec![
+        ("ORDER_DEADLINE_SECS".into(), ORDER_DEADLINE_SECS.to_string()),
+        // A message left unacknowledged by a crash comes back after 3 s, not 30.
+        ("ACK_WAIT_SECS".into(), "3".into()),
+        ("GATEWAY_HANG_MS".into(), "3000".into()),
+        ("DECLINE_RATE_BPS".into(), "500".into()),
+        ("DECLINE_SEED".into(), options.seed.to_string()),
+        ("SEED_DEMO".into(), "false".into()),
+    ];
+    let layout = own_stack::layout(root, options.port_offset, env, options.bin_dir.clone())?;
+    let figures =
+        own_stack::with_stack("chaos", async |stack: &mut Stack| drive(checkout, stack, &layout, options).await)
+            .await?;
     figures.print(options, &layout);
     Ok(if figures.passed() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
@@ -342,17 +321,6 @@ async fn drive(checkout: &Checkout, stack: &mut Stack, layout: &Layout, options:
     Ok(figures)
 }
 
-pub(crate) fn endpoints(layout: &Layout) -> Endpoints {
-    Endpoints {
-        user: layout.url("svc-user"),
-        product: layout.url("svc-product"),
-        order: layout.url("svc-order"),
-        payment: layout.url("svc-payment"),
-        settlement: layout.url("svc-settlement"),
-        gateway: layout.url("payment-gateway"),
-    }
-}
-
 /// The violations that mean an effect happened twice: a second charge, a second SALE or REFUND
 /// booked for one payment.
 fn is_duplicate(v: &Violation) -> bool {
@@ -383,24 +351,6 @@ async fn shoppers(http: &reqwest::Client, endpoints: &Endpoints, options: &Optio
         customers.push(sign_up(http, endpoints, &format!("customer-{i}-{run}@chaos.local"), "CUSTOMER").await?);
     }
     Ok(Shoppers { customers, products })
-}
-
-/// Signs `email` up as `role` and logs in; returns the token.
-pub(crate) async fn sign_up(http: &reqwest::Client, endpoints: &Endpoints, email: &str, role: &str) -> Result<String> {
-    let password = "chaos-password-1";
-    let body = json!({"email": email, "password": password, "name": "Chaos", "role": role});
-    let res = http.post(format!("{}/users", endpoints.user)).json(&body).send().await?;
-    expect(res, 201).await?;
-    audit::login(http, &endpoints.user, email, password).await
-}
-
-pub(crate) async fn expect(res: reqwest::Response, status: u16) -> Result<Value> {
-    let got = res.status().as_u16();
-    let body: Value = res.json().await.unwrap_or(Value::Null);
-    if got != status {
-        bail!("expected {status}, got {got}: {body}");
-    }
-    Ok(body)
 }
 
 /// Places one order as a client that retries under its `Idempotency-Key` until svc-order answers
@@ -705,20 +655,8 @@ impl Counters {
 /// The audit's snapshot once the system is at rest: every order ended, every outbox drained,
 /// every durable consumer caught up; `None` while it is not.
 async fn settled(endpoints: &Endpoints, admin: &str, js: &jetstream::Context) -> Option<audit::Snapshot> {
-    let stream = js.get_stream(common::bus::STREAM).await.ok()?;
-    let mut consumers = Vec::new();
-    {
-        use futures_util::StreamExt;
-        let mut names = stream.consumer_names();
-        while let Some(name) = names.next().await {
-            consumers.push(name.ok()?);
-        }
-    }
-    for name in &consumers {
-        let info = stream.consumer_info(name).await.ok()?;
-        if info.num_pending > 0 || info.num_ack_pending > 0 {
-            return None;
-        }
+    if !own_stack::consumers_caught_up(js).await.unwrap_or(false) {
+        return None;
     }
     let snapshot = audit::fetch(endpoints, admin).await.ok()?;
     let at_rest =

@@ -11,6 +11,7 @@ mod deadletter;
 mod load;
 mod nats;
 mod outbox;
+mod own_stack;
 mod proc;
 mod settlement;
 mod supervise;

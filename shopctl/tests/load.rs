@@ -31,7 +31,7 @@ fn a_short_load_run_ends_every_saga_paid_and_prints_its_figures() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "load failed ({}):\n{stdout}\n--- stderr ---\n{stderr}", out.status);
     for line in
-        ["raw JetStream publish rate", "1 client ", "4 clients ", "svc-order ", "nats-server ", "targets", "ratio ≥"]
+        ["raw JetStream publish rate", "1 client ", "4 clients ", "svc-order ", "nats-server ", "ready ms", "ratio ≥"]
     {
         assert!(stdout.contains(line), "no `{line}` in:\n{stdout}");
     }
@@ -51,5 +51,9 @@ fn a_short_load_run_ends_every_saga_paid_and_prints_its_figures() {
     }
     assert!(figures["raw"]["defaultSync"].as_f64() > Some(0.0), "{figures}");
     assert!(figures["memory"]["svc-order"]["peakMb"].as_f64() > Some(0.0), "{figures}");
+    for service in ["svc-user", "svc-product", "svc-order", "svc-payment", "svc-settlement", "payment-gateway"] {
+        assert!(figures["ready"][service]["firstStartMs"].as_f64() > Some(0.0), "{service} was started: {figures}");
+        assert!(figures["ready"][service]["restartMs"].as_f64() > Some(0.0), "{service} was restarted: {figures}");
+    }
     assert_eq!(figures["auditClean"], true);
 }

@@ -8,13 +8,7 @@ use common::{
 };
 use tokio_util::sync::CancellationToken;
 
-use crate::{
-    SERVICE, api,
-    config::Config,
-    expiry::Expiry,
-    saga::Saga,
-    waiters::Waiters,
-};
+use crate::{SERVICE, api, config::Config, expiry::Expiry, saga::Saga, waiters::Waiters};
 
 pub(crate) const MIGRATIONS: &[&str] =
     &[include_str!("../migrations/0001_orders.sql"), include_str!("../migrations/0002_deadline.sql")];

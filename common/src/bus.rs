@@ -142,7 +142,7 @@ impl ConsumerSpec {
         let consumer: jetstream::consumer::Consumer<pull::Config> = stream.create_consumer(self.config()).await?;
         Ok(consumer
             .stream()
-            .max_messages_per_batch(64)
+            .max_messages_per_batch(crate::consumer::BATCH)
             .heartbeat(Duration::from_secs(5))
             .expires(Duration::from_secs(30))
             .messages()

@@ -237,10 +237,22 @@ async fn drive(checkout: &Checkout, stack: &mut Stack, layout: &Layout, options:
 
     let mut rng = StdRng::seed_from_u64(options.seed);
     let mut undo: Vec<(Instant, Undo)> = Vec::new();
-    let mut counters = Counters::default();
+    // Counted in a task of its own: a service that is starting (its port bound, its NATS
+    // connection not yet made) holds a request until it times out, and the fault loop must never
+    // wait for that, or the undo that resumes a paused broker comes half a minute late.
+    let counters = Arc::new(Mutex::new(Counters::default()));
+    let poller = {
+        let (counters, endpoints, admin) = (counters.clone(), endpoints.clone(), admin.clone());
+        let http = reqwest::Client::builder().timeout(Duration::from_secs(2)).build()?;
+        tokio::spawn(async move {
+            loop {
+                counters.lock().await.poll(&http, &endpoints, &admin).await;
+                sleep(Duration::from_secs(1)).await;
+            }
+        })
+    };
     let mut next_fault = Instant::now() + Duration::from_millis(options.fault_every_ms);
     let mut tick = tokio::time::interval(Duration::from_millis(250));
-    let mut ticks = 0u64;
     while !load.is_empty() {
         tokio::select! {
             done = load.join_next() => {
@@ -250,10 +262,6 @@ async fn drive(checkout: &Checkout, stack: &mut Stack, layout: &Layout, options:
             }
             _ = tick.tick() => {
                 up::supervise(stack)?;
-                ticks += 1;
-                if ticks.is_multiple_of(4) {
-                    counters.poll(&http, &endpoints, &admin).await;
-                }
                 let now = Instant::now();
                 for (_, u) in take_due(&mut undo, now) {
                     u.apply(stack, &http, &endpoints, &admin).await;
@@ -288,6 +296,8 @@ async fn drive(checkout: &Checkout, stack: &mut Stack, layout: &Layout, options:
         u.apply(stack, &http, &endpoints, &admin).await;
     }
     let last_fault = Instant::now();
+    poller.abort();
+    let mut counters = counters.lock().await;
     eprintln!("chaos: load done in {:.1} s; every fault undone; waiting for the system to settle", figures.load_secs);
 
     let accepted = accepted.lock().await.clone();
@@ -542,6 +552,9 @@ impl Fault {
     }
 }
 
+/// How long undoing a fault over HTTP may take before the loop goes on without it.
+const UNDO_TIMEOUT: Duration = Duration::from_secs(3);
+
 impl Undo {
     /// Ends the fault; a failure is reported, not fatal (the process may be gone already).
     async fn apply(&self, _stack: &mut Stack, http: &reqwest::Client, endpoints: &Endpoints, admin: &str) {
@@ -549,14 +562,17 @@ impl Undo {
             Undo::Resume(pid) => signal("CONT", *pid).map(|_| format!("kill -CONT nats-server (pid {pid})")),
             Undo::Failpoint { service, name } => {
                 let url = format!("{}/admin/failpoints/{name}", url_of(endpoints, service));
-                match http.put(url).bearer_auth(admin).json(&json!({"actions": "off"})).send().await {
+                // Bounded: a service that is starting holds the request (see the counters' task).
+                let put = http.put(url).bearer_auth(admin).json(&json!({"actions": "off"}));
+                match put.timeout(UNDO_TIMEOUT).send().await {
                     Ok(_) => Ok(format!("failpoint {name} off")),
                     Err(e) => Err(e.into()),
                 }
             }
             Undo::GatewayFaults => {
                 let off = json!({"down": false, "failBps": 0, "timeoutBps": 0, "loseAnswerBps": 0});
-                match http.put(format!("{}/v1/faults", endpoints.gateway)).json(&off).send().await {
+                match http.put(format!("{}/v1/faults", endpoints.gateway)).json(&off).timeout(UNDO_TIMEOUT).send().await
+                {
                     Ok(_) => Ok("gateway faults off".to_owned()),
                     Err(e) => Err(e.into()),
                 }

@@ -57,7 +57,7 @@ pub struct OutboxBacklog {
 }
 
 /// A message a consumer refused, as `GET /admin/dead-letters` lists it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DeadLetter {
     pub seq: i64,
@@ -169,7 +169,7 @@ pub fn list_dead_letters(conn: &Connection, paging: Paging) -> rusqlite::Result<
     Ok((items, total))
 }
 
-fn dead_letter_from(r: &Row<'_>) -> rusqlite::Result<DeadLetter> {
+pub(crate) fn dead_letter_from(r: &Row<'_>) -> rusqlite::Result<DeadLetter> {
     let payload: Vec<u8> = r.get(7)?;
     Ok(DeadLetter {
         seq: r.get(0)?,

@@ -25,6 +25,7 @@ pub mod db;
 pub mod event;
 pub mod faults;
 pub mod http;
+pub mod micro;
 pub mod outbox;
 pub mod paging;
 pub mod permissions;

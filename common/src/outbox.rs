@@ -65,6 +65,16 @@ pub fn append(tx: &Transaction<'_>, envelope: &Envelope) -> Result<(), DbError> 
     Ok(())
 }
 
+/// Writes a row of any payload (a dead letter published again, see [`crate::micro`]) to the
+/// outbox inside the caller's transaction; `id` becomes its `Nats-Msg-Id`.
+pub fn append_raw(tx: &Transaction<'_>, id: &str, subject: &str, payload: &[u8]) -> Result<(), DbError> {
+    tx.execute(
+        "INSERT INTO outbox (id, subject, payload, created_at) VALUES (?1, ?2, ?3, ?4)",
+        params![id, subject, payload, now_ms()],
+    )?;
+    Ok(())
+}
+
 /// One outbox row ready to go.
 #[derive(Debug, Clone)]
 pub struct Pending {

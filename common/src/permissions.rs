@@ -7,6 +7,10 @@
 //! - Each service publishes only the events it owns, plus the JetStream API its stream, its
 //!   durable consumers and the key watch need (ADR-32, "logical user permissions"), and reads
 //!   replies only on its own inbox prefix ([`inbox_prefix`]), so no one reads another's replies.
+//! - Every service answers on the NATS services API ([`crate::micro`]): it subscribes to its own
+//!   `ops.<service>.>` endpoints and the `$SRV` discovery subjects, and answers through
+//!   `allow_responses` (only to the reply subject of a request it received). Only the console's
+//!   host ([`CONSOLE`]) and the operator may ask (publish on `ops.>`).
 //! - Only svc-user writes the `auth-keys` bucket.
 //! - The operator (a person, or shopctl on their behalf) watches every subject and publishes
 //!   events by hand, but cannot touch the keys.
@@ -34,6 +38,10 @@ pub const SERVICES: [ServiceUser; 5] = [
     ServiceUser { name: "svc-payment", publishes: &["payment.>"], durables: &["svc-payment"] },
     ServiceUser { name: "svc-settlement", publishes: &["settlement.>"], durables: &["svc-settlement"] },
 ];
+
+/// The service that hosts the saga console: it alone (and the operator) may ask the services'
+/// `ops` endpoints.
+pub const CONSOLE: &str = "svc-order";
 
 /// The one service that may write the keys bucket.
 pub const KEY_OWNER: &str = "svc-user";
@@ -92,12 +100,27 @@ pub fn service_publish(service: &ServiceUser) -> Vec<String> {
     for durable in service.durables {
         allow.extend(durable_api(durable));
     }
+    if service.name == CONSOLE {
+        allow.push(format!("{}.>", crate::micro::PREFIX));
+    }
     if service.name == KEY_OWNER {
         allow.push(format!("$KV.{KEYS_BUCKET}.>"));
         allow.push(format!("$JS.API.STREAM.CREATE.KV_{KEYS_BUCKET}"));
         allow.push(format!("$JS.API.STREAM.UPDATE.KV_{KEYS_BUCKET}"));
     }
     allow
+}
+
+/// Everything `service` may subscribe to: its inbox, its `ops` endpoints and the services API's
+/// discovery subjects (`$SRV.PING`, `$SRV.INFO.<name>`, `$SRV.STATS.<name>.<id>`, ...).
+pub fn service_subscribe(service: &ServiceUser) -> Vec<String> {
+    vec![
+        format!("{}.>", inbox_prefix(service.name)),
+        format!("{}.{}.>", crate::micro::PREFIX, service.name),
+        "$SRV.*".to_owned(),
+        format!("$SRV.*.{}", service.name),
+        format!("$SRV.*.{}.>", service.name),
+    ]
 }
 
 /// What the operator may not publish: anything that writes, replaces or removes the keys.
@@ -129,11 +152,11 @@ pub fn accounts_conf() -> String {
     );
     for service in &SERVICES {
         out.push_str(&format!(
-            "      {{\n        user: \"{name}\"\n        password: ${env}\n        permissions: {{\n          publish: {{ allow: [\n{allow}          ] }}\n          subscribe: {{ allow: [\"{inbox}.>\"] }}\n        }}\n      }}\n",
+            "      {{\n        user: \"{name}\"\n        password: ${env}\n        permissions: {{\n          publish: {{ allow: [\n{allow}          ] }}\n          subscribe: {{ allow: [\n{subscribe}          ] }}\n          allow_responses: true\n        }}\n      }}\n",
             name = service.name,
             env = password_env(service.name),
             allow = list(&service_publish(service), "            "),
-            inbox = inbox_prefix(service.name),
+            subscribe = list(&service_subscribe(service), "            "),
         ));
     }
     out.push_str(&format!(

@@ -21,6 +21,7 @@ use crate::{
     consumer::{self, Handler},
     db::Db,
     http::{self, Readiness},
+    micro::Ops,
     outbox::Relay,
 };
 
@@ -54,6 +55,7 @@ pub struct Runtime {
     pub stop: CancellationToken,
     listener: TcpListener,
     consumers: Vec<&'static str>,
+    ops: Ops,
     ack_wait: std::time::Duration,
     http_limits: http::Limits,
     tasks: TaskTracker,
@@ -90,6 +92,7 @@ impl Runtime {
             stop,
             listener,
             consumers: Vec::new(),
+            ops: Ops::default(),
             ack_wait,
             http_limits,
             tasks,
@@ -113,10 +116,24 @@ impl Runtime {
         self.tasks.spawn(task);
     }
 
+    /// What the service adds to its endpoints on the NATS services API ([`crate::micro`]).
+    pub fn ops(&mut self) -> &mut Ops {
+        &mut self.ops
+    }
+
     /// The service, ready to serve `routes` and the admin routes every service has
-    /// ([`crate::admin`]).
+    /// ([`crate::admin`]), and registered on the NATS services API ([`crate::micro`]).
     pub fn serving(self, routes: Router) -> anyhow::Result<App> {
         let addr = self.listener.local_addr()?;
+        self.tasks.spawn(crate::micro::serve(
+            self.name,
+            env!("CARGO_PKG_VERSION"),
+            self.nats.clone(),
+            self.db.clone(),
+            self.consumers.clone(),
+            self.ops.clone(),
+            self.stop.clone(),
+        ));
         let routes = routes.merge(crate::admin::routes(self.name, self.db.clone(), self.verifier.clone()));
         Ok(App { runtime: self, addr, routes })
     }

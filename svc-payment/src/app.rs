@@ -37,6 +37,11 @@ impl Service for Config {
             "payment gateway configured"
         );
         runtime.consume(Saga::new(gateway.clone()));
+        // The saga console shows the breaker next to the service's other figures.
+        let watched = gateway.clone();
+        runtime
+            .ops()
+            .extra("gateway", move || serde_json::json!({"url": watched.url(), "breaker": watched.breaker_state()}));
         let state = AppState { db: runtime.db.clone(), verifier: runtime.verifier.clone(), gateway };
         runtime.serving(crate::api::router(state))
     }

@@ -34,6 +34,7 @@ use common::{
     db::{Db, DbError},
     event::UserRegistered,
     http::{ApiError, Code, Json, Path, path_id},
+    micro::OpsError,
     outbox,
 };
 use serde::{Deserialize, Serialize};
@@ -70,7 +71,7 @@ struct SignUpRequest {
 }
 
 #[derive(Deserialize)]
-struct LogInRequest {
+pub struct LogInRequest {
     email: String,
     password: String,
 }
@@ -145,6 +146,44 @@ async fn log_in(
         TokenResponse { access_token: tokens.issue(&user), token_type: "Bearer", expires_in: tokens.ttl().as_secs() };
     // RFC 6749 section 5.1: responses carrying tokens must not be cached.
     ([(header::CACHE_CONTROL, "no-store")], Json(token)).into_response()
+}
+
+/// The saga console's login (`ops.svc-user.login` on the NATS services API, asked by svc-order,
+/// which hosts the console): the checks and the per-account throttle of `POST /auth/login` (the
+/// client's address is svc-order's to limit), answered with the token and whom it is for.
+pub async fn console_log_in(state: AppState, body: LogInRequest) -> Result<ConsoleLogin, OpsError> {
+    let attempt = state.throttle.begin(&body.email, None).map_err(|throttled| {
+        OpsError::new(
+            429,
+            Code::TooManyAttempts.as_str(),
+            format!("too many failed logins; try again in {} s", throttled.retry_after_secs()),
+        )
+    })?;
+    let user = check_credentials(&state.db, state.decoy.clone(), &state.hashing, body).await;
+    match &user {
+        Ok(_) => attempt.succeeded(),
+        Err(e) if e.code() == Code::InvalidCredentials => attempt.failed(),
+        Err(_) => drop(attempt),
+    }
+    let user = user?;
+    Ok(ConsoleLogin {
+        access_token: state.tokens.issue(&user),
+        expires_in: state.tokens.ttl().as_secs(),
+        user_id: user.id,
+        email: user.email,
+        role: user.role,
+    })
+}
+
+/// The console login's answer.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConsoleLogin {
+    access_token: String,
+    expires_in: u64,
+    user_id: Uuid,
+    email: String,
+    role: Role,
 }
 
 /// The account `body` names, if its password is the one given; else 401 `INVALID_CREDENTIALS`.

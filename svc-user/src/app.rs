@@ -53,7 +53,7 @@ impl Service for Config {
             .transpose()
             .map_err(|e| anyhow::anyhow!("ADMIN_{}: {e}", e.field().to_uppercase()))?;
         let throttle = LoginThrottle::new(config.login.settings()?);
-        let runtime = Runtime::start(SERVICE, &config.common, config.http_addr, MIGRATIONS, stop).await?;
+        let mut runtime = Runtime::start(SERVICE, &config.common, config.http_addr, MIGRATIONS, stop).await?;
 
         let hashing = Hashing::per_cpu();
         // Before the keys are published: a start refused here leaves the bucket as it was.
@@ -71,6 +71,8 @@ impl Service for Config {
             hashing,
             throttle,
         };
+        let login = state.clone();
+        runtime.ops().endpoint("login", move |body| api::console_log_in(login.clone(), body));
         runtime.serving(api::router(state))
     }
 }

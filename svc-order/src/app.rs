@@ -10,8 +10,11 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{SERVICE, api, config::Config, expiry::Expiry, saga::Saga, waiters::Waiters};
 
-pub(crate) const MIGRATIONS: &[&str] =
-    &[include_str!("../migrations/0001_orders.sql"), include_str!("../migrations/0002_deadline.sql")];
+pub(crate) const MIGRATIONS: &[&str] = &[
+    include_str!("../migrations/0001_orders.sql"),
+    include_str!("../migrations/0002_deadline.sql"),
+    include_str!("../migrations/0003_console.sql"),
+];
 
 /// Everything the handlers use; each handler extracts only the parts it needs. The handlers that
 /// honour `Prefer: wait`, the users of `waiters` and `stop`, take the whole state.
@@ -46,6 +49,12 @@ impl Service for Config {
             stop: runtime.stop.clone(),
             deadline: self.order_deadline(),
         };
-        runtime.serving(api::router(state))
+        let console = crate::console::ConsoleState {
+            db: runtime.db.clone(),
+            verifier: runtime.verifier.clone(),
+            nats: runtime.nats.clone(),
+            live: crate::console::Live::default(),
+        };
+        runtime.serving(api::router(state).merge(crate::console::router(console)))
     }
 }

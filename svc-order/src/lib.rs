@@ -34,6 +34,7 @@
 pub mod api;
 pub mod app;
 pub mod config;
+pub mod console;
 pub mod domain;
 pub mod expiry;
 pub mod housekeeping;

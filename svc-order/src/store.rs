@@ -9,6 +9,7 @@ use common::{
     paging::Paging,
 };
 use rusqlite::{Connection, OptionalExtension, Row, Transaction, params, types::Type};
+use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::domain::{IdempotencyKey, Order, OrderStatus, Quantity, TraceEvent};
@@ -175,6 +176,91 @@ pub fn due_orders(conn: &Connection, now_ms: i64, limit: usize) -> rusqlite::Res
     )?;
     let rows = stmt.query_map(params![now_ms, limit as i64], |r| uuid_at(r, 0))?;
     rows.collect()
+}
+
+/// What the saga console's feed may be narrowed to.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SagaFilter {
+    pub status: Option<OrderStatus>,
+    pub user_id: Option<Uuid>,
+    pub product_id: Option<Uuid>,
+}
+
+/// Up to `limit` orders matching `filter`, the most recently updated first (the console's feed).
+pub fn recent_orders(conn: &Connection, filter: SagaFilter, limit: usize) -> rusqlite::Result<Vec<Order>> {
+    conn.prepare_cached(&format!(
+        "SELECT {ORDER_COLUMNS} FROM orders
+         WHERE (?1 IS NULL OR status = ?1) AND (?2 IS NULL OR user_id = ?2) AND (?3 IS NULL OR product_id = ?3)
+         ORDER BY updated_at DESC, id DESC LIMIT ?4"
+    ))?
+    .query_map(
+        params![
+            filter.status.map(OrderStatus::as_str),
+            filter.user_id.map(|u| u.to_string()),
+            filter.product_id.map(|p| p.to_string()),
+            limit as i64
+        ],
+        order_from,
+    )?
+    .collect()
+}
+
+/// Up to `limit` orders whose saga still runs and that were placed at or before
+/// `created_before_ms`, the stalest first (the console's stuck list; the `orders_due` index holds
+/// exactly the running sagas).
+pub fn stuck_orders(conn: &Connection, created_before_ms: i64, limit: usize) -> rusqlite::Result<Vec<Order>> {
+    conn.prepare_cached(&format!(
+        "SELECT {ORDER_COLUMNS} FROM orders
+         WHERE status IN ('PENDING', 'STOCK_RESERVED') AND created_at <= ?1
+         ORDER BY deadline_at, id LIMIT ?2"
+    ))?
+    .query_map(params![created_before_ms, limit as i64], order_from)?
+    .collect()
+}
+
+/// How many orders there are in each status.
+pub fn count_by_status(conn: &Connection) -> rusqlite::Result<Vec<(OrderStatus, i64)>> {
+    conn.prepare_cached("SELECT status, count(*) FROM orders GROUP BY status")?
+        .query_map([], |r| Ok((parsed_at(r, 0, OrderStatus::parse)?, r.get(1)?)))?
+        .collect()
+}
+
+/// How many orders were placed at or after `since_ms` (found through the update index: an order
+/// placed since then was updated since then).
+pub fn placed_since(conn: &Connection, since_ms: i64) -> rusqlite::Result<i64> {
+    conn.prepare_cached("SELECT count(*) FROM orders WHERE updated_at >= ?1 AND created_at >= ?1")?
+        .query_row([since_ms], |r| r.get(0))
+}
+
+/// The newest event recorded for the saga of `order_id`: its type, producer and time.
+pub fn last_saga_event(
+    conn: &Connection,
+    order_id: Uuid,
+) -> rusqlite::Result<Option<(String, String, OffsetDateTime)>> {
+    conn.prepare_cached(
+        "SELECT type, producer, occurred_at FROM saga_events WHERE order_id = ?1
+         ORDER BY occurred_at DESC, event_id DESC LIMIT 1",
+    )?
+    .query_row([order_id.to_string()], |r| Ok((r.get(0)?, r.get(1)?, time_at(r, 2)?)))
+    .optional()
+}
+
+/// Every recorded event of the saga of `order_id` with its whole envelope (the console's
+/// timeline shows each event's JSON).
+pub fn saga_events_with_envelopes(
+    conn: &Connection,
+    order_id: Uuid,
+) -> rusqlite::Result<Vec<(TraceEvent, serde_json::Value)>> {
+    conn.prepare_cached(
+        "SELECT event_id, type, subject, producer, occurred_at, causation_id, payload FROM saga_events WHERE order_id = ?1",
+    )?
+    .query_map([order_id.to_string()], |row| {
+        let event = trace_event_from(row)?;
+        let payload: String = row.get(6)?;
+        let envelope = serde_json::from_str(&payload).map_err(|e| conversion(6, Type::Text, e.to_string()))?;
+        Ok((event, envelope))
+    })?
+    .collect()
 }
 
 fn trace_event_from(row: &Row<'_>) -> rusqlite::Result<TraceEvent> {

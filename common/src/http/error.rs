@@ -95,6 +95,12 @@ codes! {
     OrderNotFound = "ORDER_NOT_FOUND" => NOT_FOUND,
     OutOfStock = "OUT_OF_STOCK" => CONFLICT,
     OrderExpired = "ORDER_EXPIRED" => CONFLICT,
+    /// The saga console: no dead letter with this number at that service.
+    DeadLetterNotFound = "DEAD_LETTER_NOT_FOUND" => NOT_FOUND,
+    /// The saga console: a replayed payload that is not JSON.
+    InvalidPayload = "INVALID_PAYLOAD" => UNPROCESSABLE_ENTITY,
+    /// The saga console: a service did not answer on the NATS services API in time.
+    ServiceUnreachable = "SERVICE_UNREACHABLE" => BAD_GATEWAY,
     PaymentDeclined = "PAYMENT_DECLINED" => PAYMENT_REQUIRED,
 
     // svc-payment
@@ -116,6 +122,13 @@ codes! {
     GatewayUnavailable = "GATEWAY_UNAVAILABLE" => SERVICE_UNAVAILABLE,
     /// The gateway did not answer in time; the call may or may not have taken effect.
     GatewayTimeout = "GATEWAY_TIMEOUT" => GATEWAY_TIMEOUT,
+}
+
+impl Code {
+    /// The code with the wire name `wire`, e.g. from another service's answer.
+    pub fn parse(wire: &str) -> Option<Code> {
+        Code::ALL.iter().copied().find(|c| c.as_str() == wire)
+    }
 }
 
 impl std::fmt::Display for Code {

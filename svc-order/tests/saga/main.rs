@@ -4,6 +4,7 @@
 //! final order and the stock; every snapshot is the same run after run.
 
 mod broker;
+mod console;
 mod helpers;
 mod scenarios;
 mod stampede;

@@ -340,6 +340,17 @@ impl<S: Service> TestApp<S> {
             .unwrap_or_else(|e| panic!("{} did not start: {e:#}", S::NAME));
         (self.addr, self.db, self.consumers) = (addr, Some(db), consumers);
         self.running = Some(Running { stop, runtime, done });
+        // The consumers attach in the background. Until JetStream lists one, an event published
+        // for it is pending nowhere and `settled` would call the system quiet without it.
+        for name in self.consumers.clone() {
+            let js = self.js.clone();
+            let attached = eventually(WAIT, || async {
+                js.get_stream_no_info(crate::bus::STREAM).await.ok()?.consumer_info(name).await.ok()
+            });
+            if attached.await.is_none() {
+                tracing::warn!(consumer = name, "the consumer did not attach within the wait");
+            }
+        }
     }
 
     /// Stops the service gracefully (the bus and the data directory stay) and checks that it

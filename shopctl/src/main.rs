@@ -4,8 +4,10 @@
 //! to the `match` in [`main`].
 
 mod audit;
+mod browser;
 mod chaos;
 mod checkout;
+mod console_check;
 mod credentials;
 mod deadletter;
 mod load;
@@ -67,6 +69,11 @@ enum Command {
     /// through the REST entry (its own stack in .data/load, ports shifted by --port-offset),
     /// beside this machine's raw JetStream publish rate; audits at the end.
     Load(load::Options),
+    /// Drive the saga console (svc-order's /console) in headless Chromium against a stack of its
+    /// own (.data/console-check, ports shifted by --port-offset): login, live feed, stuck sagas
+    /// during a gateway outage, saga timelines, dead letters replayed from the page; saves a
+    /// screenshot of each view. Installs Chromium, Playwright and nats-py if missing.
+    ConsoleCheck(console_check::Options),
 }
 
 #[derive(clap::Args)]
@@ -198,5 +205,6 @@ fn run(command: Command, checkout: &Checkout) -> anyhow::Result<ExitCode> {
         Command::Audit(args) => audit::run(&args.endpoints(), &args.admin_email, &args.admin_password),
         Command::Chaos(options) => chaos::run(checkout, &options),
         Command::Load(options) => load::run(checkout, &options),
+        Command::ConsoleCheck(options) => console_check::run(checkout, &options),
     }
 }

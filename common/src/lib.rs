@@ -11,6 +11,8 @@
 //! - [`http`]: problem+json errors, extractors, layers, health.
 //! - [`paging`]: `?page=&size=` of every list and the `{items, page, size, total}` it answers.
 //! - [`admin`]: the admin routes every service serves (outbox, dead letters, failpoints).
+//! - [`micro`]: every service on the NATS services API: figures, dead letters and replays for the
+//!   saga console (`nats micro ls`).
 //! - [`permissions`]: who may connect to NATS and publish what, rendered into `nats/accounts.conf`.
 //! - [`runtime`]: wires the above together for one service.
 //! - `harness` (feature): real nats-server and helpers for tests.

@@ -339,7 +339,8 @@ async fn register(
     let group = micro.group(format!("{PREFIX}.{service}"));
     let mut streams = Vec::with_capacity(endpoints.len());
     for (name, handler) in endpoints {
-        streams.push((group.endpoint(*name).await?, handler.clone()));
+        // Named plainly (`stats`, not `ops-svc-order-stats`): `nats micro info` lists them so.
+        streams.push((group.endpoint_builder().name(*name).add(*name).await?, handler.clone()));
     }
     Ok((micro, streams))
 }

@@ -23,13 +23,15 @@
 //! - `GET /admin/orders` (admins): every order, oldest first, paged, with its `deadlineAt`.
 //! - Every service's admin routes (`common::admin`): `/admin/outbox`, `/admin/dead-letters`,
 //!   `/admin/failpoints`.
+//! - `GET /console` and `/console/api/*` (admins): the saga console ([`console`]), fed by every
+//!   service's NATS services API endpoints (`common::micro`).
 //!
 //! **Owns** the `orders` table (with their state machine, [`domain`]) and the saga trace.
 //!
 //! Modules: [`config`] (flags), [`app`] (wiring: `impl Service for Config`), [`api`] (routes),
 //! [`domain`] (pure rules), [`store`] (SQL), [`saga`] (the reactions), [`expiry`] (the saga
 //! deadline), [`housekeeping`] (the trace's retention), [`waiters`] (requests waiting on an
-//! order).
+//! order), [`console`] (the saga console).
 
 pub mod api;
 pub mod app;

@@ -18,6 +18,9 @@
 //! 3. after each phase waits until the system is at rest (every consumer caught up, every outbox
 //!    empty) and reads, per process, CPU time and bytes written to storage from `/proc`; memory
 //!    once idle (before the first phase) and at its peak (`VmHWM`, at the end);
+//!    With `--console N`, one more phase at the highest concurrency runs with N saga console
+//!    streams open (`GET /console/api/stream`, as N open pages), so the cost of watching shows as
+//!    a ratio to the same load without them, in the same run;
 //! 4. audits the whole system, as `./shop audit` does;
 //! 5. measures how soon each service is ready after its start ([`ready`]).
 //!
@@ -35,7 +38,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
@@ -82,6 +85,11 @@ pub struct Options {
     #[arg(long)]
     pub sync_interval: Option<String>,
     /// Added to every port `./shop up` uses, so both can run at once.
+    /// Saga console pages (server-sent event streams) kept open during one more phase at the
+    /// highest concurrency: the saga's throughput while it is watched, beside the same phase
+    /// without. 0: no such phase.
+    #[arg(long, default_value_t = 0)]
+    pub console: usize,
     #[arg(long, default_value_t = 20_000)]
     pub port_offset: u16,
     /// Use the binaries in this folder (e.g. `target/debug`) instead of building release ones.
@@ -184,16 +192,25 @@ async fn drive(
 
     let mut phases = Vec::new();
     let duration = Duration::from_secs(options.duration_secs);
-    let plan: Vec<(String, Option<usize>)> = match options.rate {
-        Some(rate) => vec![(format!("rate {rate}/s"), None)],
+    // (label, clients or None for the open loop, console pages open)
+    let mut plan: Vec<(String, Option<usize>, usize)> = match options.rate {
+        Some(rate) => vec![(format!("rate {rate}/s"), None, 0)],
         None => options
             .concurrency
             .iter()
-            .map(|c| (format!("{c} client{}", if *c == 1 { "" } else { "s" }), Some(*c)))
+            .map(|c| (format!("{c} client{}", if *c == 1 { "" } else { "s" }), Some(*c), 0))
             .collect(),
     };
-    for (label, concurrency) in plan {
+    if options.console > 0
+        && let Some((label, concurrency, _)) = plan.iter().max_by_key(|(_, c, _)| c.unwrap_or(usize::MAX)).cloned()
+    {
+        // Short, to fit the tables' columns: `64+4 pages`.
+        let base = concurrency.map_or_else(|| label.clone(), |c| c.to_string());
+        plan.push((format!("{base}+{} pages", options.console), concurrency, options.console));
+    }
+    for (label, concurrency, consoles) in plan {
         eprintln!("load: phase {label} for {} s", options.duration_secs);
+        let watching = Watchers::open(&shop.endpoints.order, &admin, consoles).await?;
         let before = sample_all(&pids);
         let generator_before = Sample::own().unwrap_or_default();
         let seq_before = stream_sequence(&js).await?;
@@ -203,6 +220,7 @@ async fn drive(
             (None, rate) => open_loop(&shop, rate.unwrap_or(1), duration, options.orders).await?,
         };
         let elapsed = started.elapsed();
+        let console_updates = watching.close();
         at_rest(&shop, &admin, &js).await?;
         let after = sample_all(&pids);
         let generator_after = Sample::own().unwrap_or_default();
@@ -223,6 +241,8 @@ async fn drive(
             events,
             usage,
             generator_cpu_us: generator_after.cpu_us.saturating_sub(generator_before.cpu_us),
+            consoles,
+            console_updates,
         });
     }
 
@@ -249,6 +269,44 @@ async fn drive(
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
         .unwrap_or_default();
     Ok(Report { raw, phases, memory, ready, audit, nats_version })
+}
+
+/// Saga console pages open during a phase: each an admin's `GET /console/api/stream`, read as a
+/// browser would, counting the overviews it is sent (the proof that it was live).
+struct Watchers {
+    tasks: tokio::task::JoinSet<()>,
+    updates: Arc<AtomicU64>,
+}
+
+impl Watchers {
+    /// Opens `pages` streams and waits for each to answer; none for 0.
+    async fn open(order_url: &str, admin: &str, pages: usize) -> Result<Watchers> {
+        let updates = Arc::new(AtomicU64::new(0));
+        let mut tasks = tokio::task::JoinSet::new();
+        // No overall timeout: a stream lasts the whole phase.
+        let http = reqwest::Client::builder().connect_timeout(Duration::from_secs(5)).build()?;
+        for _ in 0..pages {
+            let res = http.get(format!("{order_url}/console/api/stream")).bearer_auth(admin).send().await?;
+            if !res.status().is_success() {
+                bail!("the console stream answered {}", res.status());
+            }
+            let updates = updates.clone();
+            tasks.spawn(async move {
+                let mut res = res;
+                while let Ok(Some(chunk)) = res.chunk().await {
+                    let n = chunk.windows(b"event: overview".len()).filter(|w| w == b"event: overview").count();
+                    updates.fetch_add(n as u64, Ordering::Relaxed);
+                }
+            });
+        }
+        Ok(Watchers { tasks, updates })
+    }
+
+    /// Closes the streams; returns how many overviews they received.
+    fn close(mut self) -> u64 {
+        self.tasks.abort_all();
+        self.updates.load(Ordering::Relaxed)
+    }
 }
 
 /// A seller with one product of ample stock, and the customers; and the admin's token.

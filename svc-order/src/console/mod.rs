@@ -29,11 +29,11 @@ mod dead_letters;
 mod live;
 pub mod view;
 
-use std::time::Duration;
+use std::{net::SocketAddr, time::Duration};
 
 use axum::{
-    Router,
-    extract::{FromRef, FromRequestParts, State},
+    Extension, Router,
+    extract::{ConnectInfo, FromRef, FromRequestParts, State},
     http::{HeaderMap, HeaderValue, StatusCode, header, request::Parts},
     response::{IntoResponse, Response},
     routing::{get, post},
@@ -146,11 +146,20 @@ fn cookie(value: &str, max_age_secs: u64) -> Result<HeaderValue, ApiError> {
         .map_err(ApiError::internal)
 }
 
-#[derive(Deserialize, Serialize)]
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct LogInRequest {
     email: String,
     password: String,
+}
+
+/// What svc-user's `login` is asked: the credentials and the browser's address, so that its
+/// throttle limits each browser as `POST /auth/login` does.
+#[derive(Serialize)]
+struct AskLogin<'a> {
+    email: &'a str,
+    password: &'a str,
+    client: Option<std::net::IpAddr>,
 }
 
 /// svc-user's answer to `ops.svc-user.login`.
@@ -178,8 +187,15 @@ const ASK_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Checks the password with svc-user (through NATS: the console never calls it over HTTP) and,
 /// for an admin, sets the session cookie.
-async fn log_in(State(nats): State<async_nats::Client>, Json(body): Json<LogInRequest>) -> Result<Response, ApiError> {
-    let login: Login = micro::request(&nats, "svc-user", "login", &body, ASK_TIMEOUT).await.map_err(problem)?;
+async fn log_in(
+    State(nats): State<async_nats::Client>,
+    // Set by `common::http::serve` on every request.
+    connection: Option<Extension<ConnectInfo<SocketAddr>>>,
+    Json(body): Json<LogInRequest>,
+) -> Result<Response, ApiError> {
+    let client = connection.map(|Extension(ConnectInfo(addr))| addr.ip());
+    let ask = AskLogin { email: &body.email, password: &body.password, client };
+    let login: Login = micro::request(&nats, "svc-user", "login", &ask, ASK_TIMEOUT).await.map_err(problem)?;
     if login.role != Role::Admin {
         return Err(forbidden());
     }

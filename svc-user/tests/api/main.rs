@@ -1,6 +1,7 @@
 //! svc-user's integration tests: the real service, over HTTP, on a real nats-server.
 
 mod admin;
+mod console_login;
 mod fuzz;
 mod helpers;
 mod keys;

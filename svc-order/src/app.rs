@@ -54,6 +54,7 @@ impl Service for Config {
             verifier: runtime.verifier.clone(),
             nats: runtime.nats.clone(),
             live: crate::console::Live::default(),
+            stop: runtime.stop.clone(),
         };
         runtime.serving(api::router(state).merge(crate::console::router(console)))
     }

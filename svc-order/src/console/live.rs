@@ -185,7 +185,8 @@ pub async fn stuck(State(db): State<Db>, _: Admin, Query(query): Query<StuckQuer
 }
 
 /// `overview`, `feed` and `stuck` events every second (the last two only when they changed),
-/// until the page goes away. A round that fails is skipped; the next one tries again.
+/// until the page goes away or the service stops. A round that fails is skipped; the next one
+/// tries again.
 pub async fn stream(
     State(state): State<ConsoleState>,
     _: Admin,
@@ -209,7 +210,11 @@ pub async fn stream(
     };
     let events = futures_util::stream::unfold(round, move |mut r| async move {
         while r.queued.is_empty() {
-            r.tick.tick().await;
+            tokio::select! {
+                _ = r.tick.tick() => {}
+                // The service is stopping: end the stream (the page reconnects to the next one).
+                _ = r.state.stop.cancelled() => return None,
+            }
             let (overview, feed, stuck) = tokio::join!(
                 r.state.live.overview(&r.state.db, &r.state.nats),
                 feed(&r.state.db, filter, FEED_LIMIT),

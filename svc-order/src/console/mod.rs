@@ -60,6 +60,8 @@ pub struct ConsoleState {
     pub verifier: Verifier,
     pub nats: async_nats::Client,
     pub live: Live,
+    /// Cancelled at shutdown: open streams end then, instead of holding the shutdown up.
+    pub stop: tokio_util::sync::CancellationToken,
 }
 
 pub fn router(state: ConsoleState) -> Router {

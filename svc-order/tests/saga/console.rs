@@ -226,3 +226,23 @@ async fn the_console_api_is_for_admins_and_refuses_bad_filters() {
     assert_eq!(page.status(), 200);
     assert!(page.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
 }
+
+#[tokio::test]
+async fn an_open_console_stream_ends_when_svc_order_stops_instead_of_holding_its_shutdown_up() {
+    // A request timeout far beyond the wait: were the stream to run on, the shutdown would wait
+    // for it that long (the drain), and this test would fail at its deadline.
+    let mut shop = Shop::start_with(&["--http-request-timeout-secs", "600"], &[]).await;
+    let admin = shop.token(Uuid::now_v7(), Role::Admin);
+    let mut stream =
+        shop.http.get(shop.order.url("/console/api/stream")).bearer_auth(&admin).send().await.expect("request");
+    assert_eq!(stream.status(), 200);
+    assert!(stream.headers()["content-type"].to_str().unwrap().starts_with("text/event-stream"));
+    let mut seen = String::new();
+    while !seen.contains("event: overview") {
+        let chunk = tokio::time::timeout(WAIT, stream.chunk()).await.expect("an overview within the wait");
+        seen.push_str(&String::from_utf8_lossy(&chunk.unwrap().expect("the stream runs")));
+    }
+    tokio::time::timeout(WAIT, shop.order.stop()).await.expect("svc-order stops with a console stream open");
+    let ended = tokio::time::timeout(WAIT, async { while let Ok(Some(_)) = stream.chunk().await {} }).await;
+    assert!(ended.is_ok(), "the stream ran on after svc-order stopped");
+}

@@ -28,7 +28,7 @@ use crate::up::{self, Layout, Stack};
 #[derive(Debug, Clone, clap::Args)]
 pub struct Options {
     /// Added to every port `./shop up` uses, so both can run at once.
-    #[arg(long, default_value_t = 30_000)]
+    #[arg(long, default_value_t = 14_000)]
     pub port_offset: u16,
     /// Use the binaries in this folder (e.g. `target/debug`) instead of building release ones.
     #[arg(long)]

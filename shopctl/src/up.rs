@@ -504,7 +504,7 @@ async fn wait_until_ready(stack: &mut Stack, layout: &Layout, services: &[&Servi
         eprintln!("shopctl: waiting for {} at http://{}/health/ready", service.name, layout.addr(service));
     }
     loop {
-        check_alive(stack)?;
+        check_alive(stack, layout)?;
         for (i, service) in services.iter().enumerate() {
             if ready[i] {
                 continue;
@@ -537,13 +537,26 @@ async fn wait_until_ready(stack: &mut Stack, layout: &Layout, services: &[&Servi
 
 /// Fails if any child we started has exited: before everything is ready, a death is a start-up
 /// failure (a bad setting, a port in use) that restarting would only repeat.
-fn check_alive(stack: &mut Stack) -> Result<()> {
+fn check_alive(stack: &mut Stack, layout: &Layout) -> Result<()> {
     for child in stack.services.iter_mut().chain(stack.nats.as_mut()) {
         if let Some(status) = child.try_exit_status() {
-            bail!("{} exited unexpectedly ({status}); see its log above", child.name);
+            // Logged to a file (a run's own stack, whose folder may be a temporary one): its
+            // last lines say why, here where they are read.
+            let last =
+                layout.logs.as_ref().map_or_else(String::new, |dir| log_tail(&dir.join(format!("{}.log", child.name))));
+            let place = if layout.logs.is_some() { "its last log lines:" } else { "see its log above" };
+            bail!("{} exited unexpectedly ({status}); {place}{last}", child.name);
         }
     }
     Ok(())
+}
+
+/// The last lines of the log file `path`, each on a line of its own, indented; empty if none.
+fn log_tail(path: &Path) -> String {
+    const LINES: usize = 15;
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(LINES)..].iter().map(|l| format!("\n    {l}")).collect()
 }
 
 /// A minimal HTTP/1.1 GET returning the status code; enough for a readiness probe.
@@ -663,6 +676,17 @@ fn first_server_addr(urls: &str) -> Result<ServerAddr> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_dead_childs_last_log_lines_are_quoted_and_a_missing_log_quotes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("svc-payment.log");
+        let lines: Vec<String> = (1..=20).map(|i| format!("line {i}")).collect();
+        std::fs::write(&path, lines.join("\n")).unwrap();
+        let tail = log_tail(&path);
+        assert!(tail.starts_with("\n    line 6\n") && tail.ends_with("\n    line 20"), "{tail}");
+        assert_eq!(log_tail(&dir.path().join("none.log")), "");
+    }
 
     fn addr(host: &str, port: u16) -> ServerAddr {
         ServerAddr { host: host.to_owned(), port }

@@ -19,9 +19,9 @@ fn the_saga_console_shows_live_sagas_stuck_ones_timelines_and_replays_a_fixed_de
     }
     let data = tempfile::tempdir().expect("temp dir");
     let screenshots = data.path().join("screenshots");
-    // Ports of their own, away from `./shop up`'s, from the chaos test's (20_000-21_900) and from
-    // console-check's default.
-    let offset = 23_000 + (std::process::id() % 20) as u16 * 100;
+    // Ports of their own, away from `./shop up`'s and console-check's default, and below the
+    // kernel's ephemeral range (32768 and up), where a client connection may hold one.
+    let offset = 16_000 + (std::process::id() % 20) as u16 * 100;
     let out = Command::new(shopctl)
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .args(["console-check", "--port-offset", &offset.to_string()])

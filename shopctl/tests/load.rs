@@ -13,8 +13,9 @@ fn a_short_load_run_ends_every_saga_paid_and_prints_its_figures() {
         assert!(bin_dir.join(service).is_file(), "{service} is not built in {}: run `./shop test`", bin_dir.display());
     }
     let data = tempfile::tempdir().expect("temp dir");
-    // Ports of their own, away from `./shop up`'s, chaos's and the chaos test's.
-    let offset = 30_000 + (std::process::id() % 20) as u16 * 100;
+    // Ports of their own, away from `./shop up`'s and the chaos test's, and below the kernel's
+    // ephemeral range (32768 and up), where a client connection may hold one.
+    let offset = 12_000 + (std::process::id() % 20) as u16 * 100;
     let out = Command::new(shopctl)
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .args(["load", "--concurrency", "1,4", "--duration-secs", "2", "--warm-up", "20", "--raw-messages", "2000"])

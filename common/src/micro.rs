@@ -124,18 +124,7 @@ impl Ops {
         Fut: Future<Output = Result<Ans, OpsError>> + Send + 'static,
         Ans: Serialize,
     {
-        let handler = Arc::new(handler);
-        self.endpoints.push((
-            name,
-            Arc::new(move |body: Bytes| {
-                let request = parse::<Req>(&body);
-                let handler = handler.clone();
-                Box::pin(async move {
-                    let answer = handler(request?).await?;
-                    serde_json::to_value(answer).map_err(OpsError::internal)
-                })
-            }),
-        ));
+        self.endpoints.push((name, typed(handler)));
     }
 
     /// Adds `figure()` to every `stats` answer, under `name`.
@@ -345,20 +334,33 @@ async fn register(
     Ok((micro, streams))
 }
 
+/// A [`Handler`] of a typed function: the request's JSON parsed into `Req` (a 400 if it is not
+/// one), the answer serialised.
+fn typed<Req, Fut, Ans>(handler: impl Fn(Req) -> Fut + Send + Sync + 'static) -> Handler
+where
+    Req: DeserializeOwned + Send + 'static,
+    Fut: Future<Output = Result<Ans, OpsError>> + Send + 'static,
+    Ans: Serialize,
+{
+    let handler = Arc::new(handler);
+    Arc::new(move |body: Bytes| {
+        let request = parse::<Req>(&body);
+        let handler = handler.clone();
+        Box::pin(async move {
+            let answer = handler(request?).await?;
+            serde_json::to_value(answer).map_err(OpsError::internal)
+        })
+    })
+}
+
+/// One of the endpoints every service has, over `ctx`.
 fn handler<Req, Fut, Ans>(ctx: Context, f: fn(Context, Req) -> Fut) -> Handler
 where
     Req: DeserializeOwned + Send + 'static,
     Fut: Future<Output = Result<Ans, OpsError>> + Send + 'static,
     Ans: Serialize,
 {
-    Arc::new(move |body: Bytes| {
-        let request = parse::<Req>(&body);
-        let ctx = ctx.clone();
-        Box::pin(async move {
-            let answer = f(ctx, request?).await?;
-            serde_json::to_value(answer).map_err(OpsError::internal)
-        })
-    })
+    typed(move |request| f(ctx.clone(), request))
 }
 
 #[derive(Debug, Deserialize)]

@@ -116,15 +116,13 @@ where
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        if parts.headers.contains_key(header::AUTHORIZATION) {
-            let user = AuthUser::from_request_parts(parts, state).await?;
-            user.require(&[Role::Admin])?;
-            return Ok(Admin(user));
-        }
-        let token = session_token(&parts.headers)
-            .ok_or_else(|| ApiError::new(Code::Unauthenticated, "log in on the console first"))?;
-        let claims = Verifier::from_ref(state).verify(token)?;
-        let user = AuthUser { id: claims.sub, role: claims.role };
+        let user = if parts.headers.contains_key(header::AUTHORIZATION) {
+            AuthUser::from_request_parts(parts, state).await?
+        } else {
+            let token = session_token(&parts.headers)
+                .ok_or_else(|| ApiError::new(Code::Unauthenticated, "log in on the console first"))?;
+            Verifier::from_ref(state).user(token)?
+        };
         user.require(&[Role::Admin])?;
         Ok(Admin(user))
     }

@@ -3,20 +3,13 @@
 //! audit. The full run (2,000 orders) is `./shop chaos`; its figures are in
 //! docs/FAILURE-SCENARIOS.md.
 
-use std::path::Path;
 use std::process::Command;
+
+mod support;
 
 #[test]
 fn a_short_chaos_run_loses_nothing_leaves_nothing_stuck_and_applies_nothing_twice() {
-    let shopctl = Path::new(env!("CARGO_BIN_EXE_shopctl"));
-    let bin_dir = shopctl.parent().expect("the binaries' folder");
-    for service in ["svc-user", "svc-product", "svc-order", "svc-payment", "svc-settlement", "payment-gateway"] {
-        assert!(
-            bin_dir.join(service).is_file(),
-            "{service} is not built in {}: run the whole suite (`./shop test`), which builds every binary",
-            bin_dir.display()
-        );
-    }
+    let (shopctl, bin_dir) = support::built();
     let data = tempfile::tempdir().expect("temp dir");
     // Ports of their own, away from `./shop up`'s and from the default chaos offset.
     let offset = 20_000 + (std::process::id() % 20) as u16 * 100;

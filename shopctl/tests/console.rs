@@ -3,20 +3,13 @@
 //! Chromium and, in `.tools/venv`, Playwright and nats-py, which `console-check` installs when
 //! they are missing.
 
-use std::path::Path;
 use std::process::Command;
+
+mod support;
 
 #[test]
 fn the_saga_console_shows_live_sagas_stuck_ones_timelines_and_replays_a_fixed_dead_letter() {
-    let shopctl = Path::new(env!("CARGO_BIN_EXE_shopctl"));
-    let bin_dir = shopctl.parent().expect("the binaries' folder");
-    for service in ["svc-user", "svc-product", "svc-order", "svc-payment", "svc-settlement", "payment-gateway"] {
-        assert!(
-            bin_dir.join(service).is_file(),
-            "{service} is not built in {}: run the whole suite (`./shop test`), which builds every binary",
-            bin_dir.display()
-        );
-    }
+    let (shopctl, bin_dir) = support::built();
     let data = tempfile::tempdir().expect("temp dir");
     let screenshots = data.path().join("screenshots");
     // Ports of their own, away from `./shop up`'s and console-check's default, and below the

@@ -2,16 +2,13 @@
 //! must drive orders to their end, measure every process and print the figures it promises. The
 //! figures themselves (release build, longer phases) are in docs/PERFORMANCE.md.
 
-use std::path::Path;
 use std::process::Command;
+
+mod support;
 
 #[test]
 fn a_short_load_run_ends_every_saga_paid_and_prints_its_figures() {
-    let shopctl = Path::new(env!("CARGO_BIN_EXE_shopctl"));
-    let bin_dir = shopctl.parent().expect("the binaries' folder");
-    for service in ["svc-user", "svc-product", "svc-order", "svc-payment", "svc-settlement", "payment-gateway"] {
-        assert!(bin_dir.join(service).is_file(), "{service} is not built in {}: run `./shop test`", bin_dir.display());
-    }
+    let (shopctl, bin_dir) = support::built();
     let data = tempfile::tempdir().expect("temp dir");
     // Ports of their own, away from `./shop up`'s and the chaos test's, and below the kernel's
     // ephemeral range (32768 and up), where a client connection may hold one.

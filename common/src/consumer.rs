@@ -346,15 +346,15 @@ pub async fn process_batch(
                         (Outcome::DeadLettered(reason), None)
                     }
                     Task::Apply { envelope, effect } => {
-                        tx.execute_batch("SAVEPOINT message")?;
+                        crate::db::run_cached(tx, "SAVEPOINT message")?;
                         match apply_in(tx, &*handler_tx, &envelope, effect) {
                             Ok(outcome) => {
-                                tx.execute_batch("RELEASE message")?;
+                                crate::db::run_cached(tx, "RELEASE message")?;
                                 (outcome, Some(envelope))
                             }
                             Err(error) => {
                                 // Nothing of this message stays; the others' effects do.
-                                tx.execute_batch("ROLLBACK TO message; RELEASE message")?;
+                                crate::db::rollback_to(tx, "message")?;
                                 match settle(failed(error, consumer, &envelope), &delivery, patience) {
                                     Outcome::DeadLettered(reason) => {
                                         insert_dead_letter(tx, consumer, &delivery, &reason)?;

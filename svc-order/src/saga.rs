@@ -87,9 +87,17 @@ impl Handler for Saga {
     }
 
     fn committed(&self, envelope: &Envelope) {
-        // Every saga event's key is its order id. Waking on an event that changed nothing only
-        // costs the waiter a re-read.
-        if let Ok(order) = Uuid::parse_str(&envelope.event.key()) {
+        // Waiters wait for the saga's end: only the events that can end it wake them (each wake
+        // costs a re-read). svc-order's own announcements follow a change already signalled, a
+        // reservation or a release ends nothing. Every saga event's key is its order id.
+        let may_end = matches!(
+            envelope.event.kind(),
+            EventType::StockRejected
+                | EventType::PaymentCompleted
+                | EventType::PaymentFailed
+                | EventType::PaymentCancelled
+        );
+        if may_end && let Ok(order) = Uuid::parse_str(&envelope.event.key()) {
             self.waiters.notify(order);
         }
     }

@@ -1,8 +1,9 @@
 //! In-process wake-ups for requests waiting on an order's outcome (`Prefer: wait=N`).
 //!
 //! A waiting request holds no database connection and no thread: it holds a [`Subscription`] and
-//! sleeps until the saga consumer signals that an event about its order committed, then re-reads
-//! the order. Signals carry no data; the database stays the only source of truth.
+//! sleeps until the saga consumer signals that an event that can end its order's saga committed
+//! (a payment's outcome, a rejection, an expiry: not every step, each wake costs a re-read), then
+//! re-reads the order. Signals carry no data; the database stays the only source of truth.
 
 use std::{
     collections::HashMap,

@@ -60,7 +60,8 @@ pub async fn until_settled(state: &AppState, last_read: Order, wait: Wait) -> Or
             _ = state.stop.cancelled() => return current,
             woke = tokio::time::timeout_at(deadline, changes.changed()) => {
                 if woke.is_err() {
-                    return current;
+                    // Only the saga's end wakes a waiter: read once more, for the steps between.
+                    return state.db.read(move |c| store::find_order(c, id)).await.ok().flatten().unwrap_or(current);
                 }
             }
         }

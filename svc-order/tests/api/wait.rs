@@ -10,7 +10,7 @@ use common::{
 use reqwest::{Response, StatusCode, header};
 use serde_json::Value;
 
-use crate::helpers::{Play, TestApp, User, order_body, redacted};
+use crate::helpers::{Play, TestApp, User, order_body, redacted, stock_reserved};
 
 /// Places an order asking to wait `prefer`, while the stand-in services play `play` (if any).
 async fn place_and_wait(app: &TestApp, prefer: &str, play: Option<Play>) -> Response {
@@ -143,6 +143,22 @@ async fn reading_an_order_whose_saga_runs_on_answers_it_as_it_stands_when_the_wa
     assert_eq!(res.status(), StatusCode::OK);
     assert_eq!(header(&res, "preference-applied"), "wait=1");
     assert_eq!(res.json::<Value>().await.unwrap()["status"], "PENDING");
+}
+
+#[tokio::test]
+async fn a_wait_that_ends_before_the_saga_answers_the_steps_taken_meanwhile() {
+    // Only the saga's end wakes a waiter; the reservation made while it waited must still show.
+    let app = TestApp::spawn().await;
+    let customer = app.customer();
+    let (id, created) = app.placed(&customer).await;
+
+    let (res, ()) = tokio::join!(read_and_wait(&app, &customer, &id, "wait=2"), async {
+        app.bus.publish(&stock_reserved(&created)).await;
+        app.order_with_status(&customer, &id, "STOCK_RESERVED").await;
+    });
+
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.json::<Value>().await.unwrap()["status"], "STOCK_RESERVED");
 }
 
 #[tokio::test]

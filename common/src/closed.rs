@@ -10,15 +10,16 @@ use crate::db::now_ms;
 
 /// Remembers that `order_id`'s saga ended unpaid, and why (the first reason wins).
 pub fn close(tx: &Transaction<'_>, order_id: Uuid, reason: &str) -> rusqlite::Result<()> {
-    tx.execute(
+    tx.prepare_cached(
         "INSERT INTO closed_orders (order_id, reason, closed_at) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
-        params![order_id.to_string(), reason, now_ms()],
-    )?;
+    )?
+    .execute(params![order_id.to_string(), reason, now_ms()])?;
     Ok(())
 }
 
 /// Why `order_id` is closed, if it is.
 pub fn reason(conn: &Connection, order_id: Uuid) -> rusqlite::Result<Option<String>> {
-    conn.query_row("SELECT reason FROM closed_orders WHERE order_id = ?1", [order_id.to_string()], |r| r.get(0))
+    conn.prepare_cached("SELECT reason FROM closed_orders WHERE order_id = ?1")?
+        .query_row([order_id.to_string()], |r| r.get(0))
         .optional()
 }

@@ -58,20 +58,14 @@ pub const RESEND_WINDOW: Duration = Duration::from_secs(5);
 
 /// Writes `envelope` to the outbox inside the caller's transaction.
 pub fn append(tx: &Transaction<'_>, envelope: &Envelope) -> Result<(), DbError> {
-    tx.execute(
-        "INSERT INTO outbox (id, subject, payload, created_at) VALUES (?1, ?2, ?3, ?4)",
-        params![envelope.id.to_string(), envelope.subject(), envelope.to_json(), now_ms()],
-    )?;
-    Ok(())
+    append_raw(tx, &envelope.id.to_string(), &envelope.subject(), &envelope.to_json())
 }
 
 /// Writes a row of any payload (a dead letter published again, see [`crate::micro`]) to the
 /// outbox inside the caller's transaction; `id` becomes its `Nats-Msg-Id`.
 pub fn append_raw(tx: &Transaction<'_>, id: &str, subject: &str, payload: &[u8]) -> Result<(), DbError> {
-    tx.execute(
-        "INSERT INTO outbox (id, subject, payload, created_at) VALUES (?1, ?2, ?3, ?4)",
-        params![id, subject, payload, now_ms()],
-    )?;
+    tx.prepare_cached("INSERT INTO outbox (id, subject, payload, created_at) VALUES (?1, ?2, ?3, ?4)")?
+        .execute(params![id, subject, payload, now_ms()])?;
     Ok(())
 }
 
@@ -242,7 +236,7 @@ impl Relay {
     pub async fn publish_pending(&self) -> anyhow::Result<usize> {
         let connects = self.stats.connects.load(Ordering::Acquire);
         self.resend_on_new_connection(connects).await?;
-        let rows = self.db.read(|c| pending(c, BATCH)).await?;
+        let rows = self.db.lookup(|c| pending(c, BATCH))?;
         if rows.is_empty() {
             return Ok(0);
         }

@@ -130,12 +130,11 @@ pub fn insert_saga_event(tx: &Transaction<'_>, event: &Envelope) -> rusqlite::Re
 /// consumer has not created yet: the trace consumer reads the stream in order, so it has that
 /// event before any that follows from it).
 pub fn saga_is_known(conn: &Connection, correlation_id: &str) -> rusqlite::Result<bool> {
-    conn.query_row(
+    conn.prepare_cached(
         "SELECT EXISTS (SELECT 1 FROM orders WHERE id = ?1)
              OR EXISTS (SELECT 1 FROM saga_events WHERE order_id = ?1 AND type = 'order.created')",
-        [correlation_id],
-        |r| r.get(0),
-    )
+    )?
+    .query_row([correlation_id], |r| r.get(0))
 }
 
 /// Every recorded event of the saga of `order_id`, in no particular order.

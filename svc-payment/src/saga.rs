@@ -110,13 +110,11 @@ async fn ask_charge(
     reserved: &StockReserved,
 ) -> Result<Option<ChargeAnswer>, HandlerError> {
     let order = reserved.order_id;
-    let settled = db
-        .read(move |c| {
-            Ok::<_, rusqlite::Error>(
-                store::find_payment_by_order(c, order)?.is_some() || common::closed::reason(c, order)?.is_some(),
-            )
-        })
-        .await?;
+    let settled = db.lookup(|c| {
+        Ok::<_, rusqlite::Error>(
+            store::find_payment_by_order(c, order)?.is_some() || common::closed::reason(c, order)?.is_some(),
+        )
+    })?;
     if settled {
         return Ok(None);
     }
@@ -129,14 +127,9 @@ async fn ask_charge(
 /// the gateway is still asked, because a charge may have gone through whose answer never came
 /// back: the refund takes it back, or voids the key so it can never succeed.
 async fn ask_refund(gateway: &Gateway, db: &Db, order: Uuid) -> Result<Option<RefundAnswer>, HandlerError> {
-    let (closed, payment) = db
-        .read(move |c| {
-            Ok::<_, rusqlite::Error>((
-                common::closed::reason(c, order)?.is_some(),
-                store::find_payment_by_order(c, order)?,
-            ))
-        })
-        .await?;
+    let (closed, payment) = db.lookup(|c| {
+        Ok::<_, rusqlite::Error>((common::closed::reason(c, order)?.is_some(), store::find_payment_by_order(c, order)?))
+    })?;
     let holds_money = match payment {
         Some(p) => p.status == PaymentStatus::Completed,
         None => !closed,

@@ -36,7 +36,7 @@ pub async fn get_order(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let id = path_id(&id, order_not_found)?;
-    let order = state.db.read(move |c| store::find_order(c, id)).await?;
+    let order = state.db.lookup(|c| store::find_order(c, id))?;
     let order = match order {
         Some(order) if may_see(&user, &order) => order,
         _ => return Err(order_not_found()),

@@ -42,7 +42,7 @@ pub async fn until_settled(state: &AppState, last_read: Order, wait: Wait) -> Or
     let mut changes = state.waiters.subscribe(id);
     let mut current = last_read;
     loop {
-        match state.db.read(move |c| store::find_order(c, id)).await {
+        match state.db.lookup(|c| store::find_order(c, id)) {
             Ok(Some(order)) => current = order,
             Ok(None) => {
                 tracing::error!(order.id = %id, "an order vanished while a request waited for it");
@@ -61,7 +61,7 @@ pub async fn until_settled(state: &AppState, last_read: Order, wait: Wait) -> Or
             woke = tokio::time::timeout_at(deadline, changes.changed()) => {
                 if woke.is_err() {
                     // Only the saga's end wakes a waiter: read once more, for the steps between.
-                    return state.db.read(move |c| store::find_order(c, id)).await.ok().flatten().unwrap_or(current);
+                    return state.db.lookup(|c| store::find_order(c, id)).ok().flatten().unwrap_or(current);
                 }
             }
         }

@@ -139,6 +139,12 @@ const ADMIN_DEFAULTS: [(&str, &str); 2] = [("ADMIN_EMAIL", DEV_ADMIN_EMAIL), ("A
 /// Other development defaults, applied unless set: svc-product seeds the demo catalogue.
 const DEV_DEFAULTS: [(&str, &str); 1] = [("SEED_DEMO", "true")];
 
+/// Runtime defaults, applied unless set: one async worker thread per service (tokio's own
+/// variable). Every process of the stack shares this one machine, so more workers per service
+/// only add thread wake-ups; each service's SQLite writer and blocking pool keep threads of their
+/// own. `./shop load` measured 7 % more orders/s this way (docs/PERFORMANCE.md).
+const RUNTIME_DEFAULTS: [(&str, &str); 1] = [("TOKIO_WORKER_THREADS", "1")];
+
 const NATS_START_TIMEOUT: Duration = Duration::from_secs(15);
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
 const STOP_GRACE: Duration = Duration::from_secs(10);
@@ -305,7 +311,7 @@ fn service_command(
             .env("STOP_ON_STDIN_EOF", "1")
             .stdin(Stdio::piped())
             .process_group(0);
-        for (var, value) in ADMIN_DEFAULTS.iter().chain(&DEV_DEFAULTS) {
+        for (var, value) in ADMIN_DEFAULTS.iter().chain(&DEV_DEFAULTS).chain(&RUNTIME_DEFAULTS) {
             if env::var_os(var).is_none() {
                 cmd.env(var, value);
             }

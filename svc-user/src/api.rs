@@ -43,7 +43,7 @@ use uuid::Uuid;
 
 use crate::{
     SERVICE,
-    app::{AppState, DecoyHash},
+    app::{AppState, DecoyError, DecoyHash},
     domain::{Email, InvalidInput, NewUser, PasswordHash, User},
     hashing::{Hashing, HashingError},
     keys::Tokens,
@@ -210,7 +210,11 @@ async fn check_credentials(db: &Db, decoy: DecoyHash, hashing: &Hashing, body: L
     // or not the account exists and its timing does not reveal which emails are registered.
     let (user, hash) = match found {
         Some((user, hash)) => (Some(user), hash),
-        None => (None, decoy.0),
+        None => match decoy.get(hashing).await {
+            Ok(hash) => (None, hash),
+            Err(DecoyError::Hashing(busy)) => return Err(busy.into()),
+            Err(e @ DecoyError::Hash(_)) => return Err(ApiError::internal(e)),
+        },
     };
     let matches = hashing.run(move || hash.verify(&password)).await?.map_err(ApiError::internal)?;
     user.filter(|_| matches).ok_or_else(|| {

@@ -1,5 +1,7 @@
 //! Wiring: configuration in, a running svc-user out.
 
+use std::sync::Arc;
+
 use axum::extract::FromRef;
 use common::{
     Role,
@@ -12,8 +14,8 @@ use tokio_util::sync::CancellationToken;
 use crate::{
     SERVICE, api,
     config::Config,
-    domain::{NewUser, PasswordHash},
-    hashing::Hashing,
+    domain::{Email, HashError, NewUser, PasswordHash, User},
+    hashing::{Hashing, HashingError},
     keys::{self, Tokens},
     store,
     throttle::LoginThrottle,
@@ -34,9 +36,33 @@ pub struct AppState {
     pub throttle: LoginThrottle,
 }
 
-/// The hash unknown emails are checked against at login (see [`PasswordHash::decoy`]).
-#[derive(Clone, Debug)]
-pub struct DecoyHash(pub PasswordHash);
+/// The hash unknown emails are checked against at login (see [`PasswordHash::decoy`]). Made in
+/// the background as the service starts, so readiness does not wait for an Argon2 run; a login
+/// that comes first waits for it (and makes it, if the background run failed).
+#[derive(Clone, Debug, Default)]
+pub struct DecoyHash(Arc<tokio::sync::OnceCell<PasswordHash>>);
+
+impl DecoyHash {
+    pub async fn get(&self, hashing: &Hashing) -> Result<PasswordHash, DecoyError> {
+        let made = self.0.get_or_try_init(|| async {
+            match hashing.run(PasswordHash::decoy).await {
+                Ok(Ok(hash)) => Ok(hash),
+                Ok(Err(e)) => Err(DecoyError::Hash(e)),
+                Err(e) => Err(DecoyError::Hashing(e)),
+            }
+        });
+        made.await.cloned()
+    }
+}
+
+/// Why the decoy could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum DecoyError {
+    #[error(transparent)]
+    Hashing(#[from] HashingError),
+    #[error("cannot make the decoy hash: {0}")]
+    Hash(HashError),
+}
 
 impl Service for Config {
     const NAME: &'static str = SERVICE;
@@ -61,16 +87,16 @@ impl Service for Config {
             bootstrap_admin(&runtime.db, &hashing, admin).await?;
         }
         let tokens = keys::start(&runtime, config.token_ttl()).await?;
-        let decoy = hashing.run(PasswordHash::decoy).await??;
+        let decoy = DecoyHash::default();
+        let (making, with) = (decoy.clone(), hashing.clone());
+        runtime.spawn(async move {
+            if let Err(error) = making.get(&with).await {
+                tracing::warn!(%error, "could not make the login decoy hash; the first login makes it");
+            }
+        });
 
-        let state = AppState {
-            db: runtime.db.clone(),
-            verifier: runtime.verifier.clone(),
-            tokens,
-            decoy: DecoyHash(decoy),
-            hashing,
-            throttle,
-        };
+        let state =
+            AppState { db: runtime.db.clone(), verifier: runtime.verifier.clone(), tokens, decoy, hashing, throttle };
         let login = state.clone();
         runtime.ops().endpoint("login", move |body| api::console_log_in(login.clone(), body));
         runtime.serving(api::router(state))
@@ -81,37 +107,58 @@ impl Service for Config {
 /// left exactly as it is (the configured password is not re-applied); an existing account of
 /// another role is an error, which stops the start: quietly going on would leave the operator
 /// without the admin they configured, and promoting the account would hand a stranger the keys.
-/// This goes through sign-up's own path and lets the unique index decide, at the price of one
-/// password hash per start.
+/// An account found at once costs no password hash (a restart); otherwise this goes through
+/// sign-up's own path and lets the unique index decide (two instances starting together).
 async fn bootstrap_admin(db: &Db, hashing: &Hashing, admin: NewUser) -> anyhow::Result<()> {
     let email = admin.email.clone();
+    if let Some(existing) = find(db, &email).await? {
+        return keep_existing_admin(&email, Some(existing));
+    }
     match api::register(db, hashing, admin).await {
         Ok(user) => tracing::info!(user.id = %user.id, admin.email = %email.as_str(), "bootstrap admin created"),
-        Err(api::RegisterError::EmailTaken) => {
-            let existing = {
-                let email = email.clone();
-                db.read(move |c| store::find_by_email(c, &email)).await?
-            };
-            match existing {
-                Some((user, _)) if user.role == Role::Admin => {
-                    tracing::info!(admin.email = %email.as_str(), "bootstrap admin already exists; left unchanged")
-                }
-                Some((user, _)) => anyhow::bail!(
-                    "ADMIN_EMAIL {} belongs to an existing {} account, not an ADMIN one; refusing to start \
-                     (choose another ADMIN_EMAIL, or change that account's role by hand)",
-                    email.as_str(),
-                    user.role.as_str()
-                ),
-                // Taken a moment ago, gone now: deleted by hand in between. A new start will do.
-                None => {
-                    anyhow::bail!("ADMIN_EMAIL {}: the account vanished during start-up; start again", email.as_str())
-                }
-            }
-        }
-        Err(api::RegisterError::Failed(e)) => return Err(e.context("creating the bootstrap admin")),
-        Err(api::RegisterError::Hashing(e)) => {
+        Err(api::RegisterError::EmailTaken) => return keep_existing_admin(&email, find(db, &email).await?),
+        Err(e) => {
             return Err(anyhow::Error::new(e).context("creating the bootstrap admin"));
         }
     }
     Ok(())
+}
+
+async fn find(db: &Db, email: &Email) -> anyhow::Result<Option<User>> {
+    let email = email.clone();
+    Ok(db.read(move |c| store::find_by_email(c, &email)).await?.map(|(user, _)| user))
+}
+
+/// The start goes on if the account of the admin's email is an admin.
+fn keep_existing_admin(email: &Email, existing: Option<User>) -> anyhow::Result<()> {
+    match existing {
+        Some(user) if user.role == Role::Admin => {
+            tracing::info!(admin.email = %email.as_str(), "bootstrap admin already exists; left unchanged");
+            Ok(())
+        }
+        Some(user) => anyhow::bail!(
+            "ADMIN_EMAIL {} belongs to an existing {} account, not an ADMIN one; refusing to start \
+             (choose another ADMIN_EMAIL, or change that account's role by hand)",
+            email.as_str(),
+            user.role.as_str()
+        ),
+        // Taken a moment ago, gone now: deleted by hand in between. A new start will do.
+        None => anyhow::bail!("ADMIN_EMAIL {}: the account vanished during start-up; start again", email.as_str()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_decoy_is_made_once_and_shared_by_every_clone() {
+        let (decoy, hashing) = (DecoyHash::default(), Hashing::per_cpu());
+        let other = decoy.clone();
+        let (a, b) = tokio::join!(decoy.get(&hashing), other.get(&hashing));
+        let (a, b) = (a.unwrap(), b.unwrap());
+        assert!(a == b, "one hash, not one per caller");
+        assert!(decoy.get(&hashing).await.unwrap() == a);
+        assert!(!a.verify("any password").unwrap(), "a decoy matches nothing anyone types");
+    }
 }

@@ -29,7 +29,7 @@ use crate::{
 };
 
 #[derive(Debug, Clone, FromRef)]
-struct AdminState {
+pub(crate) struct AdminState {
     db: Db,
     verifier: Verifier,
     #[from_ref(skip)]
@@ -48,7 +48,7 @@ pub fn routes(service: &'static str, db: Db, verifier: Verifier) -> Router {
 }
 
 /// The outbox's backlog: how many rows wait for the relay, and since when.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct OutboxBacklog {
     pub unpublished: i64,
@@ -57,7 +57,7 @@ pub struct OutboxBacklog {
 }
 
 /// A message a consumer refused, as `GET /admin/dead-letters` lists it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DeadLetter {
     pub seq: i64,
@@ -70,23 +70,25 @@ pub struct DeadLetter {
     /// The message body, lossily decoded as UTF-8.
     pub payload: String,
     #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: OffsetDateTime,
     /// When `shopctl dead-letter replay` published it again.
     #[serde(with = "time::serde::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub replayed_at: Option<OffsetDateTime>,
 }
 
 /// A failpoint of this service, as `GET /admin/failpoints` lists it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Failpoint {
     pub name: String,
     pub actions: String,
     pub hits: u64,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct FailpointBody {
+pub(crate) struct FailpointBody {
     actions: String,
 }
 
@@ -94,12 +96,25 @@ fn admin(user: AuthUser) -> Result<(), ApiError> {
     user.require(&[Role::Admin])
 }
 
-async fn outbox(State(db): State<Db>, user: AuthUser) -> Result<Json<OutboxBacklog>, ApiError> {
+#[utoipa::path(get, path = "/admin/outbox", tag = "operations", security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The outbox rows not yet published", body = OutboxBacklog),
+        (status = 401, description = "`UNAUTHENTICATED` or `INVALID_TOKEN`", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`FORBIDDEN`: not an admin", body = crate::openapi::Problem, content_type = "application/problem+json"),
+    ))]
+pub(crate) async fn outbox(State(db): State<Db>, user: AuthUser) -> Result<Json<OutboxBacklog>, ApiError> {
     admin(user)?;
     Ok(Json(db.read(outbox_backlog).await?))
 }
 
-async fn dead_letters(
+#[utoipa::path(get, path = "/admin/dead-letters", tag = "operations", security(("bearer" = [])),
+    params(PageQuery),
+    responses(
+        (status = 200, description = "A page of dead letters, oldest first", body = Page<DeadLetter>),
+        (status = 401, description = "`UNAUTHENTICATED` or `INVALID_TOKEN`", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`FORBIDDEN`: not an admin", body = crate::openapi::Problem, content_type = "application/problem+json"),
+    ))]
+pub(crate) async fn dead_letters(
     State(db): State<Db>,
     user: AuthUser,
     Query(query): Query<PageQuery>,
@@ -111,12 +126,24 @@ async fn dead_letters(
 }
 
 /// What the process's consumers have seen since it started (see [`crate::consumer::Stats`]).
-async fn consumers(user: AuthUser) -> Result<Json<crate::consumer::Stats>, ApiError> {
+#[utoipa::path(get, path = "/admin/consumers", tag = "operations", security(("bearer" = [])),
+    responses(
+        (status = 200, description = "What this process's consumers have seen since it started", body = crate::consumer::Stats),
+        (status = 401, description = "`UNAUTHENTICATED` or `INVALID_TOKEN`", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`FORBIDDEN`: not an admin", body = crate::openapi::Problem, content_type = "application/problem+json"),
+    ))]
+pub(crate) async fn consumers(user: AuthUser) -> Result<Json<crate::consumer::Stats>, ApiError> {
     admin(user)?;
     Ok(Json(crate::consumer::stats()))
 }
 
-async fn failpoints(State(state): State<AdminState>, user: AuthUser) -> Result<Json<Vec<Failpoint>>, ApiError> {
+#[utoipa::path(get, path = "/admin/failpoints", tag = "operations", security(("bearer" = [])),
+    responses(
+        (status = 200, description = "This service's failpoints", body = Vec<Failpoint>),
+        (status = 401, description = "`UNAUTHENTICATED` or `INVALID_TOKEN`", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`FORBIDDEN`: not an admin", body = crate::openapi::Problem, content_type = "application/problem+json"),
+    ))]
+pub(crate) async fn failpoints(State(state): State<AdminState>, user: AuthUser) -> Result<Json<Vec<Failpoint>>, ApiError> {
     admin(user)?;
     let prefix = format!("{}.", state.service);
     let points = faults::list()
@@ -129,7 +156,15 @@ async fn failpoints(State(state): State<AdminState>, user: AuthUser) -> Result<J
 
 /// Sets (or, with `off`, clears) a failpoint. `name` is the full `<service>.<point>`, or just
 /// the point, meaning this service's.
-async fn set_failpoint(
+#[utoipa::path(put, path = "/admin/failpoints/{name}", tag = "operations", security(("bearer" = [])),
+    params(("name" = String, Path, description = "`<service>.<point>`, or the point alone")),
+    request_body = FailpointBody,
+    responses(
+        (status = 200, description = "The failpoint as set", body = Failpoint),
+        (status = 401, description = "`UNAUTHENTICATED` or `INVALID_TOKEN`", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`FORBIDDEN`: not an admin", body = crate::openapi::Problem, content_type = "application/problem+json"),
+    ))]
+pub(crate) async fn set_failpoint(
     State(state): State<AdminState>,
     user: AuthUser,
     Path(name): Path<String>,

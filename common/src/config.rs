@@ -37,6 +37,11 @@ pub struct CommonConfig {
     #[arg(long, env = "OUTBOX_RESEND_SECS", default_value_t = crate::outbox::RESEND_WINDOW.as_secs(),
           value_parser = clap::value_parser!(u64).range(0..=600))]
     pub outbox_resend_secs: u64,
+    /// Unpublished outbox rows beyond which `/health/ready` fails: the relay is not keeping up
+    /// (or cannot publish), so new work would only wait.
+    #[arg(long, env = "READY_MAX_OUTBOX_BACKLOG", default_value_t = 10_000,
+          value_parser = clap::value_parser!(u32).range(0..))]
+    pub ready_max_outbox_backlog: u32,
     #[command(flatten)]
     pub nats_auth: crate::bus::NatsAuth,
 }

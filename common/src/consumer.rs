@@ -41,6 +41,8 @@ use crate::bus::ConsumerSpec;
 use crate::db::{Db, DbError, now_ms};
 use crate::event::{Envelope, EventType};
 use crate::faults;
+use crate::metrics as m;
+use crate::trace::{self, TraceContext};
 
 /// Why a handler could not apply an event.
 #[derive(Debug, thiserror::Error)]
@@ -164,7 +166,7 @@ pub enum Outcome {
 
 /// What this process's consumers have seen since it started: the figures `shopctl chaos`
 /// reports (a process-wide count, as the metrics of a process are).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Stats {
     /// Messages delivered more than once (a crash before the ack, a Nak, an ack wait run out).
@@ -177,6 +179,37 @@ pub struct Stats {
 static REDELIVERIES: AtomicU64 = AtomicU64::new(0);
 static DUPLICATES: AtomicU64 = AtomicU64::new(0);
 static DEAD_LETTERED: AtomicU64 = AtomicU64::new(0);
+
+/// Whether a durable consumer is attached to the stream (readiness, and the `consumer_attached`
+/// gauge): set once its pull stream is open, cleared while it is being (re-)attached.
+#[derive(Debug, Clone)]
+pub struct Attached {
+    consumer: &'static str,
+    attached: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Attached {
+    /// Not attached yet.
+    pub fn new(consumer: &'static str) -> Self {
+        let attached = Attached { consumer, attached: Arc::default() };
+        attached.set(false);
+        attached
+    }
+
+    pub fn consumer(&self) -> &'static str {
+        self.consumer
+    }
+
+    pub fn is_attached(&self) -> bool {
+        self.attached.load(Ordering::Relaxed)
+    }
+
+    fn set(&self, attached: bool) {
+        self.attached.store(attached, Ordering::Relaxed);
+        metrics::gauge!(m::CONSUMER_ATTACHED, "service" => self.consumer, "consumer" => self.consumer)
+            .set(f64::from(u8::from(attached)));
+    }
+}
 
 pub fn stats() -> Stats {
     Stats {
@@ -201,11 +234,13 @@ pub async fn run(
     spec: ConsumerSpec,
     db: Db,
     handler: Arc<dyn Handler>,
+    attached: Attached,
     stop: CancellationToken,
 ) {
     debug_assert_eq!(spec.durable(), handler.name(), "a consumer spec runs with the handler it was made of");
     let mut delay = Duration::from_millis(200);
     while !stop.is_cancelled() {
+        attached.set(false);
         let messages = async {
             let stream = crate::bus::ensure_stream(&js).await?;
             spec.ensure(&stream).await
@@ -223,6 +258,7 @@ pub async fn run(
             }
         };
         delay = Duration::from_millis(200);
+        attached.set(true);
         let mut ended = false;
         while !ended {
             let next = tokio::select! {
@@ -264,20 +300,26 @@ struct Delivery {
     stream_seq: u64,
     deliveries: i64,
     payload: bytes::Bytes,
+    /// This message's step of its trace: a child of the `traceparent` it came with (or a new
+    /// trace, for a hand-published event without one), the context of what handling it writes.
+    trace: TraceContext,
+    /// The span everything about this message is logged in (`trace_id` among its fields).
+    span: tracing::Span,
 }
 
 impl Delivery {
-    fn of(msg: &jetstream::Message) -> Self {
+    fn of(msg: &jetstream::Message, consumer: &'static str) -> Self {
         let (stream_seq, deliveries) = match msg.info() {
             Ok(info) => (info.stream_sequence, info.delivered),
             Err(_) => (0, 1),
         };
-        let msg_id = msg
-            .headers
-            .as_ref()
-            .and_then(|h| h.get(async_nats::header::NATS_MESSAGE_ID))
-            .map(|v| v.as_str().to_owned());
-        Delivery { subject: msg.subject.to_string(), msg_id, stream_seq, deliveries, payload: msg.payload.clone() }
+        let header = |name: &str| msg.headers.as_ref().and_then(|h| h.get(name)).map(|v| v.as_str().to_owned());
+        let msg_id = header(async_nats::header::NATS_MESSAGE_ID.as_ref());
+        let trace =
+            header(trace::HEADER).as_deref().and_then(TraceContext::parse).map_or_else(TraceContext::root, |c| c.child());
+        let subject = msg.subject.to_string();
+        let span = tracing::info_span!("event", trace_id = %trace.trace_id(), consumer, subject, msg.id = msg_id.as_deref());
+        Delivery { subject, msg_id, stream_seq, deliveries, payload: msg.payload.clone(), trace, span }
     }
 }
 
@@ -304,9 +346,12 @@ pub async fn process_batch(
     msgs: Vec<jetstream::Message>,
 ) -> Vec<Outcome> {
     let consumer = handler.name();
-    let deliveries: Vec<Delivery> = msgs.iter().map(Delivery::of).collect();
+    let deliveries: Vec<Delivery> = msgs.iter().map(|m| Delivery::of(m, consumer)).collect();
     let redelivered = deliveries.iter().filter(|d| d.deliveries > 1).count() as u64;
     REDELIVERIES.fetch_add(redelivered, Ordering::Relaxed);
+    if redelivered > 0 {
+        metrics::counter!(m::REDELIVERIES, "service" => consumer, "consumer" => consumer).increment(redelivered);
+    }
 
     let decoded: Vec<Result<Envelope, String>> = deliveries
         .iter()
@@ -319,7 +364,7 @@ pub async fn process_batch(
             }
         })
         .collect();
-    let prepared = prepare_all(db, handler, &decoded).await;
+    let prepared = prepare_all(db, handler, &decoded, &deliveries).await;
     let tasks: Vec<Task> = decoded
         .into_iter()
         .zip(prepared)
@@ -339,6 +384,7 @@ pub async fn process_batch(
         .write(move |tx| {
             let mut out = Vec::with_capacity(tasks.len());
             for (task, delivery) in tasks.into_iter().zip(deliveries) {
+                let _entered = delivery.span.clone().entered();
                 let (outcome, applied) = match task {
                     Task::Settled(outcome) => (outcome, None),
                     Task::DeadLetter(reason) => {
@@ -347,7 +393,15 @@ pub async fn process_batch(
                     }
                     Task::Apply { envelope, effect } => {
                         crate::db::run_cached(tx, "SAVEPOINT message")?;
-                        match apply_in(tx, &*handler_tx, &envelope, effect) {
+                        let started = std::time::Instant::now();
+                        let applied =
+                            trace::on_thread(Some(delivery.trace), || apply_in(tx, &*handler_tx, &envelope, effect));
+                        if matches!(applied, Ok(Outcome::Applied)) {
+                            metrics::histogram!(m::HANDLE_DURATION, "service" => consumer, "consumer" => consumer,
+                                "event_type" => envelope.event.event_type())
+                            .record(started.elapsed().as_secs_f64());
+                        }
+                        match applied {
                             Ok(outcome) => {
                                 crate::db::run_cached(tx, "RELEASE message")?;
                                 (outcome, Some(envelope))
@@ -376,7 +430,11 @@ pub async fn process_batch(
         Ok(out) => out
             .into_iter()
             .map(|(outcome, applied, delivery)| {
+                let _entered = delivery.span.enter();
                 let acked = after_commit(handler, &outcome, applied.as_ref(), &delivery);
+                metrics::counter!(m::CONSUMER_MESSAGES, "service" => consumer, "consumer" => consumer,
+                    "outcome" => m::outcome_label(&outcome))
+                .increment(1);
                 (outcome, acked)
             })
             .collect(),
@@ -410,24 +468,28 @@ async fn prepare_all(
     db: &Db,
     handler: &Arc<dyn Handler>,
     decoded: &[Result<Envelope, String>],
+    deliveries: &[Delivery],
 ) -> Vec<Result<Option<Effect>, HandlerError>> {
-    let prepare = |d: &Result<Envelope, String>| {
+    use tracing::Instrument as _;
+    let prepare = |(d, delivery): (&Result<Envelope, String>, &Delivery)| {
         let handler = handler.clone();
         let envelope = d.as_ref().ok().cloned();
-        async move {
+        let (ctx, span) = (delivery.trace, delivery.span.clone());
+        let prepared = async move {
             match envelope {
                 Some(envelope) => handler.prepare(db, &envelope).await,
                 None => Ok(None),
             }
-        }
+        };
+        trace::scope(ctx, prepared).instrument(span)
     };
     let keys: Vec<String> = decoded.iter().filter_map(|d| d.as_ref().ok()).map(|e| e.event.key()).collect();
     let distinct = keys.iter().collect::<std::collections::HashSet<_>>().len() == keys.len();
     if distinct {
-        futures_util::future::join_all(decoded.iter().map(prepare)).await
+        futures_util::future::join_all(decoded.iter().zip(deliveries).map(prepare)).await
     } else {
         let mut out = Vec::with_capacity(decoded.len());
-        for d in decoded {
+        for d in decoded.iter().zip(deliveries) {
             out.push(prepare(d).await);
         }
         out
@@ -445,6 +507,7 @@ fn after_commit(handler: &Arc<dyn Handler>, outcome: &Outcome, applied: Option<&
         }
         (Outcome::DeadLettered(reason), _) => {
             DEAD_LETTERED.fetch_add(1, Ordering::Relaxed);
+            metrics::counter!(m::DEAD_LETTERS, "service" => consumer, "consumer" => consumer).increment(1);
             tracing::error!(
                 consumer,
                 subject = d.subject,

@@ -114,6 +114,7 @@ impl Db {
         })
         .await
         .map_err(|e| DbError::Interact(e.to_string()))??;
+        conn.interact(upgrade_plumbing).await.map_err(|e| DbError::Interact(e.to_string()))??;
         drop(conn);
 
         let mut conn = Connection::open(path)?;
@@ -183,8 +184,12 @@ impl Db {
         E: From<DbError> + From<rusqlite::Error> + Send + 'static,
     {
         let (answer, answered) = tokio::sync::oneshot::channel::<Result<T, E>>();
+        // The caller's trace and span go with the closure to the writer thread: the outbox rows
+        // it appends carry the trace on, and what it logs is logged in the caller's span.
+        let (trace, span) = (crate::trace::current(), tracing::Span::current());
         let job: Job = Box::new(move |tx| {
-            let result = tx.map(f);
+            let _entered = span.enter();
+            let result = tx.map(|tx| crate::trace::on_thread(trace, || f(tx)));
             let ok = matches!(result, Some(Ok(_)));
             let complete: Completion = Box::new(move |commit| {
                 let result = match (result, commit) {
@@ -219,6 +224,20 @@ impl Db {
         let conn = self.pool.get().await.map_err(|e| DbError::Pool(e.to_string()))?;
         conn.interact(f).await.map_err(|e| DbError::Interact(e.to_string()))
     }
+}
+
+/// Columns added to the plumbing tables after their first migration. The plumbing migration is
+/// the first of every service's numbered list, so a second one cannot be slotted in after it
+/// without renumbering the services' own; each change here is idempotent instead, run at every
+/// open.
+fn upgrade_plumbing(c: &mut Connection) -> rusqlite::Result<()> {
+    let has_traceparent =
+        c.prepare("SELECT 1 FROM pragma_table_info('outbox') WHERE name = 'traceparent'")?.exists([])?;
+    if !has_traceparent {
+        // The W3C trace context the row's event is published with (crate::trace).
+        c.execute_batch("ALTER TABLE outbox ADD COLUMN traceparent TEXT")?;
+    }
+    Ok(())
 }
 
 /// The settings every connection gets, the writer's and the pool's.

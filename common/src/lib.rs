@@ -8,7 +8,10 @@
 //! - [`outbox`]: `append` inside the business transaction, and the relay that publishes.
 //! - [`consumer`]: the idempotent consumer with dead-lettering.
 //! - [`auth`]: Ed25519 JWTs, keys distributed through a JetStream KV bucket.
-//! - [`http`]: problem+json errors, extractors, layers, health.
+//! - [`http`]: problem+json errors, extractors, layers, health and readiness.
+//! - [`metrics`]: Prometheus metrics and `GET /metrics`.
+//! - [`openapi`]: every service's OpenAPI document, `GET /openapi.json` and Swagger UI.
+//! - [`trace`]: W3C `traceparent` from the HTTP entry through every event of a saga.
 //! - [`paging`]: `?page=&size=` of every list and the `{items, page, size, total}` it answers.
 //! - [`admin`]: the admin routes every service serves (outbox, dead letters, failpoints).
 //! - [`micro`]: every service on the NATS services API: figures, dead letters and replays for the
@@ -27,12 +30,15 @@ pub mod db;
 pub mod event;
 pub mod faults;
 pub mod http;
+pub mod metrics;
 pub mod micro;
+pub mod openapi;
 pub mod outbox;
 pub mod paging;
 pub mod permissions;
 pub mod runtime;
 pub mod telemetry;
+pub mod trace;
 
 #[cfg(feature = "harness")]
 pub mod harness;

@@ -56,7 +56,8 @@ pub const RETENTION: Duration = crate::bus::STREAM_MAX_AGE;
 /// shipped broker's `sync_interval` (100 ms), to cover the fsync itself and slow disks.
 pub const RESEND_WINDOW: Duration = Duration::from_secs(5);
 
-/// Writes `envelope` to the outbox inside the caller's transaction.
+/// Writes `envelope` to the outbox inside the caller's transaction, as a step of the current
+/// trace ([`crate::trace::for_new_event`]).
 pub fn append(tx: &Transaction<'_>, envelope: &Envelope) -> Result<(), DbError> {
     append_raw(tx, &envelope.id.to_string(), &envelope.subject(), &envelope.to_json())
 }
@@ -64,8 +65,11 @@ pub fn append(tx: &Transaction<'_>, envelope: &Envelope) -> Result<(), DbError> 
 /// Writes a row of any payload (a dead letter published again, see [`crate::micro`]) to the
 /// outbox inside the caller's transaction; `id` becomes its `Nats-Msg-Id`.
 pub fn append_raw(tx: &Transaction<'_>, id: &str, subject: &str, payload: &[u8]) -> Result<(), DbError> {
-    tx.prepare_cached("INSERT INTO outbox (id, subject, payload, created_at) VALUES (?1, ?2, ?3, ?4)")?
-        .execute(params![id, subject, payload, now_ms()])?;
+    let traceparent = crate::trace::for_new_event().header();
+    tx.prepare_cached(
+        "INSERT INTO outbox (id, subject, payload, created_at, traceparent) VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?
+    .execute(params![id, subject, payload, now_ms(), traceparent])?;
     Ok(())
 }
 
@@ -76,15 +80,26 @@ pub struct Pending {
     pub id: String,
     pub subject: String,
     pub payload: Vec<u8>,
+    pub created_at: i64,
+    /// Sent as the message's `traceparent` header; `None` on rows written before it existed.
+    pub traceparent: Option<String>,
 }
 
 /// The oldest unpublished rows, in commit order.
 pub fn pending(conn: &Connection, limit: usize) -> rusqlite::Result<Vec<Pending>> {
     let mut stmt = conn.prepare_cached(
-        "SELECT seq, id, subject, payload FROM outbox WHERE published_at IS NULL ORDER BY seq LIMIT ?1",
+        "SELECT seq, id, subject, payload, created_at, traceparent FROM outbox
+         WHERE published_at IS NULL ORDER BY seq LIMIT ?1",
     )?;
     stmt.query_map([limit as i64], |r| {
-        Ok(Pending { seq: r.get(0)?, id: r.get(1)?, subject: r.get(2)?, payload: r.get(3)? })
+        Ok(Pending {
+            seq: r.get(0)?,
+            id: r.get(1)?,
+            subject: r.get(2)?,
+            payload: r.get(3)?,
+            created_at: r.get(4)?,
+            traceparent: r.get(5)?,
+        })
     })?
     .collect()
 }
@@ -242,13 +257,16 @@ impl Relay {
         }
         // Send the whole batch before awaiting acks (pipelining), but mark only the prefix that
         // was acked so order is kept and nothing unacked is ever marked.
-        let mut in_flight: Vec<(i64, PublishAckFuture)> = Vec::with_capacity(rows.len());
+        let mut in_flight: Vec<(i64, i64, PublishAckFuture)> = Vec::with_capacity(rows.len());
         let mut poison = Vec::new();
         let mut failure = None;
         for row in &rows {
-            let msg = PublishMessage::build().payload(row.payload.clone().into()).message_id(&row.id);
+            let mut msg = PublishMessage::build().payload(row.payload.clone().into()).message_id(&row.id);
+            if let Some(traceparent) = &row.traceparent {
+                msg = msg.header(crate::trace::HEADER, traceparent.as_str());
+            }
             match self.js.send_publish(row.subject.clone(), msg).await {
-                Ok(ack) => in_flight.push((row.seq, ack)),
+                Ok(ack) => in_flight.push((row.seq, row.created_at, ack)),
                 Err(e) if e.kind() == PublishErrorKind::MaxPayloadExceeded => {
                     poison.push((row.clone(), format!("set aside by the outbox relay: {e}")));
                 }
@@ -262,11 +280,13 @@ impl Relay {
         // Rows are stamped with the time of their last ack, not of the mark: acks behind them
         // timing out on a crashed broker must not move the re-send window's anchor past the crash.
         let mut acked_at = now_ms();
-        for (seq, ack) in in_flight {
+        let lag = metrics::histogram!(crate::metrics::OUTBOX_PUBLISH_LAG, "service" => self.name);
+        for (seq, created_at, ack) in in_flight {
             match ack.await {
                 Ok(_) => {
                     acked.push(seq);
                     acked_at = now_ms();
+                    lag.record((acked_at - created_at).max(0) as f64 / 1000.0);
                 }
                 Err(e) => {
                     failure.get_or_insert(e.into());
@@ -302,6 +322,7 @@ impl Relay {
         }
         if n > 0 {
             self.db.write(move |tx| mark_published(tx, &acked, acked_at)).await?;
+            metrics::counter!(crate::metrics::OUTBOX_PUBLISHED, "service" => self.name).increment(n as u64);
             tracing::debug!(published = n, "outbox relay published");
         }
         match failure {

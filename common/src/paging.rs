@@ -42,9 +42,14 @@ impl Paging {
 
 /// `?page=&size=` as sent, for a list that takes no other parameter. A list with filters declares
 /// its own query struct: serde's `flatten` cannot read numbers from a query string.
-#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct PageQuery {
+    /// The page, from 1 (default 1).
+    #[param(minimum = 1, maximum = 4294967295_i64)]
     pub page: Option<i64>,
+    /// Items per page, 1 to 100 (default 20).
+    #[param(minimum = 1, maximum = 100)]
     pub size: Option<i64>,
 }
 
@@ -76,7 +81,7 @@ impl From<InvalidPaging> for ApiError {
 
 /// One page of a list, the shape every msa-shop list answers with:
 /// `{"items": [...], "page": 1, "size": 20, "total": 42}`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Page<T: Serialize> {
     pub items: Vec<T>,

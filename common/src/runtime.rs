@@ -18,10 +18,11 @@ use crate::{
     auth::Verifier,
     bus::{self, ConsumerSpec},
     config::CommonConfig,
-    consumer::{self, Handler},
+    consumer::{self, Attached, Handler},
     db::Db,
     http::{self, Readiness},
     micro::Ops,
+    openapi::OpenApiRouter,
     outbox::Relay,
 };
 
@@ -54,10 +55,11 @@ pub struct Runtime {
     pub verifier: Verifier,
     pub stop: CancellationToken,
     listener: TcpListener,
-    consumers: Vec<&'static str>,
+    consumers: Vec<Attached>,
     ops: Ops,
     ack_wait: std::time::Duration,
     http_limits: http::Limits,
+    max_backlog: i64,
     tasks: TaskTracker,
 }
 
@@ -71,6 +73,7 @@ impl Runtime {
         migrations: &'static [&'static str],
         stop: CancellationToken,
     ) -> anyhow::Result<Self> {
+        crate::metrics::install();
         let listener = TcpListener::bind(http_addr).await.with_context(|| format!("binding {http_addr}"))?;
         let db = Db::open(&config.db_path(name), migrations).await?;
         let nats = bus::connect(&config.nats_url, name, &config.nats_auth).await?;
@@ -95,6 +98,7 @@ impl Runtime {
             ops: Ops::default(),
             ack_wait,
             http_limits,
+            max_backlog: i64::from(config.ready_max_outbox_backlog),
             tasks,
         })
     }
@@ -104,8 +108,9 @@ impl Runtime {
         let handler: Arc<dyn Handler> = Arc::new(handler);
         let mut spec = ConsumerSpec::of(&*handler);
         spec.ack_wait = self.ack_wait;
-        self.consumers.push(handler.name());
-        self.tasks.spawn(consumer::run(self.js.clone(), spec, self.db.clone(), handler, self.stop.clone()));
+        let attached = Attached::new(handler.name());
+        self.consumers.push(attached.clone());
+        self.tasks.spawn(consumer::run(self.js.clone(), spec, self.db.clone(), handler, attached, self.stop.clone()));
     }
 
     /// Spawns a background task that ends with the service.
@@ -121,20 +126,27 @@ impl Runtime {
         &mut self.ops
     }
 
-    /// The service, ready to serve `routes` and the admin routes every service has
-    /// ([`crate::admin`]), and registered on the NATS services API ([`crate::micro`]).
-    pub fn serving(self, routes: Router) -> anyhow::Result<App> {
+    /// The service, ready to serve `routes`, the admin routes every service has
+    /// ([`crate::admin`]), `/metrics`, and its OpenAPI document (`/openapi.json`, Swagger UI at
+    /// `/docs`) made of `routes`' annotations and the common routes'; registered on the NATS
+    /// services API ([`crate::micro`]).
+    pub fn serving(self, routes: OpenApiRouter) -> anyhow::Result<App> {
         let addr = self.listener.local_addr()?;
         self.tasks.spawn(crate::micro::serve(
             self.name,
             env!("CARGO_PKG_VERSION"),
             self.nats.clone(),
             self.db.clone(),
-            self.consumers.clone(),
+            self.consumers.iter().map(Attached::consumer).collect(),
             self.ops.clone(),
             self.stop.clone(),
         ));
-        let routes = routes.merge(crate::admin::routes(self.name, self.db.clone(), self.verifier.clone()));
+        let (routes, api) = routes.split_for_parts();
+        let doc = crate::openapi::document(self.name, env!("CARGO_PKG_VERSION"), api);
+        let routes = routes
+            .merge(crate::admin::routes(self.name, self.db.clone(), self.verifier.clone()))
+            .merge(crate::metrics::routes(self.name, self.db.clone()))
+            .merge(crate::openapi::routes(doc));
         Ok(App { runtime: self, addr, routes })
     }
 }
@@ -159,15 +171,21 @@ impl App {
     }
 
     /// The durable consumers the service started, by name.
-    pub fn consumers(&self) -> &[&'static str] {
-        &self.runtime.consumers
+    pub fn consumers(&self) -> Vec<&'static str> {
+        self.runtime.consumers.iter().map(Attached::consumer).collect()
     }
 
     /// Serves until the stop token is cancelled, then waits for the relay, the consumers and
     /// any other task to finish their current step.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         let App { runtime, addr, routes } = self;
-        let app = http::finish_router(routes, Readiness { db: runtime.db.clone(), nats: runtime.nats.clone() });
+        let readiness = Readiness {
+            db: runtime.db.clone(),
+            nats: runtime.nats.clone(),
+            consumers: runtime.consumers.clone(),
+            max_backlog: runtime.max_backlog,
+        };
+        let app = http::finish_router(runtime.name, routes, readiness);
         tracing::info!(service = runtime.name, %addr, "listening");
         let served = http::serve(runtime.listener, app, runtime.http_limits, runtime.stop.clone()).await;
         runtime.stop.cancel();

@@ -71,7 +71,14 @@ impl Fixture {
         let handler: Arc<dyn Handler> = Arc::new(handler);
         let mut spec = ConsumerSpec::of(&*handler);
         tune(&mut spec);
-        tokio::spawn(consumer::run(self.js.clone(), spec, self.db.clone(), handler, self.stop.clone()));
+        tokio::spawn(consumer::run(
+            self.js.clone(),
+            spec,
+            self.db.clone(),
+            handler.clone(),
+            consumer::Attached::new(handler.name()),
+            self.stop.clone(),
+        ));
     }
 
     async fn count(&self, sql: &'static str) -> i64 {

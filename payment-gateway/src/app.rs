@@ -90,7 +90,7 @@ fn limits() -> Limits {
 /// `common::http::finish_router`'s health checks, fallbacks and layers, with a readiness of its
 /// own: the database (the gateway has no bus).
 fn finish(routes: Router, db: Db) -> Router {
-    common::http::finish(routes, Router::new().route("/health/ready", get(ready)).with_state(db))
+    common::http::finish("payment-gateway", routes, Router::new().route("/health/ready", get(ready)).with_state(db))
 }
 
 async fn ready(State(db): State<Db>) -> Result<&'static str, ApiError> {

@@ -56,6 +56,6 @@ impl Service for Config {
             live: crate::console::Live::default(),
             stop: runtime.stop.clone(),
         };
-        runtime.serving(api::router(state).merge(crate::console::router(console)))
+        runtime.serving(api::router(state).merge(crate::console::router(console)).into())
     }
 }

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 macro_rules! vocabulary {
     ($( $(#[$doc:meta])* $name:ident { $( $(#[$vdoc:meta])* $variant:ident = $wire:literal, )* } )*) => {$(
         $(#[$doc])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
         pub enum $name {
             $( $(#[$vdoc])* #[serde(rename = $wire)] $variant, )*
         }
@@ -82,8 +82,9 @@ vocabulary! {
 }
 
 /// Won, the Korean currency. It has no minor unit, so amounts are whole numbers: never floats.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(transparent)]
+#[schema(value_type = i64, example = 15000)]
 pub struct Won(pub i64);
 
 impl Won {
@@ -101,8 +102,9 @@ impl std::fmt::Display for Won {
 
 /// A positive number of units: what an order asks for, what is reserved, what a restock adds.
 /// No order, reservation or restock is for zero units, so no `Quantity` is zero.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, utoipa::ToSchema)]
 #[serde(transparent)]
+#[schema(value_type = u32, minimum = 1)]
 pub struct Quantity(u32);
 
 impl Quantity {

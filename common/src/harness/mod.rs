@@ -14,6 +14,7 @@ mod app;
 mod events;
 pub mod fixtures;
 pub mod fuzz;
+pub mod spec;
 
 pub use app::{Builder, DeadLetter, TestApp, TestBus, WAIT};
 pub use events::{EventLog, settled, snapshot_order, transcript};
@@ -163,6 +164,7 @@ pub fn common_config(nats: &NatsServer, service: &str, data_dir: &tempfile::Temp
         http_request_timeout_secs: 35,
         http_max_connections: 1024,
         outbox_resend_secs: 5,
+        ready_max_outbox_backlog: 10_000,
         nats_auth: nats.auth(service),
     }
 }

@@ -145,50 +145,117 @@ where
     }
 }
 
-/// What readiness depends on.
+/// What readiness depends on: NATS connected, every durable consumer attached, the database
+/// answering, and the outbox's backlog at most `max_backlog` rows (beyond it the relay is not
+/// keeping up, or cannot publish: events this instance takes on would wait).
 #[derive(Clone, Debug)]
 pub struct Readiness {
     pub db: Db,
     pub nats: async_nats::Client,
+    pub consumers: Vec<crate::consumer::Attached>,
+    pub max_backlog: i64,
 }
 
-/// Wraps a service's routes with health checks, problem fallbacks, request ids, tracing and the
-/// body limit. Header values (tokens) and bodies (passwords) are never logged.
-pub fn finish_router(routes: Router, readiness: Readiness) -> Router {
+/// One check of `/health/ready`, as it answers: `{"name": "nats", "ok": false, "detail": "..."}`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+pub struct Check {
+    pub name: String,
+    pub ok: bool,
+    pub detail: String,
+}
+
+impl Readiness {
+    /// Every check, failing or not, in a fixed order: `nats`, `consumer:<name>` each, `database`,
+    /// `outbox`.
+    pub async fn checks(&self) -> Vec<Check> {
+        let check = |name: &str, ok: bool, detail: String| Check { name: name.to_owned(), ok, detail };
+        let mut checks = Vec::new();
+        let state = self.nats.connection_state();
+        let connected = state == async_nats::connection::State::Connected;
+        checks.push(check("nats", connected, if connected { "connected".into() } else { format!("{state}") }));
+        for c in &self.consumers {
+            let ok = c.is_attached();
+            let detail = if ok { "attached" } else { "not attached to the stream" };
+            checks.push(check(&format!("consumer:{}", c.consumer()), ok, detail.into()));
+        }
+        match self.db.ping().await {
+            Ok(()) => checks.push(check("database", true, "answers".into())),
+            Err(e) => checks.push(check("database", false, format!("unavailable: {e}"))),
+        }
+        let max = self.max_backlog;
+        match self.db.read(crate::admin::outbox_backlog).await {
+            Ok(b) if b.unpublished <= max => {
+                checks.push(check("outbox", true, format!("{} unpublished (at most {max})", b.unpublished)))
+            }
+            Ok(b) => checks.push(check("outbox", false, format!("{} unpublished, over {max}", b.unpublished))),
+            Err(e) => checks.push(check("outbox", false, format!("unreadable: {e}"))),
+        }
+        checks
+    }
+}
+
+/// Wraps a service's routes with health checks, problem fallbacks, request ids, trace context,
+/// metrics, tracing and the body limit. Header values (tokens) and bodies (passwords) are never
+/// logged.
+pub fn finish_router(service: &'static str, routes: Router, readiness: Readiness) -> Router {
     let ready = Router::new().route("/health/ready", get(ready)).with_state(readiness);
-    finish(routes, ready)
+    finish(service, routes, ready)
 }
 
 /// [`finish_router`] with a readiness check of the caller's own (`ready` serves
 /// `/health/ready`): for a process without a bus, such as the payment gateway.
-pub fn finish(routes: Router, ready: Router) -> Router {
-    let health = Router::new().route("/health/live", get(|| async { "ok" })).merge(ready);
+pub fn finish(service: &'static str, routes: Router, ready: Router) -> Router {
+    let health = Router::new().route("/health/live", get(live)).merge(ready);
     routes
         .merge(health)
         .fallback(|| async { ApiError::new(Code::NotFound, "no such route") })
         .method_not_allowed_fallback(|| async { ApiError::new(Code::MethodNotAllowed, "method not allowed on this route") })
         .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))
+        // Inside the routing (a `Router::layer` wraps each route), so it sees the route template.
+        .layer(axum::middleware::from_fn(move |req, next| crate::metrics::track(service, req, next)))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(|req: &Request| {
                     let request_id = req.headers().get(&REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("-");
-                    tracing::info_span!("http", http.method = %req.method(), http.path = %req.uri().path(), request.id = %request_id)
+                    let trace_id = req.extensions().get::<crate::trace::TraceContext>().map(|c| c.trace_id());
+                    tracing::info_span!("http", http.method = %req.method(), http.path = %req.uri().path(),
+                        request.id = %request_id, trace_id = trace_id.as_deref().unwrap_or("-"))
                 })
                 // One line per request at the default level; a 500's cause is logged once, where
                 // `ApiError::internal` is built, so the layer's own failure line is off.
                 .on_response(DefaultOnResponse::new().level(tracing::Level::INFO))
                 .on_failure(()),
         )
+        // Outside the trace layer, whose span takes the request's trace id from it.
+        .layer(axum::middleware::from_fn(crate::trace::http))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
 }
 
-async fn ready(axum::extract::State(r): axum::extract::State<Readiness>) -> Result<&'static str, ApiError> {
-    if r.nats.connection_state() != async_nats::connection::State::Connected {
-        return Err(ApiError::new(Code::NotReady, "not connected to NATS"));
+/// 200 while the process runs.
+#[utoipa::path(get, path = "/health/live", tag = "health",
+    responses((status = 200, description = "The process runs", body = String, content_type = "text/plain")))]
+pub(crate) async fn live() -> &'static str {
+    "ok"
+}
+
+/// 200 with every check when the service can do its work; 503 `NOT_READY` naming the checks that
+/// fail (`checks` lists them all).
+#[utoipa::path(get, path = "/health/ready", tag = "health",
+    responses(
+        (status = 200, description = "Ready: every check passes", body = Vec<Check>),
+        (status = 503, description = "`NOT_READY`: `detail` names the failing checks, `checks` lists every check",
+         body = crate::openapi::Problem, content_type = "application/problem+json"),
+    ))]
+pub(crate) async fn ready(axum::extract::State(r): axum::extract::State<Readiness>) -> Result<Json<Vec<Check>>, ApiError> {
+    let checks = r.checks().await;
+    let failing: Vec<String> =
+        checks.iter().filter(|c| !c.ok).map(|c| format!("{}: {}", c.name, c.detail)).collect();
+    if failing.is_empty() {
+        return Ok(Json(checks));
     }
-    r.db.ping().await.map_err(|_| ApiError::new(Code::NotReady, "database unavailable"))?;
-    Ok("ready")
+    let checks = serde_json::to_value(&checks).unwrap_or_default();
+    Err(ApiError::new(Code::NotReady, format!("not ready: {}", failing.join("; "))).with_member("checks", checks))
 }
 
 #[cfg(test)]

@@ -143,7 +143,10 @@ pub(crate) async fn consumers(user: AuthUser) -> Result<Json<crate::consumer::St
         (status = 401, description = "`UNAUTHENTICATED` or `INVALID_TOKEN`", body = crate::openapi::Problem, content_type = "application/problem+json"),
         (status = 403, description = "`FORBIDDEN`: not an admin", body = crate::openapi::Problem, content_type = "application/problem+json"),
     ))]
-pub(crate) async fn failpoints(State(state): State<AdminState>, user: AuthUser) -> Result<Json<Vec<Failpoint>>, ApiError> {
+pub(crate) async fn failpoints(
+    State(state): State<AdminState>,
+    user: AuthUser,
+) -> Result<Json<Vec<Failpoint>>, ApiError> {
     admin(user)?;
     let prefix = format!("{}.", state.service);
     let points = faults::list()

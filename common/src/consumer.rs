@@ -315,10 +315,13 @@ impl Delivery {
         };
         let header = |name: &str| msg.headers.as_ref().and_then(|h| h.get(name)).map(|v| v.as_str().to_owned());
         let msg_id = header(async_nats::header::NATS_MESSAGE_ID.as_ref());
-        let trace =
-            header(trace::HEADER).as_deref().and_then(TraceContext::parse).map_or_else(TraceContext::root, |c| c.child());
+        let trace = header(trace::HEADER)
+            .as_deref()
+            .and_then(TraceContext::parse)
+            .map_or_else(TraceContext::root, |c| c.child());
         let subject = msg.subject.to_string();
-        let span = tracing::info_span!("event", trace_id = %trace.trace_id(), consumer, subject, msg.id = msg_id.as_deref());
+        let span =
+            tracing::info_span!("event", trace_id = %trace.trace_id(), consumer, subject, msg.id = msg_id.as_deref());
         Delivery { subject, msg_id, stream_seq, deliveries, payload: msg.payload.clone(), trace, span }
     }
 }

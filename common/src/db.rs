@@ -530,4 +530,25 @@ mod tests {
             Db::open(&path, &["CREATE TABLE t (x INTEGER);"]).await.unwrap();
         }
     }
+
+    #[tokio::test]
+    async fn a_database_from_before_the_trace_column_gets_it_on_open_and_keeps_its_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.db");
+        drop(Db::open(&path, &[]).await.unwrap());
+        // As the plumbing migration alone left it, with a row written then.
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "ALTER TABLE outbox DROP COLUMN traceparent;
+             INSERT INTO outbox (id, subject, payload, created_at) VALUES ('old', 's', x'7b7d', 1);",
+        )
+        .unwrap();
+        drop(conn);
+        let db = Db::open(&path, &[]).await.unwrap();
+        db.write(|tx| crate::outbox::append_raw(tx, "new", "s", b"{}")).await.unwrap();
+        let rows = db.lookup(|c| crate::outbox::pending(c, 10)).unwrap();
+        let traces: Vec<(&str, bool)> = rows.iter().map(|r| (r.id.as_str(), r.traceparent.is_some())).collect();
+        assert_eq!(traces, [("old", false), ("new", true)]);
+        assert!(crate::trace::TraceContext::parse(rows[1].traceparent.as_deref().unwrap()).is_some());
+    }
 }

@@ -22,7 +22,7 @@
 //! | `outbox_oldest_unpublished_age_seconds` | gauge | `service`: 0 when none, at the scrape |
 //! | `gateway_requests_total` | counter | `service`, `operation` (`charge`, `refund`), `result` |
 //! | `gateway_retries_total` | counter | `service`, `operation` |
-//! | `gateway_breaker_state` | gauge | `service`: 0 closed, 1 open (calls refused) |
+//! | `gateway_breaker_state` | gauge | `service`: 0 closed, 1 open (calls refused), 2 half-open (probing) |
 
 use std::{sync::OnceLock, time::Duration};
 
@@ -56,8 +56,7 @@ pub const GATEWAY_BREAKER_STATE: &str = "gateway_breaker_state";
 
 /// Histogram buckets for every `_seconds` metric: half a millisecond to half a minute (the
 /// longest `Prefer: wait`).
-const BUCKETS: &[f64] =
-    &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
+const BUCKETS: &[f64] = &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
 /// How often histograms are drained into their buckets when nobody scrapes.
 const UPKEEP: Duration = Duration::from_secs(5);
 
@@ -103,7 +102,7 @@ fn describe() {
     describe_gauge!(OUTBOX_OLDEST_AGE, Unit::Seconds, "Age of the oldest unpublished outbox row");
     describe_counter!(GATEWAY_REQUESTS, "Calls to the payment gateway, by operation and result");
     describe_counter!(GATEWAY_RETRIES, "Gateway calls retried");
-    describe_gauge!(GATEWAY_BREAKER_STATE, "The gateway circuit breaker: 0 closed, 1 open");
+    describe_gauge!(GATEWAY_BREAKER_STATE, "The gateway circuit breaker: 0 closed, 1 open, 2 half-open");
 }
 
 #[derive(Clone)]

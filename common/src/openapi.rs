@@ -58,7 +58,7 @@ const WITH_BODY: &[(&str, &str)] = &[
 
 /// The statuses [`finish`] adds to every operation that could answer them, whatever it documents:
 /// what `docs/API-SPEC.md` states once for all routes instead of per route.
-pub const GENERIC_STATUSES: &[&str] = &["400", "413", "415", "500", "503"];
+pub const GENERIC_STATUSES: &[&str] = &["400", "413", "415", "422", "500", "503"];
 
 /// A problem response with this description.
 pub fn problem(description: &str) -> openapi::Response {

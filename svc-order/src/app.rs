@@ -56,6 +56,8 @@ impl Service for Config {
             live: crate::console::Live::default(),
             stop: runtime.stop.clone(),
         };
-        runtime.serving(api::router(state).merge(crate::console::router(console)).into())
+        // The console's routes are the page's own back end (a session cookie, shapes that follow the
+        // page): served, but not part of the public API's document.
+        runtime.serving(api::routes().with_state(state).merge(crate::console::router(console).into()))
     }
 }

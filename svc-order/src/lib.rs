@@ -48,3 +48,9 @@ pub use config::Config;
 
 /// The service's name: its producer name, durable consumer name and database file name.
 pub const SERVICE: &str = "svc-order";
+
+/// svc-order's OpenAPI document, as it serves it at `/openapi.json` (the saga console's routes
+/// are not in it: see [`console`]).
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    common::openapi::document(SERVICE, env!("CARGO_PKG_VERSION"), api::routes().into_openapi())
+}

@@ -87,6 +87,19 @@ impl Handler for Saga {
     }
 
     fn committed(&self, envelope: &Envelope) {
+        // A saga's end is counted when this consumer applies svc-order's own announcement of it:
+        // once per event (the dedupe row), and only once the announcement is durable and
+        // published, whichever code path (a reaction, the expiry sweep) made it.
+        let outcome = match envelope.event.kind() {
+            EventType::OrderPaid => Some("paid"),
+            EventType::OrderFailed => Some("failed"),
+            EventType::OrderExpired => Some("expired"),
+            EventType::OrderCancelled => Some("cancelled"),
+            _ => None,
+        };
+        if let Some(outcome) = outcome {
+            metrics::counter!(common::metrics::SAGA_ENDED, "service" => SERVICE, "outcome" => outcome).increment(1);
+        }
         // Waiters wait for the saga's end: only the events that can end it wake them (each wake
         // costs a re-read). svc-order's own announcements follow a change already signalled, a
         // reservation or a release ends nothing. Every saga event's key is its order id.

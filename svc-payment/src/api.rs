@@ -10,17 +10,14 @@
 //!
 //! A payment the caller may not see answers exactly like a missing one, so ids leak nothing.
 
-use axum::{
-    Router,
-    extract::State,
-    routing::{get, post},
-};
+use axum::extract::State;
 use common::{
     Envelope, PaymentMethod, Role, Won,
     auth::AuthUser,
     db::{Db, from_ms, now_ms},
     event::PaymentDecline,
     http::{ApiError, Code, Json, Path, Query, path_id},
+    openapi::{OpenApiRouter, Problem},
     outbox,
     paging::{Page, PageQuery},
 };
@@ -36,18 +33,22 @@ use crate::{
     store,
 };
 
-pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/payments", get(find_by_order))
-        .route("/payments/{id}", get(get_payment))
-        .route("/payments/{id}/cancel", post(cancel_payment))
-        .route("/admin/payments", get(all_payments))
-        .route("/admin/gateway", get(gateway_status))
-        .with_state(state)
+/// svc-payment's routes, each with its OpenAPI description.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(common::openapi::routes!(find_by_order))
+        .routes(common::openapi::routes!(get_payment))
+        .routes(common::openapi::routes!(cancel_payment))
+        .routes(common::openapi::routes!(all_payments))
+        .routes(common::openapi::routes!(gateway_status))
+}
+
+pub fn router(state: AppState) -> OpenApiRouter {
+    routes().with_state(state)
 }
 
 /// A payment on the wire.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PaymentView {
     pub id: Uuid,
@@ -59,10 +60,13 @@ pub struct PaymentView {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub decline_reason: Option<PaymentDecline>,
     #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub updated_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339::option", skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub cancelled_at: Option<OffsetDateTime>,
 }
 
@@ -83,7 +87,14 @@ impl From<Payment> for PaymentView {
     }
 }
 
-/// `GET /payments/{id}`
+/// A payment, for its payer or an admin.
+#[utoipa::path(get, path = "/payments/{id}", tag = "svc-payment", security(("bearer" = [])),
+    params(("id" = String, Path, description = "The payment's id (a UUID)")),
+    responses(
+        (status = 200, description = "The payment", body = PaymentView),
+        (status = 401, description = "`UNAUTHENTICATED` or `INVALID_TOKEN`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`PAYMENT_NOT_FOUND`: none, not the caller's, or not a UUID", body = Problem, content_type = "application/problem+json"),
+    ))]
 async fn get_payment(
     State(db): State<Db>,
     user: AuthUser,
@@ -95,13 +106,21 @@ async fn get_payment(
     visible(payment, &user)
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
 struct ByOrder {
+    /// The order whose payment this is.
     order_id: Uuid,
 }
 
-/// `GET /payments?orderId=<uuid>`
+/// An order's payment, for its payer or an admin.
+#[utoipa::path(get, path = "/payments", tag = "svc-payment", security(("bearer" = [])), params(ByOrder),
+    responses(
+        (status = 200, description = "The order's payment", body = PaymentView),
+        (status = 401, description = "`UNAUTHENTICATED` or `INVALID_TOKEN`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`PAYMENT_NOT_FOUND`: none, not the caller's, or not a UUID", body = Problem, content_type = "application/problem+json"),
+    ))]
 async fn find_by_order(
     State(db): State<Db>,
     user: AuthUser,
@@ -111,10 +130,21 @@ async fn find_by_order(
     visible(payment, &user)
 }
 
+/// Cancel a completed payment: refunded in full, then `payment.cancelled`.
+///
 /// `POST /payments/{id}/cancel`: refunds a completed payment in full. The gateway refunds first
 /// (under the order's refund key, so a retried cancel or a concurrent close refunds once); then
 /// the cancellation and its `payment.cancelled` commit together, and svc-order, svc-product and
 /// svc-settlement react to it. A gateway that cannot be reached answers 503 and changes nothing.
+#[utoipa::path(post, path = "/payments/{id}/cancel", tag = "svc-payment", security(("bearer" = [])),
+    params(("id" = String, Path, description = "The payment's id (a UUID)")),
+    responses(
+        (status = 200, description = "The payment, `CANCELLED`", body = PaymentView),
+        (status = 401, description = "`UNAUTHENTICATED` or `INVALID_TOKEN`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`PAYMENT_NOT_FOUND`: none, not the caller's, or not a UUID", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`ALREADY_CANCELLED`, or `PAYMENT_NOT_CANCELLABLE` (it failed: nothing to refund)", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "`GATEWAY_UNAVAILABLE`: nothing changed, try again later (or `BUSY`, `REQUEST_TIMEOUT`)", body = Problem, content_type = "application/problem+json"),
+    ))]
 async fn cancel_payment(
     State(db): State<Db>,
     State(gateway): State<Gateway>,
@@ -160,6 +190,12 @@ async fn cancel_payment(
 }
 
 /// `GET /admin/payments?page=&size=`: every payment, oldest first, for audits. Admins only.
+#[utoipa::path(get, path = "/admin/payments", tag = "svc-payment", security(("bearer" = [])), params(PageQuery),
+    responses(
+        (status = 200, description = "A page of payments, oldest first", body = Page<PaymentView>),
+        (status = 401, description = "`UNAUTHENTICATED` or `INVALID_TOKEN`", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`FORBIDDEN`: not an admin", body = Problem, content_type = "application/problem+json"),
+    ))]
 async fn all_payments(
     State(db): State<Db>,
     user: AuthUser,
@@ -172,7 +208,7 @@ async fn all_payments(
 }
 
 /// The gateway as svc-payment sees it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct GatewayStatus {
     url: String,
@@ -180,6 +216,12 @@ struct GatewayStatus {
 }
 
 /// `GET /admin/gateway`: where the gateway is and whether the breaker lets calls through.
+#[utoipa::path(get, path = "/admin/gateway", tag = "svc-payment", security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The gateway's URL and its breaker's state", body = GatewayStatus),
+        (status = 401, description = "`UNAUTHENTICATED` or `INVALID_TOKEN`", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`FORBIDDEN`: not an admin", body = Problem, content_type = "application/problem+json"),
+    ))]
 async fn gateway_status(State(gateway): State<Gateway>, user: AuthUser) -> Result<Json<GatewayStatus>, ApiError> {
     user.require(&[Role::Admin])?;
     Ok(Json(GatewayStatus { url: gateway.url().to_owned(), breaker: gateway.breaker_state() }))

@@ -43,6 +43,6 @@ impl Service for Config {
             .ops()
             .extra("gateway", move || serde_json::json!({"url": watched.url(), "breaker": watched.breaker_state()}));
         let state = AppState { db: runtime.db.clone(), verifier: runtime.verifier.clone(), gateway };
-        runtime.serving(crate::api::router(state).into())
+        runtime.serving(crate::api::router(state))
     }
 }

@@ -36,6 +36,8 @@ use failsafe::{
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use uuid::Uuid;
 
+use crate::SERVICE;
+
 /// The gateway's verdict on a charge.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ChargeAnswer {
@@ -67,7 +69,7 @@ pub enum GatewayError {
 }
 
 /// The breaker's state, as shown to operators.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum BreakerState {
     Closed,
@@ -123,18 +125,26 @@ impl failsafe::Instrument for Watch {
 
     fn on_open(&self) {
         self.state.store(BreakerState::Open as u8, Ordering::Relaxed);
+        breaker_gauge(1.0);
         tracing::warn!("payment gateway breaker opened: charges are postponed until it answers again");
     }
 
     fn on_half_open(&self) {
         self.state.store(BreakerState::HalfOpen as u8, Ordering::Relaxed);
+        breaker_gauge(2.0);
         tracing::info!("payment gateway breaker half-open: probing");
     }
 
     fn on_closed(&self) {
         self.state.store(BreakerState::Closed as u8, Ordering::Relaxed);
+        breaker_gauge(0.0);
         tracing::info!("payment gateway breaker closed: the gateway answers again");
     }
+}
+
+/// `gateway_breaker_state`: 0 closed, 1 open, 2 half-open (probing).
+fn breaker_gauge(state: f64) {
+    metrics::gauge!(common::metrics::GATEWAY_BREAKER_STATE, "service" => SERVICE).set(state);
 }
 
 #[derive(Serialize)]
@@ -185,6 +195,7 @@ impl Gateway {
             backoff::exponential(settings.open_for, Duration::from_secs(30).max(settings.open_for)),
         );
         let breaker = failsafe::Config::new().failure_policy(policy).instrument(Watch { state: state.clone() }).build();
+        breaker_gauge(0.0);
         Ok(Gateway { http, url: url.trim_end_matches('/').to_owned(), breaker, state, retries: settings.retries })
     }
 
@@ -238,16 +249,28 @@ impl Gateway {
         body: &B,
     ) -> Result<T, GatewayError> {
         let url = format!("{}{path}", self.url);
+        let operation = if path.ends_with("refunds") { "refund" } else { "charge" };
         let attempt = || async {
-            if !self.breaker.is_call_permitted() {
-                return Err(Attempt::Open);
-            }
-            let call = self.send::<B, T>(&url, key, body);
-            match self.breaker.call_with(|e: &Attempt| matches!(e, Attempt::Outage(_)), call).await {
-                Ok(answer) => Ok(answer),
-                Err(failsafe::Error::Rejected) => Err(Attempt::Open),
-                Err(failsafe::Error::Inner(e)) => Err(e),
-            }
+            let result = if !self.breaker.is_call_permitted() {
+                Err(Attempt::Open)
+            } else {
+                let call = self.send::<B, T>(&url, key, body);
+                match self.breaker.call_with(|e: &Attempt| matches!(e, Attempt::Outage(_)), call).await {
+                    Ok(answer) => Ok(answer),
+                    Err(failsafe::Error::Rejected) => Err(Attempt::Open),
+                    Err(failsafe::Error::Inner(e)) => Err(e),
+                }
+            };
+            let label = match &result {
+                Ok(_) => "ok",
+                Err(Attempt::Outage(_)) => "outage",
+                Err(Attempt::Open) => "breaker_open",
+                Err(Attempt::Refused { .. }) => "refused",
+            };
+            metrics::counter!(common::metrics::GATEWAY_REQUESTS, "service" => SERVICE, "operation" => operation,
+                "result" => label)
+            .increment(1);
+            result
         };
         let backoff = ExponentialBuilder::default()
             .with_min_delay(Duration::from_millis(100))
@@ -257,9 +280,11 @@ impl Gateway {
         attempt
             .retry(backoff)
             .when(|e| matches!(e, Attempt::Outage(_)))
-            .notify(
-                |e, after| tracing::info!(error = ?e, retry_in = ?after, path, "payment gateway call failed; retrying"),
-            )
+            .notify(|e, after| {
+                metrics::counter!(common::metrics::GATEWAY_RETRIES, "service" => SERVICE, "operation" => operation)
+                    .increment(1);
+                tracing::info!(error = ?e, retry_in = ?after, path, "payment gateway call failed; retrying")
+            })
             .await
             .map_err(|e| match e {
                 Attempt::Outage(why) => GatewayError::Unavailable(why),
@@ -273,6 +298,8 @@ impl Gateway {
             .http
             .post(url)
             .header("Idempotency-Key", key)
+            // The gateway's log lines of this call carry the saga's trace id too.
+            .header(common::trace::HEADER, common::trace::for_new_event().header())
             .json(body)
             .send()
             .await

@@ -32,3 +32,8 @@ pub mod saga;
 pub mod store;
 
 pub use config::Config;
+
+/// svc-payment's OpenAPI document, as it serves it at `/openapi.json`.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    common::openapi::document(SERVICE, env!("CARGO_PKG_VERSION"), api::routes().into_openapi())
+}

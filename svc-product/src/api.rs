@@ -10,17 +10,16 @@
 //! | `GET /admin/reservations`      | admin                   | 200 page of reservations, oldest first   |
 
 use axum::{
-    Router,
     extract::{FromRef, FromRequestParts, State},
     http::{StatusCode, header, request::Parts},
     response::IntoResponse,
-    routing::{get, post},
 };
 use common::{
     Role,
     auth::{AuthUser, Verifier},
     db::Db,
     http::{ApiError, Code, Json, Path, Query, path_id},
+    openapi::{OpenApiRouter, Problem},
     paging::{Page, PageQuery, Paging},
 };
 use serde::Deserialize;
@@ -33,29 +32,41 @@ use crate::{
     store::{self, ProductFilter, ReservationRow, StockAccount},
 };
 
-pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/products", get(list_products).post(create_product))
-        .route("/products/{id}", get(get_product))
-        .route("/products/{id}/restock", post(restock_product))
-        .route("/admin/products", get(admin_products))
-        .route("/admin/reservations", get(admin_reservations))
-        .with_state(state)
+/// svc-product's routes, each with its OpenAPI description.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(common::openapi::routes!(list_products, create_product))
+        .routes(common::openapi::routes!(get_product))
+        .routes(common::openapi::routes!(restock_product))
+        .routes(common::openapi::routes!(admin_products))
+        .routes(common::openapi::routes!(admin_reservations))
+}
+
+pub fn router(state: AppState) -> OpenApiRouter {
+    routes().with_state(state)
 }
 
 /// `?category=&sellerId=&page=&size=`; an empty parameter counts as absent. `page` and `size` are
 /// taken as `i64` (serde's `flatten` cannot read numbers from a query string, so not
 /// [`common::paging::PageQuery`]) and judged by [`Paging::parse`], so a negative or oversized one
 /// is a problem naming its parameter, like `0` is.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
 struct ListQuery {
+    /// Only this category (`books`, `electronics`, ...).
     category: Option<String>,
+    /// Only this seller's products (a UUID).
     seller_id: Option<String>,
+    /// The page, from 1 (default 1).
     page: Option<i64>,
+    /// Items per page, 1 to 100 (default 20).
     size: Option<i64>,
 }
 
+/// The catalogue, newest first, optionally by category or seller.
+#[utoipa::path(get, path = "/products", tag = "svc-product", params(ListQuery),
+    responses((status = 200, description = "A page of products", body = Page<Product>)))]
 async fn list_products(State(db): State<Db>, Query(q): Query<ListQuery>) -> Result<Json<Page<Product>>, ApiError> {
     let paging = Paging::parse(q.page, q.size)?;
     let category = non_empty(q.category).map(|c| Category::parse(Some(&c))).transpose().map_err(query_problem)?;
@@ -68,6 +79,14 @@ async fn list_products(State(db): State<Db>, Query(q): Query<ListQuery>) -> Resu
     Ok(Json(Page::new(items, paging, total)))
 }
 
+/// One product.
+#[utoipa::path(get, path = "/products/{id}", tag = "svc-product",
+    params(("id" = String, Path, description = "The product's id (a UUID)")),
+    responses(
+        (status = 200, description = "The product", body = Product),
+        (status = 404, description = "`PRODUCT_NOT_FOUND`: unknown, or not a UUID", body = Problem,
+         content_type = "application/problem+json"),
+    ))]
 async fn get_product(State(db): State<Db>, Path(id): Path<String>) -> Result<Json<Product>, ApiError> {
     let id = path_id(&id, product_not_found)?;
     db.read(move |c| store::find_product(c, id)).await?.map(Json).ok_or_else(product_not_found)
@@ -75,19 +94,38 @@ async fn get_product(State(db): State<Db>, Path(id): Path<String>) -> Result<Jso
 
 /// `POST /products`. Fields are checked as JSON values, so a wrong type (`"price": "cheap"`) is
 /// reported on its field like a wrong value.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(example = json!({"name": "Rust in Action", "price": 15000, "stock": 10, "category": "books"}))]
 struct NewProductBody {
     #[serde(default)]
+    #[schema(value_type = String)]
     name: Value,
+    /// Won, 1 or more.
     #[serde(default)]
+    #[schema(value_type = i64)]
     price: Value,
+    /// Units on the shelf, 0 or more.
     #[serde(default)]
+    #[schema(value_type = i64)]
     stock: Value,
     #[serde(default)]
+    #[schema(value_type = String)]
     category: Value,
 }
 
+/// List a product (sellers and admins); the caller is its seller.
+#[utoipa::path(post, path = "/products", tag = "svc-product", security(("bearer" = [])),
+    request_body = NewProductBody,
+    responses(
+        (status = 201, description = "The product", body = Product,
+         headers(("Location" = String, description = "`/products/{id}`"))),
+        (status = 401, description = "`UNAUTHENTICATED` or `INVALID_TOKEN`", body = Problem,
+         content_type = "application/problem+json"),
+        (status = 403, description = "`FORBIDDEN`: a customer", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`INVALID_NAME`, `INVALID_PRICE`, `INVALID_STOCK`, `INVALID_CATEGORY` (`field` \
+         names it) or `INVALID_BODY`", body = Problem, content_type = "application/problem+json"),
+    ))]
 async fn create_product(
     State(db): State<Db>,
     SellerOrAdmin(seller): SellerOrAdmin,
@@ -101,14 +139,31 @@ async fn create_product(
     Ok((StatusCode::CREATED, [(header::LOCATION, format!("/products/{id}"))], Json(product)))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct RestockBody {
+    /// Units to add, 1 or more.
     #[serde(default)]
+    #[schema(value_type = i64, example = 5)]
     quantity: Value,
 }
 
+/// Put more units on the shelf (the product's seller, or an admin).
+///
 /// `POST /products/{id}/restock`. Another seller's product is a 404, as if it did not exist.
+#[utoipa::path(post, path = "/products/{id}/restock", tag = "svc-product", security(("bearer" = [])),
+    params(("id" = String, Path, description = "The product's id (a UUID)")),
+    request_body = RestockBody,
+    responses(
+        (status = 200, description = "The product, restocked", body = Product),
+        (status = 401, description = "`UNAUTHENTICATED` or `INVALID_TOKEN`", body = Problem,
+         content_type = "application/problem+json"),
+        (status = 403, description = "`FORBIDDEN`: a customer", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`PRODUCT_NOT_FOUND`: unknown, another seller's, or not a UUID", body = Problem,
+         content_type = "application/problem+json"),
+        (status = 422, description = "`INVALID_QUANTITY` (`field: quantity`) or `INVALID_BODY`", body = Problem,
+         content_type = "application/problem+json"),
+    ))]
 async fn restock_product(
     State(db): State<Db>,
     SellerOrAdmin(user): SellerOrAdmin,
@@ -135,6 +190,13 @@ async fn restock_product(
 }
 
 /// Every product's stock accounts (`stocked = stock + reserved` holds for each), for audits.
+#[utoipa::path(get, path = "/admin/products", tag = "svc-product", security(("bearer" = [])), params(PageQuery),
+    responses(
+        (status = 200, description = "A page of stock accounts, oldest first", body = Page<StockAccount>),
+        (status = 401, description = "`UNAUTHENTICATED` or `INVALID_TOKEN`", body = Problem,
+         content_type = "application/problem+json"),
+        (status = 403, description = "`FORBIDDEN`: not an admin", body = Problem, content_type = "application/problem+json"),
+    ))]
 async fn admin_products(
     State(db): State<Db>,
     user: AuthUser,
@@ -147,6 +209,13 @@ async fn admin_products(
 }
 
 /// Every reservation, whatever its status, for audits.
+#[utoipa::path(get, path = "/admin/reservations", tag = "svc-product", security(("bearer" = [])), params(PageQuery),
+    responses(
+        (status = 200, description = "A page of reservations, oldest first", body = Page<ReservationRow>),
+        (status = 401, description = "`UNAUTHENTICATED` or `INVALID_TOKEN`", body = Problem,
+         content_type = "application/problem+json"),
+        (status = 403, description = "`FORBIDDEN`: not an admin", body = Problem, content_type = "application/problem+json"),
+    ))]
 async fn admin_reservations(
     State(db): State<Db>,
     user: AuthUser,

@@ -37,6 +37,6 @@ impl Service for Config {
         }
         runtime.consume(saga::Saga);
         let routes = api::router(AppState { db: runtime.db.clone(), verifier: runtime.verifier.clone() });
-        runtime.serving(routes.into())
+        runtime.serving(routes)
     }
 }

@@ -33,3 +33,8 @@ pub use config::Config;
 
 /// The service's name: its producer name on events, its durable consumer and its database file.
 pub const SERVICE: &str = "svc-product";
+
+/// svc-product's OpenAPI document, as it serves it at `/openapi.json`.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    common::openapi::document(SERVICE, env!("CARGO_PKG_VERSION"), api::routes().into_openapi())
+}

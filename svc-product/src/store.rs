@@ -188,7 +188,7 @@ pub fn mark_released(tx: &Transaction<'_>, order_id: Uuid, reason: &str) -> rusq
 }
 
 /// A product's stock accounts, as `GET /admin/products` shows them.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct StockAccount {
     pub id: Uuid,
@@ -231,7 +231,7 @@ pub fn list_stock_accounts(conn: &Connection, paging: Paging) -> rusqlite::Resul
 }
 
 /// A reservation as `GET /admin/reservations` shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ReservationRow {
     pub order_id: Uuid,

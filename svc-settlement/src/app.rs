@@ -68,7 +68,7 @@ impl Config {
         );
         runtime.spawn(scheduler.run(runtime.stop.clone()));
         let state = AppState { db: runtime.db.clone(), verifier: runtime.verifier.clone(), rules, clock };
-        runtime.serving(crate::api::router(state).into())
+        runtime.serving(crate::api::router(state))
     }
 }
 

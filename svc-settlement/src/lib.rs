@@ -38,3 +38,8 @@ pub use config::Config;
 
 /// The service's name: its producer name, durable consumer and database file.
 pub const SERVICE: &str = "svc-settlement";
+
+/// svc-settlement's OpenAPI document, as it serves it at `/openapi.json`.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    common::openapi::document(SERVICE, env!("CARGO_PKG_VERSION"), api::routes().into_openapi())
+}

@@ -22,11 +22,10 @@ use std::net::SocketAddr;
 
 use anyhow::Context;
 use axum::{
-    Extension, Router,
+    Extension,
     extract::{ConnectInfo, State},
     http::{HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
-    routing::{get, post},
 };
 use common::{
     Envelope, Event, Role,
@@ -35,6 +34,7 @@ use common::{
     event::UserRegistered,
     http::{ApiError, Code, Json, Path, path_id},
     micro::OpsError,
+    openapi::{OpenApiRouter, Problem},
     outbox,
 };
 use serde::{Deserialize, Serialize};
@@ -51,33 +51,41 @@ use crate::{
     throttle::LoginThrottle,
 };
 
-/// svc-user's routes; `common` adds health checks, request ids, tracing and limits around them.
-pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/users", post(sign_up))
-        .route("/auth/login", post(log_in))
-        .route("/users/me", get(me))
-        .route("/users/{id}", get(user_by_id))
-        .with_state(state)
+/// svc-user's routes, each with its OpenAPI description; `common` adds health checks, request
+/// ids, tracing and limits around them.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(common::openapi::routes!(sign_up))
+        .routes(common::openapi::routes!(log_in))
+        .routes(common::openapi::routes!(me))
+        .routes(common::openapi::routes!(user_by_id))
+}
+
+pub fn router(state: AppState) -> OpenApiRouter {
+    routes().with_state(state)
 }
 
 // Request bodies derive no `Debug`: they hold passwords.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(example = json!({"email": "kim@example.com", "password": "correct-horse-42", "name": "Kim", "role": "SELLER"}))]
 struct SignUpRequest {
     email: String,
+    #[schema(format = Password)]
     password: String,
     name: String,
+    /// `CUSTOMER` (default) or `SELLER`; admins come only from the bootstrap.
     role: Option<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct LogInRequest {
     email: String,
+    #[schema(format = Password)]
     password: String,
 }
 
 /// A user on the wire; the password hash has no field to go in.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct UserView {
     id: Uuid,
@@ -85,6 +93,7 @@ struct UserView {
     name: String,
     role: Role,
     #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     created_at: OffsetDateTime,
 }
 
@@ -94,14 +103,26 @@ impl From<User> for UserView {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct TokenResponse {
     access_token: String,
+    #[schema(value_type = String, example = "Bearer")]
     token_type: &'static str,
+    /// Seconds until the token expires.
     expires_in: u64,
 }
 
+/// Sign up: a new `CUSTOMER` or `SELLER` account; emits `user.registered`.
+#[utoipa::path(post, path = "/users", tag = "svc-user", request_body = SignUpRequest,
+    responses(
+        (status = 201, description = "The account", body = UserView,
+         headers(("Location" = String, description = "`/users/{id}`"))),
+        (status = 409, description = "`EMAIL_TAKEN`: an account has this email (case-insensitively)",
+         body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`INVALID_EMAIL`, `WEAK_PASSWORD`, `INVALID_NAME`, `INVALID_ROLE` (`field` names it) \
+         or `INVALID_BODY`", body = Problem, content_type = "application/problem+json"),
+    ))]
 async fn sign_up(
     State(db): State<Db>,
     State(hashing): State<Hashing>,
@@ -114,6 +135,17 @@ async fn sign_up(
     Ok((StatusCode::CREATED, [(header::LOCATION, location)], Json(UserView::from(user))))
 }
 
+/// Log in: an access token (an EdDSA JWT) for the account.
+#[utoipa::path(post, path = "/auth/login", tag = "svc-user", request_body = LogInRequest,
+    responses(
+        (status = 200, description = "The access token; `Cache-Control: no-store`", body = TokenResponse,
+         headers(("Cache-Control" = String, description = "`no-store`"))),
+        (status = 401, description = "`INVALID_CREDENTIALS`: wrong password or unknown email, alike",
+         body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "`TOO_MANY_ATTEMPTS` for this email or from this client",
+         body = Problem, content_type = "application/problem+json",
+         headers(("Retry-After" = u64, description = "Seconds until a login may be tried again"))),
+    ))]
 async fn log_in(
     State(db): State<Db>,
     State(tokens): State<Tokens>,
@@ -223,12 +255,31 @@ async fn check_credentials(db: &Db, decoy: DecoyHash, hashing: &Hashing, body: L
     })
 }
 
+/// The caller's account.
+#[utoipa::path(get, path = "/users/me", tag = "svc-user", security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The caller's account", body = UserView),
+        (status = 401, description = "`UNAUTHENTICATED` or `INVALID_TOKEN`", body = Problem,
+         content_type = "application/problem+json"),
+        (status = 404, description = "`USER_NOT_FOUND`: the account no longer exists", body = Problem,
+         content_type = "application/problem+json"),
+    ))]
 async fn me(State(db): State<Db>, caller: AuthUser) -> Result<Json<UserView>, ApiError> {
     let user = db.read(move |c| store::find_by_id(c, caller.id)).await?;
     let user = user.ok_or_else(|| ApiError::new(Code::UserNotFound, "the account no longer exists"))?;
     Ok(Json(UserView::from(user)))
 }
 
+/// An account, for itself or an admin.
+#[utoipa::path(get, path = "/users/{id}", tag = "svc-user", security(("bearer" = [])),
+    params(("id" = String, Path, description = "The account's id (a UUID)")),
+    responses(
+        (status = 200, description = "The account", body = UserView),
+        (status = 401, description = "`UNAUTHENTICATED` or `INVALID_TOKEN`", body = Problem,
+         content_type = "application/problem+json"),
+        (status = 404, description = "`USER_NOT_FOUND`: gone, not the caller's (unless an admin asks), or not a UUID",
+         body = Problem, content_type = "application/problem+json"),
+    ))]
 async fn user_by_id(
     State(db): State<Db>,
     caller: AuthUser,

@@ -99,7 +99,7 @@ impl Service for Config {
             AppState { db: runtime.db.clone(), verifier: runtime.verifier.clone(), tokens, decoy, hashing, throttle };
         let login = state.clone();
         runtime.ops().endpoint("login", move |body| api::console_log_in(login.clone(), body));
-        runtime.serving(api::router(state).into())
+        runtime.serving(api::router(state))
     }
 }
 

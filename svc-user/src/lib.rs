@@ -29,5 +29,10 @@ pub mod throttle;
 
 pub use config::Config;
 
+/// svc-user's OpenAPI document, as it serves it at `/openapi.json`.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    common::openapi::document(SERVICE, env!("CARGO_PKG_VERSION"), api::routes().into_openapi())
+}
+
 /// The service's name: its NATS connection name, its database file and its events' producer.
 pub const SERVICE: &str = "svc-user";

@@ -144,7 +144,7 @@ pub struct OrderCancelled {
 }
 
 /// One seller's figures for a closed business day.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SellerPayout {
     pub seller_id: Uuid,

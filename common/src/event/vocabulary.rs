@@ -82,7 +82,9 @@ vocabulary! {
 }
 
 /// Won, the Korean currency. It has no minor unit, so amounts are whole numbers: never floats.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize, utoipa::ToSchema,
+)]
 #[serde(transparent)]
 #[schema(value_type = i64, example = 15000)]
 pub struct Won(pub i64);

@@ -220,3 +220,44 @@ impl TestIssuer {
         self.key.issue(user, role, Duration::from_secs(3600))
     }
 }
+
+/// The log lines of this process, as `LOG_FORMAT=json` writes them ([`crate::telemetry`]),
+/// captured in memory for a test to read. Installs the process's global subscriber: for a test
+/// binary of its own (one per process), as every service under test logs through it.
+#[derive(Clone, Debug, Default)]
+pub struct CapturedLogs(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl CapturedLogs {
+    /// Captures every line `filter` (an `EnvFilter` directive, e.g. `info,common=debug`) lets
+    /// through, from now on.
+    pub fn install(filter: &str) -> Self {
+        use tracing_subscriber::prelude::*;
+        let logs = CapturedLogs::default();
+        let writer = logs.clone();
+        tracing_subscriber::registry()
+            .with(tracing_subscriber::EnvFilter::new(filter))
+            .with(crate::telemetry::json_layer(move || writer.clone()))
+            .init();
+        logs
+    }
+
+    /// Every line so far, parsed.
+    pub fn lines(&self) -> Vec<serde_json::Value> {
+        let bytes = self.0.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        String::from_utf8_lossy(&bytes)
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("a log line that is not JSON ({e}): {l}")))
+            .collect()
+    }
+}
+
+impl std::io::Write for CapturedLogs {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}

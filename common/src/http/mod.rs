@@ -209,7 +209,9 @@ pub fn finish(service: &'static str, routes: Router, ready: Router) -> Router {
     routes
         .merge(health)
         .fallback(|| async { ApiError::new(Code::NotFound, "no such route") })
-        .method_not_allowed_fallback(|| async { ApiError::new(Code::MethodNotAllowed, "method not allowed on this route") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(Code::MethodNotAllowed, "method not allowed on this route")
+        })
         .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))
         // Inside the routing (a `Router::layer` wraps each route), so it sees the route template.
         .layer(axum::middleware::from_fn(move |req, next| crate::metrics::track(service, req, next)))
@@ -247,10 +249,11 @@ pub(crate) async fn live() -> &'static str {
         (status = 503, description = "`NOT_READY`: `detail` names the failing checks, `checks` lists every check",
          body = crate::openapi::Problem, content_type = "application/problem+json"),
     ))]
-pub(crate) async fn ready(axum::extract::State(r): axum::extract::State<Readiness>) -> Result<Json<Vec<Check>>, ApiError> {
+pub(crate) async fn ready(
+    axum::extract::State(r): axum::extract::State<Readiness>,
+) -> Result<Json<Vec<Check>>, ApiError> {
     let checks = r.checks().await;
-    let failing: Vec<String> =
-        checks.iter().filter(|c| !c.ok).map(|c| format!("{}: {}", c.name, c.detail)).collect();
+    let failing: Vec<String> = checks.iter().filter(|c| !c.ok).map(|c| format!("{}: {}", c.name, c.detail)).collect();
     if failing.is_empty() {
         return Ok(Json(checks));
     }

@@ -12,6 +12,7 @@ use common::{
     db::Db,
     event::OrderFailure,
     http::{ApiError, Code, Json},
+    openapi::Problem,
     outbox,
 };
 use serde::Deserialize;
@@ -30,11 +31,16 @@ const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
 /// The request body, as loosely typed as JSON itself: a field of the wrong JSON type is reported
 /// by [`NewOrder::parse`] as that field's problem (422 naming it), not as an unreadable body. An
 /// unknown field (a misspelt `productID`, say) is a 422 `INVALID_BODY` naming it.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(example = json!({"productId": "01938000-0000-7000-8000-000000000103", "quantity": 2, "paymentMethod": "CARD"}))]
 pub struct CreateOrderBody {
+    #[schema(value_type = String, format = Uuid)]
     pub product_id: serde_json::Value,
+    /// 1 to 100.
+    #[schema(value_type = u32)]
     pub quantity: serde_json::Value,
+    #[schema(value_type = common::PaymentMethod)]
     pub payment_method: serde_json::Value,
 }
 
@@ -48,6 +54,33 @@ impl CreateOrderBody {
     }
 }
 
+/// Place an order: it starts the saga (`order.created`).
+///
+/// Answers at once with 202, or with `Prefer: wait=N` once the saga has ended (201 paid, a problem
+/// naming the failure) or N seconds have passed (202). Every answer about the order has its
+/// `Location`.
+#[utoipa::path(post, path = "/orders", tag = "svc-order", security(("bearer" = [])),
+    params(
+        ("Idempotency-Key" = Option<String>, Header, description = "1 to 255 visible ASCII characters: a retry \
+         with the same key and body answers with the order placed first"),
+        ("Prefer" = Option<String>, Header, description = "`wait=N` (seconds, at most 30): answer once the saga has ended or N seconds have passed"),
+    ),
+    request_body = CreateOrderBody,
+    responses(
+        (status = 201, description = "Waited: the order is `PAID` (or since `CANCELLED`)", body = Order,
+         headers(("Location" = String, description = "`/orders/{id}`"),
+                 ("Preference-Applied" = String, description = "`wait=N`"))),
+        (status = 202, description = "The order, its saga running", body = Order,
+         headers(("Location" = String, description = "`/orders/{id}`"),
+                 ("Preference-Applied" = String, description = "`wait=N`, when it waited"))),
+        (status = 400, description = "`INVALID_IDEMPOTENCY_KEY` (or a malformed body)", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`UNAUTHENTICATED` or `INVALID_TOKEN`", body = Problem, content_type = "application/problem+json"),
+        (status = 402, description = "Waited: `PAYMENT_DECLINED` (`orderId`)", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Waited: `PRODUCT_NOT_FOUND` (`orderId`)", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Waited: `OUT_OF_STOCK` or `ORDER_EXPIRED` (`orderId`)", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`INVALID_PRODUCT_ID`, `INVALID_QUANTITY`, `INVALID_PAYMENT_METHOD` (`field`), \
+         `IDEMPOTENCY_KEY_REUSED` or `INVALID_BODY`", body = Problem, content_type = "application/problem+json"),
+    ))]
 pub async fn create_order(
     State(state): State<AppState>,
     user: AuthUser,
@@ -57,7 +90,10 @@ pub async fn create_order(
     let key = idempotency_key(&headers)?;
     let wait = wait::requested(&headers);
     let new = body.parse().map_err(invalid)?;
-    let order = place(&state.db, user.id, new, key, state.deadline).await?;
+    let (order, placed) = place(&state.db, user.id, new, key, state.deadline).await?;
+    if placed {
+        metrics::counter!(common::metrics::SAGA_STARTED, "service" => SERVICE).increment(1);
+    }
     let Some(wait) = wait else {
         return Ok(accepted(order));
     };
@@ -76,20 +112,21 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<IdempotencyKey>, ApiErr
 }
 
 /// Stores a new PENDING order with its `order.created`, or finds the order an earlier request
-/// with the same key placed. The UNIQUE (user, key) constraint decides, inside the transaction.
+/// with the same key placed (`false`: nothing new). The UNIQUE (user, key) constraint decides,
+/// inside the transaction.
 async fn place(
     db: &Db,
     user: Uuid,
     new: NewOrder,
     key: Option<IdempotencyKey>,
     deadline: std::time::Duration,
-) -> Result<Order, ApiError> {
+) -> Result<(Order, bool), ApiError> {
     db.write(move |tx| {
         let order = Order::place(Uuid::now_v7(), user, new, common::db::now(), deadline);
         if store::insert_order(tx, &order, key.as_ref())? {
             outbox::append(tx, &Envelope::new(SERVICE, Event::OrderCreated(order.created_event())))?;
             tracing::debug!(order.id = %order.id, user.id = %user, "order placed");
-            return Ok(order);
+            return Ok((order, true));
         }
         // Not inserted: with fresh UUIDv7 ids only the key can have collided.
         let key = key.ok_or_else(|| ApiError::internal("an order without an idempotency key was not inserted"))?;
@@ -102,7 +139,7 @@ async fn place(
             ));
         }
         tracing::info!(order.id = %earlier.id, "idempotent retry: the order placed earlier is returned");
-        Ok(earlier)
+        Ok((earlier, false))
     })
     .await
 }

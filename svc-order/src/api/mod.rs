@@ -12,13 +12,10 @@ pub mod orders;
 pub mod trace;
 pub mod wait;
 
-use axum::{
-    Router,
-    routing::{get, post},
-};
 use common::{
     auth::AuthUser,
     http::{ApiError, Code},
+    openapi::OpenApiRouter,
 };
 use uuid::Uuid;
 
@@ -27,15 +24,16 @@ use crate::{
     domain::{InvalidInput, Order},
 };
 
-pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/orders", post(create_order::create_order))
+/// svc-order's API routes, each with its OpenAPI description (the console's are in
+/// [`crate::console`]).
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(common::openapi::routes!(create_order::create_order))
         // A static segment wins over a parameter in axum's router, so `me` is never taken for an id.
-        .route("/orders/me", get(orders::my_orders))
-        .route("/orders/{id}", get(orders::get_order))
-        .route("/orders/{id}/trace", get(trace::get_trace))
-        .route("/admin/orders", get(admin::all_orders))
-        .with_state(state)
+        .routes(common::openapi::routes!(orders::my_orders))
+        .routes(common::openapi::routes!(orders::get_order))
+        .routes(common::openapi::routes!(trace::get_trace))
+        .routes(common::openapi::routes!(admin::all_orders))
 }
 
 /// Where an order can be read.

@@ -9,6 +9,7 @@ use common::{
     auth::AuthUser,
     db::Db,
     http::{ApiError, Json, Path, Query, path_id},
+    openapi::Problem,
     paging::{Page, PageQuery},
 };
 
@@ -17,6 +18,12 @@ use crate::app::AppState;
 use crate::{domain::Order, store};
 
 /// The caller's orders, newest first.
+/// The caller's orders, newest first.
+#[utoipa::path(get, path = "/orders/me", tag = "svc-order", security(("bearer" = [])), params(PageQuery),
+    responses(
+        (status = 200, description = "A page of the caller's orders", body = Page<Order>),
+        (status = 401, description = "`UNAUTHENTICATED` or `INVALID_TOKEN`", body = Problem, content_type = "application/problem+json"),
+    ))]
 pub async fn my_orders(
     State(db): State<Db>,
     user: AuthUser,
@@ -29,6 +36,15 @@ pub async fn my_orders(
 
 /// One order, for its owner or an admin; a 404 for everyone else. With `Prefer: wait=N`, an order
 /// whose saga is still running is answered once it has settled (or after N seconds, as it stands).
+/// An order, for its owner or an admin; with `Prefer: wait=N`, once its saga has ended.
+#[utoipa::path(get, path = "/orders/{id}", tag = "svc-order", security(("bearer" = [])),
+    params(("id" = String, Path, description = "The order's id (a UUID)"), ("Prefer" = Option<String>, Header, description = "`wait=N` (seconds, at most 30): answer once the saga has ended or N seconds have passed")),
+    responses(
+        (status = 200, description = "The order", body = Order,
+         headers(("Preference-Applied" = String, description = "`wait=N`, when it waited"))),
+        (status = 401, description = "`UNAUTHENTICATED` or `INVALID_TOKEN`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`ORDER_NOT_FOUND`: unknown, not the caller's, or not a UUID", body = Problem, content_type = "application/problem+json"),
+    ))]
 pub async fn get_order(
     State(state): State<AppState>,
     user: AuthUser,

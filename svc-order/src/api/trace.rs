@@ -5,6 +5,7 @@ use common::{
     auth::AuthUser,
     db::{Db, DbError},
     http::{ApiError, Json, Path, path_id},
+    openapi::Problem,
 };
 use serde::Serialize;
 use uuid::Uuid;
@@ -15,7 +16,7 @@ use crate::{
     store,
 };
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Trace {
     pub order_id: Uuid,
@@ -24,6 +25,14 @@ pub struct Trace {
 
 /// For the order's owner or an admin. Admins may also trace a saga svc-order holds no order for
 /// (events published by hand for an unknown order), which is how such sagas are debugged.
+/// An order's saga, event by event, each after its cause.
+#[utoipa::path(get, path = "/orders/{id}/trace", tag = "svc-order", security(("bearer" = [])),
+    params(("id" = String, Path, description = "The order's id (a UUID)")),
+    responses(
+        (status = 200, description = "The saga's events", body = Trace),
+        (status = 401, description = "`UNAUTHENTICATED` or `INVALID_TOKEN`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`ORDER_NOT_FOUND`: unknown, not the caller's, or not a UUID", body = Problem, content_type = "application/problem+json"),
+    ))]
 pub async fn get_trace(State(db): State<Db>, user: AuthUser, Path(id): Path<String>) -> Result<Json<Trace>, ApiError> {
     let id = path_id(&id, order_not_found)?;
     let (order, events) =

@@ -26,7 +26,7 @@ use uuid::Uuid;
 use super::{NewOrder, Quantity};
 
 /// Where an order's saga stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum OrderStatus {
     Pending,
@@ -70,7 +70,7 @@ impl std::fmt::Display for OrderStatus {
 }
 
 /// An order as stored and as shown to its owner (the JSON body of the order endpoints).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Order {
     pub id: Uuid,
@@ -93,8 +93,10 @@ pub struct Order {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub payment_id: Option<Uuid>,
     #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub updated_at: OffsetDateTime,
     /// When the order expires unless its saga has ended: `created_at` + `ORDER_DEADLINE_SECS`.
     #[serde(skip)]

@@ -7,7 +7,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 /// One event of an order's saga, as `GET /orders/{id}/trace` shows it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TraceEvent {
     pub id: Uuid,
@@ -16,8 +16,11 @@ pub struct TraceEvent {
     pub subject: String,
     pub producer: String,
     #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub occurred_at: OffsetDateTime,
     pub causation_id: Option<Uuid>,
+    /// The event's payload (docs/EVENTS.md).
+    #[schema(value_type = Object)]
     pub data: serde_json::Value,
 }
 

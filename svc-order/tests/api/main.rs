@@ -6,6 +6,7 @@ mod create_order;
 mod fuzz;
 mod helpers;
 mod idempotency;
+mod openapi;
 mod read;
 mod saga;
 mod wait;

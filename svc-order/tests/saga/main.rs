@@ -6,5 +6,6 @@
 mod broker;
 mod console;
 mod helpers;
+mod observability;
 mod scenarios;
 mod stampede;

@@ -4,5 +4,6 @@ mod cancel;
 mod end_check;
 mod fuzz;
 mod helpers;
+mod openapi;
 mod payments;
 mod saga;

@@ -4,6 +4,7 @@
 mod admin;
 mod fuzz;
 mod helpers;
+mod openapi;
 mod products;
 mod restock;
 mod saga;

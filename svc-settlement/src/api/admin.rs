@@ -6,6 +6,7 @@ use common::{
     auth::AuthUser,
     db::Db,
     http::{ApiError, Json, Query},
+    openapi::Problem,
     paging::{Page, PageQuery},
 };
 use serde::Serialize;
@@ -14,12 +15,13 @@ use uuid::Uuid;
 use crate::{domain::Entry, store};
 
 /// A ledger entry on the wire.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct LedgerEntry {
     /// The id of the payment event that booked it.
     id: Uuid,
     /// `SALE` or `REFUND`.
+    #[schema(value_type = String)]
     kind: &'static str,
     payment_id: Uuid,
     order_id: Uuid,
@@ -53,6 +55,12 @@ impl From<Entry> for LedgerEntry {
     }
 }
 
+#[utoipa::path(get, path = "/admin/ledger", tag = "svc-settlement", security(("bearer" = [])), params(PageQuery),
+    responses(
+        (status = 200, description = "A page of ledger entries, in booking order", body = Page<LedgerEntry>),
+        (status = 401, description = "`UNAUTHENTICATED` or `INVALID_TOKEN`", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`FORBIDDEN`: not an admin", body = Problem, content_type = "application/problem+json"),
+    ))]
 pub async fn ledger(
     State(db): State<Db>,
     user: AuthUser,

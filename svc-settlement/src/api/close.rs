@@ -5,6 +5,7 @@ use common::{
     auth::AuthUser,
     event::SellerPayout,
     http::{ApiError, Code, Json, Query},
+    openapi::Problem,
 };
 use serde::{Deserialize, Serialize};
 
@@ -15,13 +16,15 @@ use crate::{
     domain::{CloseRecord, access::may_close, calendar::parse_day},
 };
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct CloseQuery {
+    /// The business day to close, `YYYY-MM-DD` (required).
     date: Option<String>,
 }
 
 /// A close record on the wire; the same body every time the day is closed again.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CloseView {
     date: String,
@@ -51,6 +54,16 @@ impl From<&CloseRecord> for CloseView {
 
 /// Closes the day (grace period does not apply: the admin decides), or answers with the existing
 /// close. 409 `DAY_NOT_ENDED` while the day is not over in the service's time zone.
+/// Close a business day (admins): its figures never change again; emits `settlement.closed`.
+#[utoipa::path(post, path = "/settlements/close", tag = "svc-settlement", security(("bearer" = [])),
+    params(CloseQuery),
+    responses(
+        (status = 200, description = "The close record (also when the day was closed before)", body = CloseView),
+        (status = 400, description = "`INVALID_QUERY` (no `date`) or `INVALID_DATE`", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`UNAUTHENTICATED` or `INVALID_TOKEN`", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`FORBIDDEN`: not an admin", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`DAY_NOT_ENDED`: the business day has not ended yet (`endsAt` says when)", body = Problem, content_type = "application/problem+json"),
+    ))]
 pub async fn close(
     State(state): State<AppState>,
     user: AuthUser,

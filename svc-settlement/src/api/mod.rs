@@ -15,24 +15,27 @@ mod admin;
 mod close;
 mod reports;
 
-use axum::{
-    Router,
-    routing::{get, post},
+use common::{
+    http::{ApiError, Code},
+    openapi::OpenApiRouter,
 };
-use common::http::{ApiError, Code};
 
 use crate::{
     app::AppState,
     domain::{Overflow, access::Forbidden, calendar::InvalidDay},
 };
 
-pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/settlements/daily", get(reports::daily))
-        .route("/settlements/monthly", get(reports::monthly))
-        .route("/settlements/close", post(close::close))
-        .route("/admin/ledger", get(admin::ledger))
-        .with_state(state)
+/// svc-settlement's routes, each with its OpenAPI description.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(common::openapi::routes!(reports::daily))
+        .routes(common::openapi::routes!(reports::monthly))
+        .routes(common::openapi::routes!(close::close))
+        .routes(common::openapi::routes!(admin::ledger))
+}
+
+pub fn router(state: AppState) -> OpenApiRouter {
+    routes().with_state(state)
 }
 
 /// 403 `FORBIDDEN`, saying which rule of report access the caller broke.

@@ -11,6 +11,7 @@ use common::{
     auth::AuthUser,
     db::DbError,
     http::{ApiError, Code, Json, Query},
+    openapi::Problem,
 };
 use jiff::civil::Date;
 use serde::{Deserialize, Serialize};
@@ -28,24 +29,28 @@ use crate::{
     store::{self, ledger::Filter},
 };
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
 pub struct DailyQuery {
+    /// The business day, `YYYY-MM-DD` (required).
     date: Option<String>,
     seller_id: Option<String>,
     category: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
 pub struct MonthlyQuery {
+    /// The month, `YYYY-MM` (required).
     month: Option<String>,
     seller_id: Option<String>,
     category: Option<String>,
 }
 
 /// A daily report on the wire.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DailyReport {
     date: String,
@@ -57,7 +62,7 @@ pub struct DailyReport {
 }
 
 /// A monthly report on the wire.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct MonthlyReport {
     month: String,
@@ -70,6 +75,15 @@ pub struct MonthlyReport {
 }
 
 /// `GET /settlements/daily?date=YYYY-MM-DD[&sellerId=][&category=]`
+/// One business day's sales per seller and category (a seller sees only its own).
+#[utoipa::path(get, path = "/settlements/daily", tag = "svc-settlement", security(("bearer" = [])), params(DailyQuery),
+    responses(
+        (status = 200, description = "The day's report", body = DailyReport),
+        (status = 401, description = "`UNAUTHENTICATED` or `INVALID_TOKEN`", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`FORBIDDEN`: a customer, or a seller naming another seller", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "`INVALID_QUERY` (a missing parameter, a `sellerId` that is not a UUID), \
+         `INVALID_DATE` or `INVALID_MONTH`", body = Problem, content_type = "application/problem+json"),
+    ))]
 pub async fn daily(
     State(state): State<AppState>,
     user: AuthUser,
@@ -99,6 +113,16 @@ pub async fn daily(
 
 /// `GET /settlements/monthly?month=YYYY-MM[&sellerId=][&category=]`: the month's business days
 /// summed, each day settled at its own rate (so the month equals the sum of its daily reports).
+/// One month's sales per seller and category, each day at its own fee rate.
+#[utoipa::path(get, path = "/settlements/monthly", tag = "svc-settlement", security(("bearer" = [])),
+    params(MonthlyQuery),
+    responses(
+        (status = 200, description = "The month's report", body = MonthlyReport),
+        (status = 401, description = "`UNAUTHENTICATED` or `INVALID_TOKEN`", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`FORBIDDEN`: a customer, or a seller naming another seller", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "`INVALID_QUERY` (a missing parameter, a `sellerId` that is not a UUID), \
+         `INVALID_DATE` or `INVALID_MONTH`", body = Problem, content_type = "application/problem+json"),
+    ))]
 pub async fn monthly(
     State(state): State<AppState>,
     user: AuthUser,

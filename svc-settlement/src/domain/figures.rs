@@ -70,7 +70,7 @@ pub struct Sums {
 }
 
 /// The settled figures of a group (a day-seller-category row, or a sum of such rows).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Figures {
     pub gross: Won,

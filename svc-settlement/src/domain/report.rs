@@ -20,7 +20,7 @@ pub struct DayGroup {
 }
 
 /// One report row: a seller's figures in one category over the report's days.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Row {
     pub seller_id: Uuid,

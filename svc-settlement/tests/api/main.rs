@@ -6,6 +6,7 @@ mod booking;
 mod closing;
 mod fuzz;
 mod helpers;
+mod openapi;
 mod rebuild;
 mod reconciliation;
 mod reports;

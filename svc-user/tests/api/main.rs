@@ -7,6 +7,7 @@ mod helpers;
 mod keys;
 mod log_in;
 mod me;
+mod openapi;
 mod secrets;
 mod sign_up;
 mod throttle;

@@ -1,0 +1,17 @@
+//! svc-user's OpenAPI document: served with Swagger UI, and the same routes and statuses as
+//! docs/API-SPEC.md.
+
+use common::harness::spec::{check_api_spec, check_served_document};
+
+use crate::helpers::spawn_app;
+
+#[test]
+fn the_api_spec_lists_the_routes_and_statuses_of_the_openapi_document() {
+    check_api_spec(svc_user::SERVICE, &svc_user::openapi(), true);
+}
+
+#[tokio::test]
+async fn the_document_and_swagger_ui_are_served() {
+    let app = spawn_app().await;
+    check_served_document(&app.url(""), &svc_user::openapi()).await;
+}

@@ -71,6 +71,23 @@ fn ensure_chromium() -> Result<()> {
     Ok(())
 }
 
+/// The project venv's Python with `packages` (name, version) installed, installing those missing.
+pub fn ensure_packages(checkout: &Checkout, packages: &[(&str, &str)]) -> Result<PathBuf> {
+    let python = ensure_venv(checkout)?;
+    let missing: Vec<String> = packages
+        .iter()
+        .filter(|(name, version)| installed_version(&python, name).as_deref() != Some(*version))
+        .map(|(name, version)| format!("{name}=={version}"))
+        .collect();
+    if !missing.is_empty() {
+        eprintln!("shopctl: installing {} into {}", missing.join(" "), python.display());
+        run(Command::new(&python)
+            .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check"])
+            .args(&missing))?;
+    }
+    Ok(python)
+}
+
 /// The project venv's Python, creating the venv if it has none that runs.
 fn ensure_venv(checkout: &Checkout) -> Result<PathBuf> {
     let venv = checkout.tools_dir().join("venv");

@@ -3,10 +3,13 @@
 //! Each subcommand lives in its own module; to add one, add a variant to [`Command`] and an arm
 //! to the `match` in [`main`].
 
+mod api_check;
 mod audit;
 mod browser;
 mod chaos;
 mod checkout;
+#[cfg(test)]
+mod compose_check;
 mod console_check;
 mod credentials;
 mod deadletter;
@@ -74,6 +77,10 @@ enum Command {
     /// during a gateway outage, saga timelines, dead letters replayed from the page; saves a
     /// screenshot of each view. Installs Chromium, Playwright and nats-py if missing.
     ConsoleCheck(console_check::Options),
+    /// Fuzz every service's OpenAPI document with schemathesis against a stack of its own
+    /// (.data/api-check, ports shifted by --port-offset): no 5xx, no answer the document does not
+    /// describe. Installs the pinned schemathesis into .tools/venv if missing.
+    ApiCheck(api_check::Options),
 }
 
 #[derive(clap::Args)]
@@ -206,5 +213,6 @@ fn run(command: Command, checkout: &Checkout) -> anyhow::Result<ExitCode> {
         Command::Chaos(options) => chaos::run(checkout, &options),
         Command::Load(options) => load::run(checkout, &options),
         Command::ConsoleCheck(options) => console_check::run(checkout, &options),
+        Command::ApiCheck(options) => api_check::run(checkout, &options),
     }
 }

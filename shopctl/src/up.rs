@@ -134,16 +134,17 @@ const NATS_MONITOR_URL: &str = "http://127.0.0.1:8222";
 const DEV_ADMIN_EMAIL: &str = "admin@msa-shop.local";
 const DEV_ADMIN_PASSWORD: &str = "admin-dev-password-1";
 
-const ADMIN_DEFAULTS: [(&str, &str); 2] = [("ADMIN_EMAIL", DEV_ADMIN_EMAIL), ("ADMIN_PASSWORD", DEV_ADMIN_PASSWORD)];
+pub(crate) const ADMIN_DEFAULTS: [(&str, &str); 2] =
+    [("ADMIN_EMAIL", DEV_ADMIN_EMAIL), ("ADMIN_PASSWORD", DEV_ADMIN_PASSWORD)];
 
 /// Other development defaults, applied unless set: svc-product seeds the demo catalogue.
-const DEV_DEFAULTS: [(&str, &str); 1] = [("SEED_DEMO", "true")];
+pub(crate) const DEV_DEFAULTS: [(&str, &str); 1] = [("SEED_DEMO", "true")];
 
 /// Runtime defaults, applied unless set: one async worker thread per service (tokio's own
 /// variable). Every process of the stack shares this one machine, so more workers per service
 /// only add thread wake-ups; each service's SQLite writer and blocking pool keep threads of their
 /// own. `./shop load` measured 7 % more orders/s this way (docs/PERFORMANCE.md).
-const RUNTIME_DEFAULTS: [(&str, &str); 1] = [("TOKIO_WORKER_THREADS", "1")];
+pub(crate) const RUNTIME_DEFAULTS: [(&str, &str); 1] = [("TOKIO_WORKER_THREADS", "1")];
 
 const NATS_START_TIMEOUT: Duration = Duration::from_secs(15);
 const READY_TIMEOUT: Duration = Duration::from_secs(60);

@@ -22,7 +22,8 @@ async fn answer(res: Response) -> Answer {
     let headers = res
         .headers()
         .iter()
-        .filter(|(name, _)| !matches!(name.as_str(), "date" | "x-request-id"))
+        // Per request by design, whoever asks: the time, the request id, the trace.
+        .filter(|(name, _)| !matches!(name.as_str(), "date" | "x-request-id" | "traceparent"))
         .map(|(name, value)| (name.to_string(), value.to_str().unwrap().to_owned()))
         .collect();
     Answer { status, headers, body: res.json().await.unwrap() }

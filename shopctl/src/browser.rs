@@ -28,21 +28,7 @@ pub const PLAYWRIGHT_ENV: (&str, &str) = ("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1
 /// missing; returns the venv's Python.
 pub fn ensure(checkout: &Checkout) -> Result<PathBuf> {
     ensure_chromium()?;
-    let python = ensure_venv(checkout)?;
-    let wanted = [("playwright", PLAYWRIGHT_VERSION), ("nats-py", NATS_PY_VERSION)];
-    let missing: Vec<String> = wanted
-        .iter()
-        .filter(|(name, version)| installed_version(&python, name).as_deref() != Some(*version))
-        .map(|(name, version)| format!("{name}=={version}"))
-        .collect();
-    if !missing.is_empty() {
-        eprintln!("shopctl: installing {} into {}", missing.join(" "), python.display());
-        run(Command::new(&python)
-            .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check"])
-            .args(&missing)
-            .env(PLAYWRIGHT_ENV.0, PLAYWRIGHT_ENV.1))?;
-    }
-    Ok(python)
+    ensure_packages(checkout, &[("playwright", PLAYWRIGHT_VERSION), ("nats-py", NATS_PY_VERSION)])
 }
 
 fn ensure_chromium() -> Result<()> {
@@ -71,7 +57,8 @@ fn ensure_chromium() -> Result<()> {
     Ok(())
 }
 
-/// The project venv's Python with `packages` (name, version) installed, installing those missing.
+/// The project venv's Python with `packages` (name, version) installed, installing those missing
+/// (Playwright, should it be among them, told never to download a browser).
 pub fn ensure_packages(checkout: &Checkout, packages: &[(&str, &str)]) -> Result<PathBuf> {
     let python = ensure_venv(checkout)?;
     let missing: Vec<String> = packages
@@ -83,7 +70,8 @@ pub fn ensure_packages(checkout: &Checkout, packages: &[(&str, &str)]) -> Result
         eprintln!("shopctl: installing {} into {}", missing.join(" "), python.display());
         run(Command::new(&python)
             .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check"])
-            .args(&missing))?;
+            .args(&missing)
+            .env(PLAYWRIGHT_ENV.0, PLAYWRIGHT_ENV.1))?;
     }
     Ok(python)
 }

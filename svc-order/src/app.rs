@@ -56,8 +56,7 @@ impl Service for Config {
             live: crate::console::Live::default(),
             stop: runtime.stop.clone(),
         };
-        // The console's routes are the page's own back end (a session cookie, shapes that follow the
-        // page): served, but not part of the public API's document.
-        runtime.serving(api::routes().with_state(state).merge(crate::console::router(console).into()))
+        // One document for both: the console's routes are documented like the API's.
+        runtime.serving(api::routes().with_state(state).merge(crate::console::router(console)))
     }
 }

@@ -23,8 +23,8 @@
 //! - `GET /admin/orders` (admins): every order, oldest first, paged, with its `deadlineAt`.
 //! - Every service's admin routes (`common::admin`): `/admin/outbox`, `/admin/dead-letters`,
 //!   `/admin/failpoints`.
-//! - `GET /console` and `/console/api/*` (admins): the saga console ([`console`]), fed by every
-//!   service's NATS services API endpoints (`common::micro`).
+//! - `GET /console` and `/console/api/*` (admins; a session cookie or a Bearer token): the saga
+//!   console ([`console`]), fed by every service's NATS services API endpoints (`common::micro`).
 //!
 //! **Owns** the `orders` table (with their state machine, [`domain`]) and the saga trace.
 //!
@@ -49,8 +49,10 @@ pub use config::Config;
 /// The service's name: its producer name, durable consumer name and database file name.
 pub const SERVICE: &str = "svc-order";
 
-/// svc-order's OpenAPI document, as it serves it at `/openapi.json` (the saga console's routes
-/// are not in it: see [`console`]).
+/// svc-order's OpenAPI document, as it serves it at `/openapi.json`: its API and the saga
+/// console's routes.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    common::openapi::document(SERVICE, env!("CARGO_PKG_VERSION"), api::routes().into_openapi())
+    let mut paths = api::routes().into_openapi();
+    paths.merge(console::routes().into_openapi());
+    common::openapi::document(SERVICE, env!("CARGO_PKG_VERSION"), paths)
 }

@@ -25,6 +25,7 @@ pub struct AdminOrder {
     pub deadline_at: OffsetDateTime,
 }
 
+/// Every order, oldest first, with its saga deadline (admins).
 #[utoipa::path(get, path = "/admin/orders", tag = "svc-order", security(("bearer" = [])), params(PageQuery),
     responses(
         (status = 200, description = "A page of every order, with its deadline", body = Page<AdminOrder>),

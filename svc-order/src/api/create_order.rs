@@ -58,26 +58,41 @@ impl CreateOrderBody {
 ///
 /// Answers at once with 202, or with `Prefer: wait=N` once the saga has ended (201 paid, a problem
 /// naming the failure) or N seconds have passed (202). Every answer about the order has its
-/// `Location`.
+/// `Location`, and every answer after a wait its `Preference-Applied`. An order stored but not
+/// read again while waiting is answered 202 as placed: a client without an `Idempotency-Key`
+/// would retry an error into a second order.
 #[utoipa::path(post, path = "/orders", tag = "svc-order", security(("bearer" = [])),
     params(
-        ("Idempotency-Key" = Option<String>, Header, description = "1 to 255 visible ASCII characters: a retry \
-         with the same key and body answers with the order placed first"),
-        ("Prefer" = Option<String>, Header, description = "`wait=N` (seconds, at most 30): answer once the saga has ended or N seconds have passed"),
+        ("Idempotency-Key" = Option<String>, Header, description = "1 to 100 printable ASCII characters (space \
+         included), sent at most once; per user: a retry with the same key and body answers with the order placed \
+         first (by the same rules as a first request), the same key with another body is 422 `IDEMPOTENCY_KEY_REUSED`"),
+        ("Prefer" = Option<String>, Header, description = "`wait=N` (RFC 7240; seconds, taken as at most 30): answer \
+         once the saga has ended or N seconds have passed. Other preferences, and an invalid `wait`, are ignored"),
     ),
     request_body = CreateOrderBody,
     responses(
         (status = 201, description = "Waited: the order is `PAID` (or since `CANCELLED`)", body = Order,
          headers(("Location" = String, description = "`/orders/{id}`"),
-                 ("Preference-Applied" = String, description = "`wait=N`"))),
-        (status = 202, description = "The order, its saga running", body = Order,
+                 ("Preference-Applied" = String, description = "`wait=N`, N as taken (at most 30)"))),
+        (status = 202, description = "The order, its saga running (or, for a retry without `Prefer: wait`, as it \
+         stands)", body = Order,
          headers(("Location" = String, description = "`/orders/{id}`"),
                  ("Preference-Applied" = String, description = "`wait=N`, when it waited"))),
-        (status = 400, description = "`INVALID_IDEMPOTENCY_KEY` (or a malformed body)", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "`INVALID_IDEMPOTENCY_KEY`: empty, over 100 bytes, not printable ASCII, or sent \
+         twice (or a malformed body)", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "`UNAUTHENTICATED` or `INVALID_TOKEN`", body = Problem, content_type = "application/problem+json"),
-        (status = 402, description = "Waited: `PAYMENT_DECLINED` (`orderId`)", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "Waited: `PRODUCT_NOT_FOUND` (`orderId`)", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Waited: `OUT_OF_STOCK` or `ORDER_EXPIRED` (`orderId`)", body = Problem, content_type = "application/problem+json"),
+        (status = 402, description = "Waited: `PAYMENT_DECLINED`, the detail naming the gateway's reason (`orderId`)",
+         body = Problem, content_type = "application/problem+json", headers(
+             ("Location" = String, description = "`/orders/{id}`"),
+             ("Preference-Applied" = String, description = "`wait=N`"))),
+        (status = 404, description = "Waited: `PRODUCT_NOT_FOUND` (`orderId`)", body = Problem,
+         content_type = "application/problem+json", headers(
+             ("Location" = String, description = "`/orders/{id}`"),
+             ("Preference-Applied" = String, description = "`wait=N`"))),
+        (status = 409, description = "Waited: `OUT_OF_STOCK`, or `ORDER_EXPIRED` when the deadline is shorter than the \
+         wait (`orderId`)", body = Problem, content_type = "application/problem+json", headers(
+             ("Location" = String, description = "`/orders/{id}`"),
+             ("Preference-Applied" = String, description = "`wait=N`"))),
         (status = 422, description = "`INVALID_PRODUCT_ID`, `INVALID_QUANTITY`, `INVALID_PAYMENT_METHOD` (`field`), \
          `IDEMPOTENCY_KEY_REUSED` or `INVALID_BODY`", body = Problem, content_type = "application/problem+json"),
     ))]

@@ -18,7 +18,6 @@ use crate::app::AppState;
 use crate::{domain::Order, store};
 
 /// The caller's orders, newest first.
-/// The caller's orders, newest first.
 #[utoipa::path(get, path = "/orders/me", tag = "svc-order", security(("bearer" = [])), params(PageQuery),
     responses(
         (status = 200, description = "A page of the caller's orders", body = Page<Order>),
@@ -34,9 +33,10 @@ pub async fn my_orders(
     Ok(Json(Page::new(items, paging, total)))
 }
 
-/// One order, for its owner or an admin; a 404 for everyone else. With `Prefer: wait=N`, an order
-/// whose saga is still running is answered once it has settled (or after N seconds, as it stands).
 /// An order, for its owner or an admin; with `Prefer: wait=N`, once its saga has ended.
+///
+/// A 404 for everyone else. With `Prefer: wait=N`, an order whose saga is still running is
+/// answered once it has settled (or after N seconds, as it stands).
 #[utoipa::path(get, path = "/orders/{id}", tag = "svc-order", security(("bearer" = [])),
     params(("id" = String, Path, description = "The order's id (a UUID)"), ("Prefer" = Option<String>, Header, description = "`wait=N` (seconds, at most 30): answer once the saga has ended or N seconds have passed")),
     responses(

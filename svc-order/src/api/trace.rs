@@ -23,9 +23,10 @@ pub struct Trace {
     pub events: Vec<TraceEvent>,
 }
 
+/// An order's saga, event by event, each after its cause.
+///
 /// For the order's owner or an admin. Admins may also trace a saga svc-order holds no order for
 /// (events published by hand for an unknown order), which is how such sagas are debugged.
-/// An order's saga, event by event, each after its cause.
 #[utoipa::path(get, path = "/orders/{id}/trace", tag = "svc-order", security(("bearer" = [])),
     params(("id" = String, Path, description = "The order's id (a UUID)")),
     responses(

@@ -10,6 +10,7 @@ use common::{
     admin::DeadLetter,
     http::{ApiError, Code, Json, Path},
     micro::{self, DeadLetters, Marked, Republished},
+    openapi::Problem,
     permissions::SERVICES,
 };
 use futures_util::future::join_all;
@@ -19,23 +20,26 @@ use serde_json::json;
 use super::{ASK_TIMEOUT, Admin, problem};
 
 /// A dead letter and the service that holds it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Letter {
+    #[schema(value_type = String, example = "svc-payment")]
     service: &'static str,
     #[serde(flatten)]
     letter: DeadLetter,
 }
 
 /// What one service said.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Holder {
+    #[schema(value_type = String, example = "svc-payment")]
     service: &'static str,
+    /// How many dead letters it holds; `null` when it did not answer (`error` says why).
     total: Option<i64>,
     error: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AllDeadLetters {
     services: Vec<Holder>,
@@ -43,7 +47,18 @@ pub struct AllDeadLetters {
     dead_letters: Vec<Letter>,
 }
 
-/// The newest 100 dead letters of each service, newest first, and each service's total.
+/// Every service's dead letters: the newest 100 of each, newest first, and each service's total.
+///
+/// A service that does not answer is listed with its `error` (and no letters), never a failure of
+/// the whole answer. For an `ADMIN` session: the console's session cookie (`shop_console`, set by
+/// `POST /console/api/login`) or `Authorization: Bearer`.
+#[utoipa::path(get, path = "/console/api/dead-letters", tag = "svc-order",
+    security(("bearer" = []), ("console_session" = [])),
+    responses(
+        (status = 200, description = "Every service's dead letters", body = AllDeadLetters),
+        (status = 401, description = super::UNAUTHENTICATED, body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = super::NOT_ADMIN, body = Problem, content_type = "application/problem+json"),
+    ))]
 pub async fn list(State(nats): State<async_nats::Client>, _: Admin) -> Json<AllDeadLetters> {
     let asks = SERVICES.iter().map(|s| {
         let nats = nats.clone();
@@ -69,28 +84,64 @@ pub async fn list(State(nats): State<async_nats::Client>, _: Admin) -> Json<AllD
     Json(AllDeadLetters { services, dead_letters })
 }
 
-#[derive(Debug, Default, Deserialize)]
+/// Where a dead letter is replayed (its body is made optional in [`super::routes`]).
+pub const REPLAY_PATH: &str = "/console/api/dead-letters/{service}/{seq}/replay";
+
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReplayRequest {
-    /// The payload to publish instead of the stored one (a fixed event).
+    /// The payload to publish instead of the stored one (a fixed event), as JSON text.
     payload: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Replayed {
+    /// The fresh message id it was published under.
     message_id: String,
     subject: String,
+    /// The service that owns the subject, from whose outbox it was published.
+    #[schema(value_type = String, example = "svc-order")]
     published_by: &'static str,
+    /// Every dead letter of the same message, in every service, now marked replayed.
     marked: Vec<MarkedLetter>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct MarkedLetter {
+    #[schema(value_type = String, example = "svc-payment")]
     service: &'static str,
     seq: i64,
 }
 
+/// Publish a dead letter again, on its subject, by the service that owns the subject.
+///
+/// The payload (the stored one unless the body gives one: a fixed event) goes into the owner's
+/// outbox under a fresh message id; then every dead letter of the same message, in every service,
+/// is marked replayed. No body (or an empty one) replays the stored payload; the body is read
+/// whatever its `Content-Type`. For an `ADMIN` session: the console's session cookie
+/// (`shop_console`, set by `POST /console/api/login`) or `Authorization: Bearer`.
+#[utoipa::path(post, path = REPLAY_PATH, tag = "svc-order",
+    security(("bearer" = []), ("console_session" = [])),
+    params(
+        ("service" = String, Path, description = "The service that holds the dead letter (`svc-user`, `svc-product`, \
+         `svc-order`, `svc-payment`, `svc-settlement`)"),
+        ("seq" = i64, Path, description = "The dead letter's `seq` at that service"),
+    ),
+    // Optional, but not `null` (`Option<_>` would say both): [`super::routes`] unsets `required`.
+    request_body(content = ReplayRequest, description = "Optional: none, an empty one or `{}` replays the stored payload"),
+    responses(
+        (status = 202, description = "Published again, and marked replayed", body = Replayed),
+        (status = 400, description = "`BAD_REQUEST`: no service publishes on the dead letter's subject, so nobody may \
+         replay it", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = super::UNAUTHENTICATED, body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = super::NOT_ADMIN, body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`DEAD_LETTER_NOT_FOUND`: no such service, or it holds no dead letter with that \
+         number", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`INVALID_PAYLOAD`: the payload is not JSON; `INVALID_BODY`: the body is not \
+         `{payload?}` (malformed JSON included)", body = Problem, content_type = "application/problem+json"),
+        (status = 502, description = super::UNREACHABLE, body = Problem, content_type = "application/problem+json"),
+    ))]
 pub async fn replay(
     State(nats): State<async_nats::Client>,
     Admin(admin): Admin,

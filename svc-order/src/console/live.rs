@@ -28,6 +28,7 @@ use crate::{
     domain::{OrderStatus, causal_order},
     store::{self, SagaFilter},
 };
+use common::openapi::Problem;
 
 /// How often the stream pushes.
 const TICK: Duration = Duration::from_secs(1);
@@ -77,6 +78,18 @@ async fn compute_overview(db: &Db, nats: &async_nats::Client) -> Result<Overview
     })
 }
 
+/// Sagas by state, the order rate and every service's figures.
+///
+/// Computed at most once a second however many pages ask; a service that does not answer
+/// `stats` within 0.8 s is `up: false` with the `error`. For an `ADMIN` session: the console's
+/// session cookie (`shop_console`, set by `POST /console/api/login`) or `Authorization: Bearer`.
+#[utoipa::path(get, path = "/console/api/overview", tag = "svc-order",
+    security(("bearer" = []), ("console_session" = [])),
+    responses(
+        (status = 200, description = "The overview", body = Overview),
+        (status = 401, description = super::UNAUTHENTICATED, body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = super::NOT_ADMIN, body = Problem, content_type = "application/problem+json"),
+    ))]
 pub async fn overview(State(state): State<ConsoleState>, _: Admin) -> Result<Json<Overview>, ApiError> {
     Ok(Json(Overview::clone(&*state.live.overview(&state.db, &state.nats).await?)))
 }
@@ -120,12 +133,12 @@ impl FeedQuery {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Sagas {
     sagas: Vec<SagaSummary>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Stuck {
     older_than_secs: u64,
@@ -168,6 +181,25 @@ fn summaries(c: &rusqlite::Connection, orders: &[crate::domain::Order]) -> Resul
         .collect()
 }
 
+/// The most recently updated sagas, newest first, of a state, user and product (each optional).
+///
+/// For an `ADMIN` session: the console's session cookie (`shop_console`, set by
+/// `POST /console/api/login`) or `Authorization: Bearer`.
+#[utoipa::path(get, path = "/console/api/sagas", tag = "svc-order",
+    security(("bearer" = []), ("console_session" = [])),
+    params(
+        ("state" = Option<OrderStatus>, Query, description = "Only sagas in this state"),
+        ("user" = Option<Uuid>, Query, description = "Only this user's sagas"),
+        ("product" = Option<Uuid>, Query, description = "Only sagas of this product"),
+        ("limit" = Option<u64>, Query, description = "How many (default 50, taken as 1 to 500)"),
+    ),
+    responses(
+        (status = 200, description = "The feed", body = Sagas),
+        (status = 400, description = "`INVALID_QUERY`: a `state` that is no order state, a `user` or `product` that \
+         is not a UUID, an unknown parameter", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = super::UNAUTHENTICATED, body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = super::NOT_ADMIN, body = Problem, content_type = "application/problem+json"),
+    ))]
 pub async fn sagas(State(db): State<Db>, _: Admin, Query(query): Query<FeedQuery>) -> Result<Json<Sagas>, ApiError> {
     let limit = query.limit.unwrap_or(FEED_LIMIT).clamp(1, 500);
     Ok(Json(feed(&db, query.filter()?, limit).await?))
@@ -179,14 +211,60 @@ pub struct StuckQuery {
     older_than_secs: Option<u64>,
 }
 
+/// The stuck sagas: still running, and placed more than `olderThanSecs` ago.
+///
+/// Every saga still `PENDING` or `STOCK_RESERVED`, stalest first, at most 100. For an `ADMIN` session: the console's session cookie (`shop_console`, set by
+/// `POST /console/api/login`) or `Authorization: Bearer`.
+#[utoipa::path(get, path = "/console/api/stuck", tag = "svc-order",
+    security(("bearer" = []), ("console_session" = [])),
+    params(("olderThanSecs" = Option<u64>, Query, description = "Placed more than this long ago (default 10, taken as 1 to 86400)")),
+    responses(
+        (status = 200, description = "The stuck sagas", body = Stuck),
+        (status = 401, description = super::UNAUTHENTICATED, body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = super::NOT_ADMIN, body = Problem, content_type = "application/problem+json"),
+    ))]
 pub async fn stuck(State(db): State<Db>, _: Admin, Query(query): Query<StuckQuery>) -> Result<Json<Stuck>, ApiError> {
     let secs = query.older_than_secs.unwrap_or(DEFAULT_STUCK_SECS).clamp(1, 86_400);
     Ok(Json(stuck_sagas(&db, secs).await?))
 }
 
-/// `overview`, `feed` and `stuck` events every second (the last two only when they changed),
-/// until the page goes away or the service stops. A round that fails is skipped; the next one
-/// tries again.
+/// One event of `GET /console/api/stream` as a client parses it: the document's schema for the
+/// stream is one event's (OpenAPI 3.1 has no `itemSchema`), which is how schemathesis reads it.
+#[derive(utoipa::ToSchema)]
+#[schema(as = ConsoleStreamEvent)]
+#[allow(dead_code)] // a schema only: the events themselves are axum's `Event`s
+pub struct StreamEvent {
+    #[schema(pattern = "^(overview|feed|stuck)$", example = "overview")]
+    event: String,
+    /// A JSON object: an `overview` as `GET /console/api/overview` answers, a `feed` `{sagas}`, a
+    /// `stuck` `{olderThanSecs, sagas}`.
+    data: String,
+}
+
+/// Server-sent events: `overview` every second, `feed` and `stuck` when they changed.
+///
+/// `overview` (as `GET /console/api/overview`) every second, `feed` (`{sagas}`, as
+/// `GET /console/api/sagas` with the same filters) and `stuck` (`{olderThanSecs, sagas}`) whenever
+/// they changed, checked every second, until the page goes away or the service stops (the page
+/// then reconnects). A round that fails is skipped; the next one tries again. For an `ADMIN`
+/// session: the console's session cookie (`shop_console`, set by `POST /console/api/login`: an
+/// `EventSource` cannot send an `Authorization` header) or `Authorization: Bearer`.
+#[utoipa::path(get, path = "/console/api/stream", tag = "svc-order",
+    security(("bearer" = []), ("console_session" = [])),
+    params(
+        ("state" = Option<OrderStatus>, Query, description = "The feed's: only sagas in this state"),
+        ("user" = Option<Uuid>, Query, description = "The feed's: only this user's sagas"),
+        ("product" = Option<Uuid>, Query, description = "The feed's: only sagas of this product"),
+        ("stuckSecs" = Option<u64>, Query, description = "The stuck list's `olderThanSecs` (default 10, taken as 1 to 86400)"),
+    ),
+    responses(
+        (status = 200, description = "An endless `text/event-stream` of `overview`, `feed` and `stuck` events, \
+         each `data` a JSON object (the schema is one event's)", content_type = "text/event-stream", body = StreamEvent),
+        (status = 400, description = "`INVALID_QUERY`: a `state` that is no order state, a `user` or `product` that \
+         is not a UUID, an unknown parameter", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = super::UNAUTHENTICATED, body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = super::NOT_ADMIN, body = Problem, content_type = "application/problem+json"),
+    ))]
 pub async fn stream(
     State(state): State<ConsoleState>,
     _: Admin,
@@ -244,13 +322,30 @@ pub async fn stream(
 }
 
 /// One saga: its order (if svc-order holds one) and every event recorded for it, causes first.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = SagaTimeline)]
 pub struct Saga {
+    /// `null` for a saga svc-order holds events but no order for.
     order: Option<SagaSummary>,
     events: Vec<TimelineEvent>,
+    /// The commands that show the saga's events in a terminal as they happen.
     watch: Vec<String>,
 }
 
+/// One saga's timeline: its order, its events in causal order, how to watch it.
+///
+/// For an `ADMIN` session: the console's session cookie (`shop_console`, set by
+/// `POST /console/api/login`) or `Authorization: Bearer`.
+#[utoipa::path(get, path = "/console/api/sagas/{id}", tag = "svc-order",
+    security(("bearer" = []), ("console_session" = [])),
+    params(("id" = String, Path, description = "The saga's order id (a UUID)")),
+    responses(
+        (status = 200, description = "The saga", body = Saga),
+        (status = 401, description = super::UNAUTHENTICATED, body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = super::NOT_ADMIN, body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`ORDER_NOT_FOUND`: neither an order nor events with this id, or not a UUID",
+         body = Problem, content_type = "application/problem+json"),
+    ))]
 pub async fn saga(State(db): State<Db>, _: Admin, Path(id): Path<String>) -> Result<Json<Saga>, ApiError> {
     let not_found = || ApiError::new(Code::OrderNotFound, "no saga with this id");
     let id = path_id(&id, not_found)?;

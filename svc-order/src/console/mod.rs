@@ -23,7 +23,8 @@
 //!
 //! The session is the admin's token in an `HttpOnly`, `SameSite=Strict` cookie scoped to
 //! `/console` (an `EventSource` cannot send an `Authorization` header; a token in a URL would end
-//! up in logs); `Authorization: Bearer` works too.
+//! up in logs); `Authorization: Bearer` works too. Every route is in svc-order's OpenAPI document
+//! ([`routes`]), the cookie as the `console_session` security scheme.
 
 mod dead_letters;
 mod live;
@@ -32,11 +33,10 @@ pub mod view;
 use std::{net::SocketAddr, time::Duration};
 
 use axum::{
-    Extension, Router,
+    Extension,
     extract::{ConnectInfo, FromRef, FromRequestParts, State},
     http::{HeaderMap, HeaderValue, StatusCode, header, request::Parts},
     response::{IntoResponse, Response},
-    routing::{get, post},
 };
 use common::{
     Role,
@@ -44,8 +44,13 @@ use common::{
     db::Db,
     http::{ApiError, Code, Json},
     micro::{self, OpsError},
+    openapi::{OpenApiRouter, Problem},
 };
 use serde::{Deserialize, Serialize};
+use utoipa::openapi::{
+    ComponentsBuilder, OpenApi, OpenApiBuilder, RefOr,
+    security::{ApiKey, ApiKeyValue, SecurityScheme},
+};
 use uuid::Uuid;
 
 pub use live::Live;
@@ -64,24 +69,57 @@ pub struct ConsoleState {
     pub stop: tokio_util::sync::CancellationToken,
 }
 
-pub fn router(state: ConsoleState) -> Router {
-    Router::new()
-        .route("/console", get(page))
-        .route("/console/", get(page))
-        .route("/console/console.js", get(script))
-        .route("/console/console.css", get(style))
-        .route("/console/api/login", post(log_in))
-        .route("/console/api/logout", post(log_out))
-        .route("/console/api/me", get(me))
-        .route("/console/api/overview", get(live::overview))
-        .route("/console/api/stream", get(live::stream))
-        .route("/console/api/sagas", get(live::sagas))
-        .route("/console/api/stuck", get(live::stuck))
-        .route("/console/api/sagas/{id}", get(live::saga))
-        .route("/console/api/dead-letters", get(dead_letters::list))
-        .route("/console/api/dead-letters/{service}/{seq}/replay", post(dead_letters::replay))
-        .with_state(state)
+/// The console's routes, each with its OpenAPI description.
+pub fn routes() -> OpenApiRouter<ConsoleState> {
+    let mut routes = OpenApiRouter::with_openapi(session_scheme())
+        .routes(common::openapi::routes!(page))
+        .routes(common::openapi::routes!(page_with_slash))
+        .routes(common::openapi::routes!(script))
+        .routes(common::openapi::routes!(style))
+        .routes(common::openapi::routes!(log_in))
+        .routes(common::openapi::routes!(log_out))
+        .routes(common::openapi::routes!(me))
+        .routes(common::openapi::routes!(live::overview))
+        .routes(common::openapi::routes!(live::stream))
+        .routes(common::openapi::routes!(live::sagas))
+        .routes(common::openapi::routes!(live::stuck))
+        .routes(common::openapi::routes!(live::saga))
+        .routes(common::openapi::routes!(dead_letters::list))
+        .routes(common::openapi::routes!(dead_letters::replay));
+    let replay = routes.get_openapi_mut().paths.paths.get_mut(dead_letters::REPLAY_PATH);
+    if let Some(RefOr::T(body)) = replay.and_then(|item| item.post.as_mut()).and_then(|op| op.request_body.as_mut()) {
+        body.required = Some(utoipa::openapi::Required::False);
+    }
+    routes
 }
+
+pub fn router(state: ConsoleState) -> OpenApiRouter {
+    routes().with_state(state)
+}
+
+/// The name of the session cookie's security scheme, next to common's `bearer`.
+pub const SESSION_SCHEME: &str = "console_session";
+
+/// A document holding only the `console_session` security scheme that the `/console/api/*`
+/// paths name (`security(("bearer" = []), ("console_session" = []))`: either one will do).
+fn session_scheme() -> OpenApi {
+    let cookie = ApiKeyValue::with_description(
+        COOKIE,
+        "The console's session: an admin's access token, set by `POST /console/api/login`",
+    );
+    let components =
+        ComponentsBuilder::new().security_scheme(SESSION_SCHEME, SecurityScheme::ApiKey(ApiKey::Cookie(cookie)));
+    OpenApiBuilder::new().components(Some(components.build())).build()
+}
+
+/// The 401 of every route that needs a session.
+const UNAUTHENTICATED: &str = "`UNAUTHENTICATED`: neither the session cookie nor a bearer token; `INVALID_TOKEN`: \
+                               the one sent does not verify (an expired session, say)";
+/// The 403 of every route that needs a session.
+const NOT_ADMIN: &str = "`FORBIDDEN`: the session is not an admin's";
+/// The 502 of the routes that ask another service on NATS.
+const UNREACHABLE: &str = "`SERVICE_UNREACHABLE`: the service asked did not answer on NATS within 5 s, or failed \
+                           (a refusal with one of this API's codes keeps its code and status)";
 
 const PAGE: &str = include_str!("../../console/index.html");
 const SCRIPT: &str = include_str!("../../console/console.js");
@@ -92,14 +130,34 @@ fn asset(content_type: &'static str, body: &'static str) -> Response {
     ([(header::CONTENT_TYPE, content_type), (header::CACHE_CONTROL, "no-cache")], body).into_response()
 }
 
+/// The console's page (public: the data behind it needs an admin's session).
+#[utoipa::path(get, path = "/console", tag = "svc-order",
+    responses((status = 200, description = "The page", content_type = "text/html", body = String,
+        headers(("Cache-Control" = String, description = "`no-cache`")))))]
 async fn page() -> Response {
     asset("text/html; charset=utf-8", PAGE)
 }
 
+/// The console's page, as `GET /console`.
+#[utoipa::path(get, path = "/console/", tag = "svc-order",
+    responses((status = 200, description = "The page", content_type = "text/html", body = String,
+        headers(("Cache-Control" = String, description = "`no-cache`")))))]
+async fn page_with_slash() -> Response {
+    page().await
+}
+
+/// The console's script (public, no libraries).
+#[utoipa::path(get, path = "/console/console.js", tag = "svc-order",
+    responses((status = 200, description = "The script", content_type = "text/javascript", body = String,
+        headers(("Cache-Control" = String, description = "`no-cache`")))))]
 async fn script() -> Response {
     asset("text/javascript; charset=utf-8", SCRIPT)
 }
 
+/// The console's style sheet (public).
+#[utoipa::path(get, path = "/console/console.css", tag = "svc-order",
+    responses((status = 200, description = "The style sheet", content_type = "text/css", body = String,
+        headers(("Cache-Control" = String, description = "`no-cache`")))))]
 async fn style() -> Response {
     asset("text/css; charset=utf-8", STYLE)
 }
@@ -146,8 +204,9 @@ fn cookie(value: &str, max_age_secs: u64) -> Result<HeaderValue, ApiError> {
         .map_err(ApiError::internal)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = ConsoleLogInRequest, example = json!({"email": "admin@msa-shop.local", "password": "admin-dev-password-1"}))]
 struct LogInRequest {
     email: String,
     password: String,
@@ -173,10 +232,13 @@ struct Login {
     role: Role,
 }
 
-#[derive(Debug, Serialize)]
+/// Who the session is.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = ConsoleSession)]
 struct Session {
     user_id: Uuid,
+    /// At login only.
     #[serde(skip_serializing_if = "Option::is_none")]
     email: Option<String>,
     role: Role,
@@ -185,8 +247,30 @@ struct Session {
 /// How long the console waits for another service's answer.
 const ASK_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Checks the password with svc-user (through NATS: the console never calls it over HTTP) and,
-/// for an admin, sets the session cookie.
+/// Log in to the console: for an admin, the session cookie.
+///
+/// svc-user checks the password (`ops.svc-user.login`, over NATS: the console never calls it over
+/// HTTP) with the throttle of `POST /auth/login`, per account and per browser. For an admin it
+/// sets the session cookie, `shop_console=<token>; HttpOnly; SameSite=Strict; Path=/console;
+/// Max-Age=<token lifetime>`, which the other `/console/api/*` routes take instead of a bearer token.
+#[utoipa::path(post, path = "/console/api/login", tag = "svc-order",
+    request_body = LogInRequest,
+    responses(
+        (status = 200, description = "Logged in: who the session is", body = Session,
+         headers(("Set-Cookie" = String, description = "`shop_console=<token>; HttpOnly; SameSite=Strict; \
+                   Path=/console; Max-Age=<token lifetime in seconds>`"),
+                 ("Cache-Control" = String, description = "`no-store`"))),
+        (status = 401, description = "`INVALID_CREDENTIALS`: the email or password is wrong", body = Problem,
+         content_type = "application/problem+json"),
+        (status = 403, description = "`FORBIDDEN`: the account is not an admin's (no cookie is set)", body = Problem,
+         content_type = "application/problem+json"),
+        (status = 429, description = "`TOO_MANY_ATTEMPTS`: too many failed logins for that account or from that \
+         browser (the detail says when to try again; no `Retry-After`)", body = Problem,
+         content_type = "application/problem+json"),
+        (status = 502, description = UNREACHABLE, body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "`BUSY`: svc-user's password hashing stayed busy (no `Retry-After` here); \
+         `REQUEST_TIMEOUT`: no answer within the request timeout", body = Problem, content_type = "application/problem+json"),
+    ))]
 async fn log_in(
     State(nats): State<async_nats::Client>,
     // Set by `common::http::serve` on every request.
@@ -205,10 +289,27 @@ async fn log_in(
         .into_response())
 }
 
+/// Log out: the session cookie cleared.
+///
+/// Needs no session. The token itself is not revoked: it stays valid until it expires.
+#[utoipa::path(post, path = "/console/api/logout", tag = "svc-order",
+    responses((status = 204, description = "The cookie cleared",
+        headers(("Set-Cookie" = String, description = "`shop_console=; HttpOnly; SameSite=Strict; Path=/console; Max-Age=0`")))))]
 async fn log_out() -> Result<Response, ApiError> {
     Ok((StatusCode::NO_CONTENT, [(header::SET_COOKIE, cookie("", 0)?)]).into_response())
 }
 
+/// Who the session is (`{userId, role}`).
+///
+/// For an `ADMIN` session: the console's session cookie (`shop_console`, set by
+/// `POST /console/api/login`) or `Authorization: Bearer`.
+#[utoipa::path(get, path = "/console/api/me", tag = "svc-order",
+    security(("bearer" = []), ("console_session" = [])),
+    responses(
+        (status = 200, description = "The session's user (no `email`)", body = Session),
+        (status = 401, description = UNAUTHENTICATED, body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = NOT_ADMIN, body = Problem, content_type = "application/problem+json"),
+    ))]
 async fn me(Admin(user): Admin) -> Json<Session> {
     Json(Session { user_id: user.id, email: None, role: user.role })
 }

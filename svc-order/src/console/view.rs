@@ -15,18 +15,21 @@ use uuid::Uuid;
 use crate::domain::{Order, OrderStatus, TraceEvent};
 
 /// The newest event seen of a saga.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct LastEvent {
     #[serde(rename = "type")]
+    #[schema(example = "stock.reserved")]
     pub event_type: String,
+    #[schema(example = "svc-product")]
     pub producer: String,
     #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub occurred_at: OffsetDateTime,
 }
 
 /// One saga in the feed or the stuck list.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SagaSummary {
     pub order_id: Uuid,
@@ -34,17 +37,24 @@ pub struct SagaSummary {
     pub product_id: Uuid,
     pub quantity: u32,
     pub status: OrderStatus,
+    /// The order's `failureReason` (`OUT_OF_STOCK`, `PRODUCT_NOT_FOUND`, `PAYMENT_DECLINED`), when FAILED.
+    #[schema(value_type = Option<common::event::OrderFailure>)]
     pub failure_reason: Option<String>,
     pub amount: Option<Won>,
     #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub updated_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub deadline_at: OffsetDateTime,
+    /// Since the order was placed.
     pub age_ms: i64,
     pub last_event: Option<LastEvent>,
     /// The service whose event the saga waits for; none once it has ended.
+    #[schema(value_type = Option<String>, example = "svc-payment")]
     pub waiting_on: Option<&'static str>,
 }
 
@@ -79,15 +89,17 @@ impl SagaSummary {
 }
 
 /// One event on a saga's timeline.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TimelineEvent {
     pub id: Uuid,
     #[serde(rename = "type")]
+    #[schema(example = "order.created")]
     pub event_type: String,
     pub subject: String,
     pub producer: String,
     #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub occurred_at: OffsetDateTime,
     pub causation_id: Option<Uuid>,
     /// From the first event of the timeline.
@@ -95,6 +107,7 @@ pub struct TimelineEvent {
     /// From the event before it on the timeline (0 for the first).
     pub since_previous_ms: i64,
     /// The whole event, as it was published.
+    #[schema(value_type = Object)]
     pub envelope: Value,
 }
 
@@ -132,20 +145,49 @@ pub fn watch_lines(order_id: Uuid) -> Vec<String> {
 }
 
 /// One service in the overview.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ServiceStatus {
+    #[schema(value_type = String, example = "svc-product")]
     pub name: &'static str,
+    /// Whether it answered `stats` in time; when not, `error` says why and the figures are `null`.
     pub up: bool,
     pub error: Option<String>,
     pub version: Option<String>,
     pub outbox: Option<common::admin::OutboxBacklog>,
+    #[schema(value_type = Vec<ConsumerLagSchema>)]
     pub consumers: Vec<ConsumerLag>,
-    /// Undelivered messages of all its consumers; `None` when JetStream did not say.
+    /// Undelivered messages of all its consumers; `null` when JetStream did not say.
     pub lag: Option<u64>,
+    #[schema(value_type = Option<DeadLetterCountSchema>)]
     pub dead_letters: Option<DeadLetterCount>,
-    /// svc-payment's gateway: its URL and breaker state.
+    /// svc-payment's gateway: `{url, breaker}`; `null` for the other services.
+    #[schema(value_type = Option<Object>)]
     pub gateway: Option<Value>,
+}
+
+/// One durable consumer's backlog on the stream.
+// [`ConsumerLag`]'s schema: the type is `common::micro`'s, which derives none.
+#[derive(utoipa::ToSchema)]
+#[schema(as = ConsumerLag)]
+#[allow(dead_code)] // a schema only
+pub struct ConsumerLagSchema {
+    name: String,
+    /// Messages of its filter not yet delivered.
+    pending: u64,
+    /// Delivered, not yet acknowledged.
+    #[schema(rename = "ackPending")]
+    ack_pending: u64,
+}
+
+/// How many dead letters a service holds, and how many of them were not replayed.
+// [`DeadLetterCount`]'s schema: the type is `common::micro`'s, which derives none.
+#[derive(utoipa::ToSchema)]
+#[schema(as = DeadLetterCount)]
+#[allow(dead_code)] // a schema only
+pub struct DeadLetterCountSchema {
+    total: i64,
+    unreplayed: i64,
 }
 
 impl ServiceStatus {
@@ -183,14 +225,17 @@ impl ServiceStatus {
 }
 
 /// The overview: sagas by state, the order rate, every service's figures.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Overview {
     #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub at: OffsetDateTime,
     /// Every state, zero included.
+    #[schema(value_type = BTreeMap<String, i64>,
+        example = json!({"PENDING": 1, "STOCK_RESERVED": 0, "PAID": 40, "FAILED": 2, "CANCELLED": 0, "EXPIRED": 0}))]
     pub sagas: BTreeMap<&'static str, i64>,
-    /// Orders placed over the last [`RATE_WINDOW_SECS`], per second.
+    /// Orders placed over the last 10 s ([`RATE_WINDOW_SECS`]), per second.
     pub orders_per_second: f64,
     pub services: Vec<ServiceStatus>,
 }

@@ -414,13 +414,14 @@ fn token_alg(token: &str) -> Option<String> {
     json.get("alg")?.as_str().map(str::to_owned)
 }
 
-/// The key bucket, created if missing.
-pub async fn keys_bucket(js: &jetstream::Context) -> anyhow::Result<kv::Store> {
+/// The key bucket in `replicas` copies (as the event stream), created if missing.
+pub async fn keys_bucket(js: &jetstream::Context, replicas: usize) -> anyhow::Result<kv::Store> {
     let config = kv::Config {
         bucket: KEYS_BUCKET.into(),
         description: "Public JWT verification keys (JWK) published by svc-user".into(),
         history: 1,
         storage: jetstream::stream::StorageType::File,
+        num_replicas: replicas,
         ..Default::default()
     };
     let create = || async { js.create_or_update_key_value(config.clone()).await };

@@ -62,9 +62,11 @@ pub async fn connect(url: &str, name: &str, auth: &NatsAuth) -> anyhow::Result<a
     Ok(options.connect(servers).await?)
 }
 
-/// The stream definition. Limits retention keeps messages after they are consumed, which both
-/// lets JetStream rebuild its dedupe window after a restart and lets a ledger be rebuilt.
-pub fn stream_config() -> stream::Config {
+/// The stream definition, kept in `replicas` copies (one per cluster node up to 3; see
+/// [`crate::config::CommonConfig::nats_replicas`]). Limits retention keeps messages after they
+/// are consumed, which both lets JetStream rebuild its dedupe window after a restart and lets a
+/// ledger be rebuilt.
+pub fn stream_config(replicas: usize) -> stream::Config {
     stream::Config {
         name: STREAM.to_owned(),
         description: Some("msa-shop domain events".to_owned()),
@@ -73,28 +75,130 @@ pub fn stream_config() -> stream::Config {
         storage: stream::StorageType::File,
         max_age: STREAM_MAX_AGE,
         duplicate_window: DUPLICATE_WINDOW,
+        num_replicas: replicas,
         ..Default::default()
     }
 }
 
-/// Creates or updates the stream, retrying while the server is still starting.
-pub async fn ensure_stream(js: &jetstream::Context) -> anyhow::Result<stream::Stream> {
-    let create = || async { js.create_or_update_stream(stream_config()).await };
+/// Creates or updates the stream with `replicas` copies, retrying while the server (or, on a
+/// cluster, its meta leader) is still starting.
+pub async fn ensure_stream(js: &jetstream::Context, replicas: usize) -> anyhow::Result<stream::Stream> {
+    let create = || async { js.create_or_update_stream(stream_config(replicas)).await };
     create.retry(startup_backoff()).await?;
     Ok(js.get_stream(STREAM).await?)
 }
 
+/// A service that runs as several instances each owning a database of its own: `of` shards,
+/// this instance owning shard `shard`. Each order's events go to exactly one shard, chosen by
+/// NATS from the order id (`{{partition(of, 1)}}`, FNV-1a of the subject's key, [`Shards::of_key`]).
+///
+/// The service's shard stream `SHARDS_<SERVICE>` sources from [`STREAM`] the events it reacts to
+/// and stores each again as `shard.<service>.<k>.<subject>`; the instance of shard `k` reads
+/// `shard.<service>.<k>.>` through its durable `<service>-<k>`. The stream sources from the
+/// event stream's beginning when it is created: choose sharding when deploying; splitting an
+/// existing database by shard is not built.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shards {
+    pub shard: u32,
+    pub of: u32,
+}
+
+impl Shards {
+    /// The shard stream of `service`: `SHARDS_SVC_PAYMENT` for `svc-payment`.
+    pub fn stream_name(service: &str) -> String {
+        format!("SHARDS_{}", service.to_ascii_uppercase().replace('-', "_"))
+    }
+
+    /// What the subjects of `service`'s shard `shard` start with.
+    pub fn prefix(service: &str, shard: u32) -> String {
+        format!("shard.{service}.{shard}.")
+    }
+
+    /// The shard (of `of`) an event keyed `key` (its subject's last token, the order id) goes
+    /// to, as nats-server's `partition` transform computes it: FNV-1a (32 bits) of the key,
+    /// modulo `of`. For routing a request to the instance that holds the order.
+    pub fn of_key(key: &str, of: u32) -> u32 {
+        let hash = key.bytes().fold(0x811c_9dc5_u32, |h, b| (h ^ u32::from(b)).wrapping_mul(0x0100_0193));
+        hash % of.max(1)
+    }
+
+    /// Whether this instance holds the order keyed `key`.
+    pub fn owns(&self, key: &str) -> bool {
+        Self::of_key(key, self.of) == self.shard
+    }
+
+    /// The shard stream of `service` for the events of `types`, in `replicas` copies.
+    pub fn stream_config(&self, service: &str, types: &[EventType], replicas: usize) -> stream::Config {
+        let transforms = types
+            .iter()
+            .map(|t| stream::SubjectTransform {
+                source: t.filter_subject(),
+                destination: format!("shard.{service}.{{{{partition({},1)}}}}.{t}.{{{{wildcard(1)}}}}", self.of),
+            })
+            .collect();
+        stream::Config {
+            name: Self::stream_name(service),
+            description: Some(format!("{service}'s events in {} shards by order id", self.of)),
+            sources: Some(vec![stream::Source {
+                name: STREAM.to_owned(),
+                subject_transforms: transforms,
+                ..Default::default()
+            }]),
+            retention: stream::RetentionPolicy::Limits,
+            storage: stream::StorageType::File,
+            max_age: STREAM_MAX_AGE,
+            num_replicas: replicas,
+            ..Default::default()
+        }
+    }
+
+    /// Creates the shard stream, or checks that the existing one has as many shards: changing
+    /// the count would move orders between instances that do not share their databases.
+    pub async fn ensure_stream(
+        &self,
+        js: &jetstream::Context,
+        service: &str,
+        types: &[EventType],
+        replicas: usize,
+    ) -> anyhow::Result<stream::Stream> {
+        ensure_stream(js, replicas).await?;
+        let config = self.stream_config(service, types, replicas);
+        let existing = js.get_stream(&config.name).await;
+        if let Ok(mut stream) = existing {
+            let info = stream.info().await?;
+            let wanted = &config.sources.as_ref().expect("sources")[0].subject_transforms;
+            let has = info.config.sources.as_ref().and_then(|s| s.first()).map(|s| &s.subject_transforms);
+            anyhow::ensure!(
+                has == Some(wanted),
+                "{} is partitioned differently ({has:?}); this instance expects {} shards: resharding a \
+                 running service is not supported",
+                config.name,
+                self.of
+            );
+            return Ok(stream);
+        }
+        let create = || async { js.create_stream(config.clone()).await };
+        create.retry(startup_backoff()).await?;
+        Ok(js.get_stream(&config.name).await?)
+    }
+}
+
 /// How one handler consumes: its durable name and the subjects of the events it reacts to, both
 /// taken from the [`Handler`] (so the filter cannot drift from what it handles), and the tuning.
+/// A sharded handler ([`ConsumerSpec::shard`]) reads its shard of the service's shard stream.
 #[derive(Debug, Clone)]
 pub struct ConsumerSpec {
     durable: String,
     filter_subjects: Vec<String>,
+    /// The handler's name and event types, and its shard, when it reads a shard stream.
+    sharded: Option<(String, Vec<EventType>, Shards)>,
     /// Deliveries a [`crate::consumer::HandlerError::NotYet`] event waits before it is
     /// dead-lettered as an orphan (1 + 2 + 4 + 8 s of backoff with the default 5). Transient
     /// failures are retried without limit.
     pub patience: i64,
     pub ack_wait: Duration,
+    /// The stream's replica count, for declaring it again on reattaching (the consumer inherits it).
+    pub replicas: usize,
 }
 
 /// The subject filter selecting exactly the events of `types`.
@@ -111,6 +215,38 @@ impl ConsumerSpec {
             filter_subjects: filter_subjects(handler.consumes()),
             patience: 5,
             ack_wait: Duration::from_secs(30),
+            replicas: 1,
+            sharded: None,
+        }
+    }
+
+    /// The spec of `handler`'s shard `shards.shard`: the durable `<name>-<shard>` on the shard
+    /// stream, filtered to that shard's subjects.
+    pub fn shard(handler: &dyn Handler, shards: Shards) -> Self {
+        let name = handler.name();
+        ConsumerSpec {
+            durable: format!("{name}-{}", shards.shard),
+            filter_subjects: vec![format!("{}>", Shards::prefix(name, shards.shard))],
+            sharded: Some((name.to_owned(), handler.consumes().to_vec(), shards)),
+            ..Self::of(handler)
+        }
+    }
+
+    /// The stream this consumer reads, created (or updated) if need be.
+    pub async fn ensure_stream(&self, js: &jetstream::Context) -> anyhow::Result<stream::Stream> {
+        match &self.sharded {
+            None => ensure_stream(js, self.replicas).await,
+            Some((service, types, shards)) => shards.ensure_stream(js, service, types, self.replicas).await,
+        }
+    }
+
+    /// A delivered subject as the event was published: without the shard prefix, if any.
+    pub fn event_subject<'a>(&self, subject: &'a str) -> &'a str {
+        match &self.sharded {
+            None => subject,
+            Some((service, _, shards)) => {
+                subject.strip_prefix(&Shards::prefix(service, shards.shard)).unwrap_or(subject)
+            }
         }
     }
 

@@ -42,6 +42,12 @@ pub struct CommonConfig {
     #[arg(long, env = "READY_MAX_OUTBOX_BACKLOG", default_value_t = 10_000,
           value_parser = clap::value_parser!(u32).range(0..))]
     pub ready_max_outbox_backlog: u32,
+    /// Copies JetStream keeps of the event stream and the key bucket (their consumers inherit
+    /// it): 1 on a single server, 3 on a 3-node cluster (`./shop up --cluster`), which then
+    /// survives the loss of any one node. Every service must be given the same number: each
+    /// one declares the stream at start-up, and a different count would rescale it.
+    #[arg(long, env = "NATS_REPLICAS", default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=5))]
+    pub nats_replicas: u8,
     #[command(flatten)]
     pub nats_auth: crate::bus::NatsAuth,
 }
@@ -50,6 +56,10 @@ impl CommonConfig {
     /// `<data_dir>/<service>.db`
     pub fn db_path(&self, service: &str) -> PathBuf {
         self.data_dir.join(format!("{service}.db"))
+    }
+
+    pub fn replicas(&self) -> usize {
+        usize::from(self.nats_replicas)
     }
 
     pub fn outbox_resend(&self) -> Duration {

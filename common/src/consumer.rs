@@ -185,19 +185,25 @@ static DEAD_LETTERED: AtomicU64 = AtomicU64::new(0);
 #[derive(Debug, Clone)]
 pub struct Attached {
     consumer: &'static str,
+    durable: Arc<str>,
     attached: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Attached {
-    /// Not attached yet.
-    pub fn new(consumer: &'static str) -> Self {
-        let attached = Attached { consumer, attached: Arc::default() };
+    /// Not attached yet: the handler `consumer` through the durable `durable` (the handler's
+    /// name, or `<name>-<shard>` for a shard).
+    pub fn new(consumer: &'static str, durable: &str) -> Self {
+        let attached = Attached { consumer, durable: durable.into(), attached: Arc::default() };
         attached.set(false);
         attached
     }
 
     pub fn consumer(&self) -> &'static str {
         self.consumer
+    }
+
+    pub fn durable(&self) -> &str {
+        &self.durable
     }
 
     pub fn is_attached(&self) -> bool {
@@ -237,12 +243,11 @@ pub async fn run(
     attached: Attached,
     stop: CancellationToken,
 ) {
-    debug_assert_eq!(spec.durable(), handler.name(), "a consumer spec runs with the handler it was made of");
     let mut delay = Duration::from_millis(200);
     while !stop.is_cancelled() {
         attached.set(false);
         let messages = async {
-            let stream = crate::bus::ensure_stream(&js).await?;
+            let stream = spec.ensure_stream(&js).await?;
             spec.ensure(&stream).await
         };
         let mut messages = tokio::select! {
@@ -308,7 +313,7 @@ struct Delivery {
 }
 
 impl Delivery {
-    fn of(msg: &jetstream::Message, consumer: &'static str) -> Self {
+    fn of(msg: &jetstream::Message, consumer: &'static str, spec: &ConsumerSpec) -> Self {
         let (stream_seq, deliveries) = match msg.info() {
             Ok(info) => (info.stream_sequence, info.delivered),
             Err(_) => (0, 1),
@@ -319,7 +324,8 @@ impl Delivery {
             .as_deref()
             .and_then(TraceContext::parse)
             .map_or_else(TraceContext::root, |c| c.child());
-        let subject = msg.subject.to_string();
+        // As the event was published: a shard stream stores it under a prefix.
+        let subject = spec.event_subject(&msg.subject).to_owned();
         let span =
             tracing::info_span!("event", trace_id = %trace.trace_id(), consumer, subject, msg.id = msg_id.as_deref());
         Delivery { subject, msg_id, stream_seq, deliveries, payload: msg.payload.clone(), trace, span }
@@ -349,7 +355,7 @@ pub async fn process_batch(
     msgs: Vec<jetstream::Message>,
 ) -> Vec<Outcome> {
     let consumer = handler.name();
-    let deliveries: Vec<Delivery> = msgs.iter().map(|m| Delivery::of(m, consumer)).collect();
+    let deliveries: Vec<Delivery> = msgs.iter().map(|m| Delivery::of(m, consumer, spec)).collect();
     let redelivered = deliveries.iter().filter(|d| d.deliveries > 1).count() as u64;
     REDELIVERIES.fetch_add(redelivered, Ordering::Relaxed);
     if redelivered > 0 {

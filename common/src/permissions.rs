@@ -28,15 +28,47 @@ pub struct ServiceUser {
     pub publishes: &'static [&'static str],
     /// Its durable consumers on the event stream.
     pub durables: &'static [&'static str],
+    /// Events it reads as they are published, by core subscription (no durable, nothing
+    /// acknowledged): svc-order's instances learn of each saga's end, whichever instance
+    /// applied it, to wake the requests waiting on it (`Prefer: wait`).
+    pub follows: &'static [&'static str],
+    /// Whether it may run sharded: declare its own shard stream (`SHARDS_<SERVICE>`, sourced
+    /// from the event stream and partitioned by order id, [`crate::bus::Shards`]) and a
+    /// durable per shard on it.
+    pub sharded: bool,
 }
 
 /// Every service, as NATS knows it.
 pub const SERVICES: [ServiceUser; 5] = [
-    ServiceUser { name: "svc-user", publishes: &["user.>"], durables: &[] },
-    ServiceUser { name: "svc-product", publishes: &["stock.>"], durables: &["svc-product"] },
-    ServiceUser { name: "svc-order", publishes: &["order.>"], durables: &["svc-order"] },
-    ServiceUser { name: "svc-payment", publishes: &["payment.>"], durables: &["svc-payment"] },
-    ServiceUser { name: "svc-settlement", publishes: &["settlement.>"], durables: &["svc-settlement"] },
+    ServiceUser { name: "svc-user", publishes: &["user.>"], durables: &[], follows: &[], sharded: false },
+    ServiceUser {
+        name: "svc-product",
+        publishes: &["stock.>"],
+        durables: &["svc-product"],
+        follows: &[],
+        sharded: false,
+    },
+    ServiceUser {
+        name: "svc-order",
+        publishes: &["order.>"],
+        durables: &["svc-order"],
+        follows: &["order.paid.*", "order.failed.*", "order.expired.*", "order.cancelled.*"],
+        sharded: false,
+    },
+    ServiceUser {
+        name: "svc-payment",
+        publishes: &["payment.>"],
+        durables: &["svc-payment"],
+        follows: &[],
+        sharded: true,
+    },
+    ServiceUser {
+        name: "svc-settlement",
+        publishes: &["settlement.>"],
+        durables: &["svc-settlement"],
+        follows: &[],
+        sharded: false,
+    },
 ];
 
 /// The service that hosts the saga console: it alone (and the operator) may ask the services'
@@ -82,14 +114,14 @@ fn service_api() -> Vec<String> {
     ]
 }
 
-/// What `durable` needs: create (or update) itself, its info, pull, and acknowledge.
-fn durable_api(durable: &str) -> Vec<String> {
+/// What `durable` on `stream` needs: create (or update) itself, its info, pull, and acknowledge.
+fn durable_api(stream: &str, durable: &str) -> Vec<String> {
     vec![
-        format!("$JS.API.CONSUMER.CREATE.{STREAM}.{durable}"),
-        format!("$JS.API.CONSUMER.CREATE.{STREAM}.{durable}.>"),
-        format!("$JS.API.CONSUMER.INFO.{STREAM}.{durable}"),
-        format!("$JS.API.CONSUMER.MSG.NEXT.{STREAM}.{durable}"),
-        format!("$JS.ACK.{STREAM}.{durable}.>"),
+        format!("$JS.API.CONSUMER.CREATE.{stream}.{durable}"),
+        format!("$JS.API.CONSUMER.CREATE.{stream}.{durable}.>"),
+        format!("$JS.API.CONSUMER.INFO.{stream}.{durable}"),
+        format!("$JS.API.CONSUMER.MSG.NEXT.{stream}.{durable}"),
+        format!("$JS.ACK.{stream}.{durable}.>"),
     ]
 }
 
@@ -98,7 +130,15 @@ pub fn service_publish(service: &ServiceUser) -> Vec<String> {
     let mut allow = service_api();
     allow.extend(service.publishes.iter().map(|s| (*s).to_owned()));
     for durable in service.durables {
-        allow.extend(durable_api(durable));
+        allow.extend(durable_api(STREAM, durable));
+    }
+    if service.sharded {
+        // Its shard stream, and one durable per shard on it (`<service>-<shard>`).
+        let shards = crate::bus::Shards::stream_name(service.name);
+        for verb in ["CREATE", "UPDATE", "INFO"] {
+            allow.push(format!("$JS.API.STREAM.{verb}.{shards}"));
+        }
+        allow.extend(durable_api(&shards, &format!("{}-*", service.name)));
     }
     if service.name == CONSOLE {
         allow.push(format!("{}.>", crate::micro::PREFIX));
@@ -111,16 +151,18 @@ pub fn service_publish(service: &ServiceUser) -> Vec<String> {
     allow
 }
 
-/// Everything `service` may subscribe to: its inbox, its `ops` endpoints and the services API's
-/// discovery subjects (`$SRV.PING`, `$SRV.INFO.<name>`, `$SRV.STATS.<name>.<id>`, ...).
+/// Everything `service` may subscribe to: its inbox, its `ops` endpoints, the events it follows,
+/// and the services API's discovery subjects (`$SRV.PING`, `$SRV.INFO.<name>`, `$SRV.STATS.<name>.<id>`, ...).
 pub fn service_subscribe(service: &ServiceUser) -> Vec<String> {
-    vec![
+    let mut allow = vec![
         format!("{}.>", inbox_prefix(service.name)),
         format!("{}.{}.>", crate::micro::PREFIX, service.name),
         "$SRV.*".to_owned(),
         format!("$SRV.*.{}", service.name),
         format!("$SRV.*.{}.>", service.name),
-    ]
+    ];
+    allow.extend(service.follows.iter().map(|s| (*s).to_owned()));
+    allow
 }
 
 /// What the operator may not publish: anything that writes, replaces or removes the keys.

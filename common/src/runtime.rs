@@ -54,6 +54,8 @@ pub struct Runtime {
     pub js: jetstream::Context,
     pub verifier: Verifier,
     pub stop: CancellationToken,
+    /// The stream's and the key bucket's replica count (`NATS_REPLICAS`).
+    pub replicas: usize,
     listener: TcpListener,
     consumers: Vec<Attached>,
     ops: Ops,
@@ -78,7 +80,7 @@ impl Runtime {
         let db = Db::open(&config.db_path(name), migrations).await?;
         let nats = bus::connect(&config.nats_url, name, &config.nats_auth).await?;
         let js = jetstream::new(nats.clone());
-        bus::ensure_stream(&js).await?;
+        bus::ensure_stream(&js, config.replicas()).await?;
         let verifier = Verifier::new();
         verifier.watch(&js, stop.clone()).await?;
         let tasks = TaskTracker::new();
@@ -93,6 +95,7 @@ impl Runtime {
             js,
             verifier,
             stop,
+            replicas: config.replicas(),
             listener,
             consumers: Vec::new(),
             ops: Ops::default(),
@@ -105,10 +108,25 @@ impl Runtime {
 
     /// Starts `handler`'s idempotent durable consumer, filtered to the events it declares.
     pub fn consume(&mut self, handler: impl Handler) {
+        let spec = ConsumerSpec::of(&handler);
+        self.start_consumer(handler, spec);
+    }
+
+    /// Starts `handler`'s consumer of one shard of its events (see [`crate::bus::Shards`]), or of
+    /// all of them without `shards`.
+    pub fn consume_shard(&mut self, handler: impl Handler, shards: Option<crate::bus::Shards>) {
+        let spec = match shards {
+            Some(shards) => ConsumerSpec::shard(&handler, shards),
+            None => ConsumerSpec::of(&handler),
+        };
+        self.start_consumer(handler, spec);
+    }
+
+    fn start_consumer(&mut self, handler: impl Handler, mut spec: ConsumerSpec) {
         let handler: Arc<dyn Handler> = Arc::new(handler);
-        let mut spec = ConsumerSpec::of(&*handler);
         spec.ack_wait = self.ack_wait;
-        let attached = Attached::new(handler.name());
+        spec.replicas = self.replicas;
+        let attached = Attached::new(handler.name(), spec.durable());
         self.consumers.push(attached.clone());
         self.tasks.spawn(consumer::run(self.js.clone(), spec, self.db.clone(), handler, attached, self.stop.clone()));
     }
@@ -170,9 +188,9 @@ impl App {
         &self.runtime.db
     }
 
-    /// The durable consumers the service started, by name.
-    pub fn consumers(&self) -> Vec<&'static str> {
-        self.runtime.consumers.iter().map(Attached::consumer).collect()
+    /// The durable consumers the service started, by durable name.
+    pub fn consumers(&self) -> Vec<String> {
+        self.runtime.consumers.iter().map(|a| a.durable().to_owned()).collect()
     }
 
     /// Serves until the stop token is cancelled, then waits for the relay, the consumers and

@@ -17,7 +17,7 @@ const WAIT: Duration = Duration::from_secs(10);
 /// service reads it.
 async fn bucket_and_reader(nats: &NatsServer) -> (async_nats::jetstream::kv::Store, async_nats::jetstream::Context) {
     let owner = async_nats::jetstream::new(nats.client_as(&nats.auth(common::permissions::KEY_OWNER)).await);
-    let bucket = auth::keys_bucket(&owner).await.unwrap();
+    let bucket = auth::keys_bucket(&owner, 1).await.unwrap();
     (bucket, async_nats::jetstream::new(nats.client_as(&nats.auth("svc-order")).await))
 }
 

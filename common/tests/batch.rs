@@ -36,7 +36,7 @@ async fn each_message_of_a_batch_gets_its_own_outcome_and_keeps_its_own_effect()
     let dir = tempfile::tempdir().unwrap();
     let db = Db::open(&dir.path().join("svc.db"), EFFECTS).await.unwrap();
     let js = jetstream::new(bus::connect(&nats.url(), "batch-test", &nats.operator()).await.unwrap());
-    let stream = bus::ensure_stream(&js).await.unwrap();
+    let stream = bus::ensure_stream(&js, 1).await.unwrap();
 
     // Writes its effect first, then decides by the user's name: so a rejected or postponed
     // message proves its savepoint was rolled back.

@@ -50,9 +50,9 @@ async fn an_anonymous_connection_and_a_wrong_password_are_refused() {
 async fn svc_payment_may_publish_its_events_but_not_order_events_nor_write_the_keys() {
     let nats = NatsServer::start().await;
     let owner = nats.client_as(&nats.auth(permissions::KEY_OWNER)).await;
-    auth::keys_bucket(&jetstream::new(owner)).await.unwrap();
+    auth::keys_bucket(&jetstream::new(owner), 1).await.unwrap();
     let payment = nats.client_as(&nats.auth("svc-payment")).await;
-    common::bus::ensure_stream(&jetstream::new(payment.clone())).await.unwrap();
+    common::bus::ensure_stream(&jetstream::new(payment.clone()), 1).await.unwrap();
 
     assert!(stored(&payment, "payment.completed.0193").await, "its own event");
     assert!(!stored(&payment, "order.paid.0193").await, "svc-payment published order.paid");
@@ -72,9 +72,9 @@ async fn svc_payment_may_publish_its_events_but_not_order_events_nor_write_the_k
 async fn the_operator_publishes_any_event_by_hand_but_cannot_write_the_keys() {
     let nats = NatsServer::start().await;
     let owner = nats.client_as(&nats.auth(permissions::KEY_OWNER)).await;
-    auth::keys_bucket(&jetstream::new(owner)).await.unwrap();
+    auth::keys_bucket(&jetstream::new(owner), 1).await.unwrap();
     let operator = nats.client().await;
-    common::bus::ensure_stream(&jetstream::new(operator.clone())).await.unwrap();
+    common::bus::ensure_stream(&jetstream::new(operator.clone()), 1).await.unwrap();
 
     for subject in ["order.created.0193", "stock.reserved.0193", "payment.failed.0193"] {
         assert!(stored(&operator, subject).await, "the operator could not publish {subject}");
@@ -90,7 +90,7 @@ async fn the_operator_publishes_any_event_by_hand_but_cannot_write_the_keys() {
 async fn a_key_stored_under_another_name_is_ignored_and_cannot_replace_a_real_one() {
     let nats = NatsServer::start().await;
     let owner = jetstream::new(nats.client_as(&nats.auth(permissions::KEY_OWNER)).await);
-    let bucket = auth::keys_bucket(&owner).await.unwrap();
+    let bucket = auth::keys_bucket(&owner, 1).await.unwrap();
     let (real, evil) = (SigningKey::generate(), SigningKey::generate());
     auth::publish_key(&bucket, &real.public_jwk()).await.unwrap();
 

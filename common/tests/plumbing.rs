@@ -46,7 +46,7 @@ impl Fixture {
         let dir = tempfile::tempdir().unwrap();
         let db = Db::open(&dir.path().join("svc.db"), EFFECTS).await.unwrap();
         let js = jetstream::new(bus::connect(&nats.url(), "plumbing-test", &nats.operator()).await.unwrap());
-        bus::ensure_stream(&js).await.unwrap();
+        bus::ensure_stream(&js, 1).await.unwrap();
         Fixture { nats, _dir: dir, db, js, stop: CancellationToken::new() }
     }
 
@@ -76,7 +76,7 @@ impl Fixture {
             spec,
             self.db.clone(),
             handler.clone(),
-            consumer::Attached::new(handler.name()),
+            consumer::Attached::new(handler.name(), handler.name()),
             self.stop.clone(),
         ));
     }

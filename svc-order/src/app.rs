@@ -39,6 +39,7 @@ impl Service for Config {
     async fn build(self, stop: CancellationToken) -> anyhow::Result<App> {
         let mut runtime = Runtime::start(SERVICE, &self.common, self.http_addr, MIGRATIONS, stop).await?;
         let waiters = Waiters::default();
+        runtime.spawn(waiters.follow(&runtime.nats, runtime.stop.clone()).await?);
         runtime.consume(Saga::new(waiters.clone(), self.order_deadline()));
         runtime.spawn(Expiry::new(runtime.db.clone(), waiters.clone()).run(runtime.stop.clone()));
         runtime.spawn(crate::housekeeping::run(runtime.db.clone(), runtime.stop.clone()));

@@ -1,17 +1,33 @@
-//! In-process wake-ups for requests waiting on an order's outcome (`Prefer: wait=N`).
+//! Wake-ups for requests waiting on an order's outcome (`Prefer: wait=N`).
 //!
 //! A waiting request holds no database connection and no thread: it holds a [`Subscription`] and
-//! sleeps until the saga consumer signals that an event that can end its order's saga committed
-//! (a payment's outcome, a rejection, an expiry: not every step, each wake costs a re-read), then
-//! re-reads the order. Signals carry no data; the database stays the only source of truth.
+//! sleeps until a signal that its order's saga may have ended, then re-reads the order. Signals
+//! carry no data; the database stays the only source of truth. Two sources signal:
+//!
+//! - this instance's saga consumer and expiry sweep, as soon as they commit an event that can end
+//!   a saga (a payment's outcome, a rejection, an expiry: not every step, each wake costs a
+//!   re-read);
+//! - [`Waiters::follow`]: svc-order's own announcements of a saga's end (`order.paid`,
+//!   `order.failed`, `order.expired`, `order.cancelled`), read by core subscription as they are
+//!   published. With several instances on one database, the instance that applied the outcome
+//!   is often not the one holding the request; its relay publishes the announcement only after
+//!   the commit, so the re-read finds the outcome.
 
 use std::{
     collections::HashMap,
     sync::{Arc, Mutex},
 };
 
+use common::EventType;
+use futures_util::StreamExt;
 use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
+
+/// The announcements that end a saga, whichever instance made them: what [`Waiters::follow`]
+/// subscribes to (and svc-order's NATS user may subscribe to, [`common::permissions`]).
+pub const SAGA_ENDS: [EventType; 4] =
+    [EventType::OrderPaid, EventType::OrderFailed, EventType::OrderExpired, EventType::OrderCancelled];
 
 /// Who waits for which order. Cheap to clone; one per service instance.
 #[derive(Clone, Debug, Default)]
@@ -32,6 +48,36 @@ impl Waiters {
         if let Some(tx) = self.lock().get(&order) {
             tx.send_replace(());
         }
+    }
+
+    /// Subscribes to every instance's announcements of a saga's end ([`SAGA_ENDS`]) and returns
+    /// the task that, until `stop`, wakes this instance's waiters on each. Subscribed when this
+    /// returns, so a request accepted afterwards misses none; the client subscribes again by
+    /// itself after a reconnect (a wake lost meanwhile leaves the request to its `wait`
+    /// deadline, then it answers with what the database holds).
+    pub async fn follow(
+        &self,
+        nats: &async_nats::Client,
+        stop: CancellationToken,
+    ) -> anyhow::Result<impl Future<Output = ()> + Send + 'static> {
+        let mut subscriptions = Vec::with_capacity(SAGA_ENDS.len());
+        for end in SAGA_ENDS {
+            subscriptions.push(nats.subscribe(end.filter_subject()).await?);
+        }
+        let mut ends = futures_util::stream::select_all(subscriptions);
+        let waiters = self.clone();
+        Ok(async move {
+            loop {
+                let msg = tokio::select! {
+                    _ = stop.cancelled() => return,
+                    msg = ends.next() => match msg { Some(msg) => msg, None => return },
+                };
+                // The order id is the subject's key; anything else is nobody's order.
+                if let Some(order) = msg.subject.rsplit('.').next().and_then(|key| Uuid::parse_str(key).ok()) {
+                    waiters.notify(order);
+                }
+            }
+        })
     }
 
     /// How many orders have waiters (for tests: the registry must not leak).
@@ -115,6 +161,13 @@ mod tests {
         let (mut a, mut b) = (waiters.subscribe(order), waiters.subscribe(order));
         waiters.notify(order);
         assert!(woken(&mut a).await && woken(&mut b).await);
+    }
+
+    #[test]
+    fn svc_order_may_subscribe_to_exactly_the_ends_it_follows() {
+        let user = common::permissions::SERVICES.iter().find(|s| s.name == crate::SERVICE).unwrap();
+        let follows: Vec<String> = SAGA_ENDS.iter().map(|t| t.filter_subject()).collect();
+        assert_eq!(user.follows, follows.iter().map(String::as_str).collect::<Vec<_>>().as_slice());
     }
 
     #[tokio::test]

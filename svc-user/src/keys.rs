@@ -73,7 +73,7 @@ impl Tokens {
 pub async fn start(runtime: &Runtime, ttl: Duration) -> anyhow::Result<Tokens> {
     let keys = Keys {
         db: runtime.db.clone(),
-        bucket: auth::keys_bucket(&runtime.js).await?,
+        bucket: auth::keys_bucket(&runtime.js, runtime.replicas).await?,
         verifier: runtime.verifier.clone(),
     };
     // Watching before reconciling: a deletion landing in between is delivered, not missed.

@@ -20,7 +20,11 @@ use futures_util::future::BoxFuture;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use super::{EventLog, NatsServer, TestIssuer, events::quiet, eventually};
+use super::{
+    EventLog, NatsServer, TestIssuer,
+    events::{durable_info, quiet},
+    eventually,
+};
 use crate::{
     Envelope, Role,
     db::Db,
@@ -54,7 +58,7 @@ impl TestBus {
     pub async fn on(nats: NatsServer, issuer: bool) -> Arc<TestBus> {
         let issuer = if issuer { Some(TestIssuer::publish(&nats).await) } else { None };
         let client = nats.client().await;
-        let events = EventLog::record(&client).await;
+        let events = EventLog::record(&client, nats.replicas()).await;
         Arc::new(TestBus { js: jetstream::new(client.clone()), client, events, issuer, nats })
     }
 
@@ -103,11 +107,12 @@ impl TestBus {
     /// The message at `seq` must be one they all take: a consumer's ack floor moves only over
     /// what its filter matches. (Not `num_pending == 0`: right after a publish it can still read
     /// 0 for a message the consumer has not yet counted.)
-    pub async fn consumed_through(&self, consumers: &[&str], seq: u64) {
+    /// Not for a shard's durable: its sequence numbers are its shard stream's (use `settled`).
+    pub async fn consumed_through(&self, consumers: &[impl AsRef<str>], seq: u64) {
         let caught_up = eventually(WAIT, || async {
             let stream = self.js.get_stream(crate::bus::STREAM).await.ok()?;
             for name in consumers {
-                let info = stream.consumer_info(*name).await.ok()?;
+                let info = stream.consumer_info(name.as_ref()).await.ok()?;
                 if info.ack_floor.stream_sequence < seq {
                     return None;
                 }
@@ -115,7 +120,8 @@ impl TestBus {
             Some(())
         })
         .await;
-        caught_up.unwrap_or_else(|| panic!("{consumers:?} did not consume through sequence {seq}"));
+        let names: Vec<&str> = consumers.iter().map(AsRef::as_ref).collect();
+        caught_up.unwrap_or_else(|| panic!("{names:?} did not consume through sequence {seq}"));
     }
 
     /// Waits until nothing more can happen by itself (see [`super::settled`]) with `databases`
@@ -162,7 +168,7 @@ pub struct Builder<S: Service> {
     args: Vec<String>,
     bus: Option<Arc<TestBus>>,
     issuer: bool,
-    data: Option<tempfile::TempDir>,
+    data: Option<Arc<tempfile::TempDir>>,
     build: BuildFn<S>,
 }
 
@@ -188,7 +194,16 @@ impl<S: Service> Builder<S> {
 
     /// Runs on `data`, which may hold the database of an earlier run.
     pub fn data_dir(mut self, data: tempfile::TempDir) -> Self {
-        self.data = Some(data);
+        self.data = Some(Arc::new(data));
+        self
+    }
+
+    /// Runs as a second instance of `other`: on its bus and its data directory (one SQLite
+    /// file, one outbox, one durable consumer shared by both, as two processes of one
+    /// deployment would).
+    pub fn beside(mut self, other: &TestApp<S>) -> Self {
+        self.bus = Some(other.bus.clone());
+        self.data = other.data.clone();
         self
     }
 
@@ -211,7 +226,7 @@ impl<S: Service> Builder<S> {
         };
         let data = match self.data {
             Some(data) => data,
-            None => tempfile::tempdir().expect("temp data dir"),
+            None => Arc::new(tempfile::tempdir().expect("temp data dir")),
         };
         let config = parse::<S>(&bus, data.path(), &self.args);
         let mut app = TestApp {
@@ -243,6 +258,8 @@ fn parse<S: Service>(bus: &TestBus, data: &Path, args: &[String]) -> S {
         "127.0.0.1:0".into(),
         "--nats-url".into(),
         bus.nats.url(),
+        "--nats-replicas".into(),
+        bus.nats.replicas().to_string(),
         "--nats-user".into(),
         auth.user.clone().unwrap_or_default(),
         "--nats-password".into(),
@@ -277,9 +294,10 @@ pub struct TestApp<S: Service> {
     config: S,
     args: Vec<String>,
     build: BuildFn<S>,
-    data: Option<tempfile::TempDir>,
+    /// Shared by the instances started [`Builder::beside`] this one.
+    data: Option<Arc<tempfile::TempDir>>,
     db: Option<Db>,
-    consumers: Vec<&'static str>,
+    consumers: Vec<String>,
     running: Option<Running>,
     seen_dead_letters: Mutex<HashSet<i64>>,
 }
@@ -343,10 +361,7 @@ impl<S: Service> TestApp<S> {
         // The consumers attach in the background. Until JetStream lists one, an event published
         // for it is pending nowhere and `settled` would call the system quiet without it.
         for name in self.consumers.clone() {
-            let js = self.js.clone();
-            let attached = eventually(WAIT, || async {
-                js.get_stream_no_info(crate::bus::STREAM).await.ok()?.consumer_info(name).await.ok()
-            });
+            let attached = eventually(WAIT, || durable_info(&self.js, &name));
             if attached.await.is_none() {
                 tracing::warn!(consumer = name, "the consumer did not attach within the wait");
             }
@@ -386,7 +401,8 @@ impl<S: Service> TestApp<S> {
             panic!("{failure}");
         }
         self.stop().await;
-        (self.bus.clone(), self.data.take().expect("data dir"))
+        let data = self.data.take().expect("data dir");
+        (self.bus.clone(), Arc::try_unwrap(data).expect("no other instance runs on the data directory"))
     }
 
     /// The configuration the service runs with.
@@ -414,7 +430,7 @@ impl<S: Service> TestApp<S> {
     }
 
     /// The service's durable consumers, by name.
-    pub fn consumers(&self) -> &[&'static str] {
+    pub fn consumers(&self) -> &[String] {
         &self.consumers
     }
 

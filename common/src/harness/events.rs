@@ -25,10 +25,10 @@ struct Recorded {
 }
 
 impl EventLog {
-    pub async fn record(client: &async_nats::Client) -> Self {
+    pub async fn record(client: &async_nats::Client, replicas: usize) -> Self {
         use async_nats::jetstream::consumer::{DeliverPolicy, pull::OrderedConfig};
         let js = async_nats::jetstream::new(client.clone());
-        let stream = crate::bus::ensure_stream(&js).await.expect("stream");
+        let stream = crate::bus::ensure_stream(&js, replicas).await.expect("stream");
         let consumer = stream
             .create_consumer(OrderedConfig { deliver_policy: DeliverPolicy::All, ..Default::default() })
             .await
@@ -83,7 +83,7 @@ impl EventLog {
 pub(crate) async fn quiet(
     js: &async_nats::jetstream::Context,
     databases: &[PathBuf],
-    consumers: Option<&[&str]>,
+    consumers: Option<&[String]>,
 ) -> Option<u64> {
     let outboxes_empty = || {
         databases.iter().all(|db| {
@@ -96,19 +96,59 @@ pub(crate) async fn quiet(
     if !outboxes_empty() {
         return None;
     }
-    let mut stream = js.get_stream(crate::bus::STREAM).await.ok()?;
-    let last = stream.info().await.ok()?.state.last_sequence;
-    let mut infos = stream.consumers();
-    while let Some(info) = infos.next().await {
-        let info = info.ok()?;
-        let Some(name) = info.config.durable_name.as_deref() else { continue };
-        let ours = consumers.is_none_or(|names| names.contains(&name));
-        if ours && (info.num_pending > 0 || info.num_ack_pending > 0) {
+    let mut streams = consumer_streams(js).await;
+    let last = streams.first_mut()?.info().await.ok()?.state.last_sequence;
+    for stream in &mut streams {
+        let info = stream.info().await.ok()?;
+        // A shard stream must also have copied everything from the event stream.
+        if info.sources.iter().any(|source| source.lag > 0) {
             return None;
         }
+        let mut infos = stream.consumers();
+        while let Some(info) = infos.next().await {
+            let info = info.ok()?;
+            let Some(name) = info.config.durable_name.as_deref() else { continue };
+            let ours = consumers.is_none_or(|names| names.iter().any(|n| n == name));
+            if ours && (info.num_pending > 0 || info.num_ack_pending > 0) {
+                return None;
+            }
+        }
     }
-    let unchanged = stream.info().await.ok()?.state.last_sequence == last;
+    let unchanged = streams.first_mut()?.info().await.ok()?.state.last_sequence == last;
     (unchanged && outboxes_empty()).then_some(last)
+}
+
+/// The streams durable consumers read: the event stream first, then every service's shard
+/// stream ([`crate::bus::Shards`]).
+pub(crate) async fn consumer_streams(
+    js: &async_nats::jetstream::Context,
+) -> Vec<async_nats::jetstream::stream::Stream> {
+    let mut streams = Vec::new();
+    let Ok(events) = js.get_stream(crate::bus::STREAM).await else { return streams };
+    streams.push(events);
+    let shard_stream = crate::bus::Shards::stream_name("");
+    let mut names = js.stream_names();
+    while let Some(Ok(name)) = names.next().await {
+        if name.starts_with(&shard_stream)
+            && let Ok(stream) = js.get_stream(&name).await
+        {
+            streams.push(stream);
+        }
+    }
+    streams
+}
+
+/// The durable consumer `name`, on whichever of the [`consumer_streams`] it reads.
+pub(crate) async fn durable_info(
+    js: &async_nats::jetstream::Context,
+    name: &str,
+) -> Option<async_nats::jetstream::consumer::Info> {
+    for stream in consumer_streams(js).await {
+        if let Ok(info) = stream.consumer_info(name).await {
+            return Some(info);
+        }
+    }
+    None
 }
 
 /// Waits until the whole system is quiet (see [`quiet`], every durable consumer) and `log` has

@@ -32,29 +32,69 @@ use crate::{bus::NatsAuth, config::CommonConfig};
 /// The operator's name on test servers.
 const OPERATOR: &str = "operator";
 
-/// A `nats-server` child process with JetStream and the production permissions
-/// (`nats/accounts.conf`, as [`crate::permissions`] renders it), killed on drop. Stopped and
-/// restarted through `&self`, so a server that several services share (a [`TestBus`]) can crash
-/// under them. Every client connects as a user: a service as itself ([`NatsServer::auth`]), the
-/// tests' own clients as the operator ([`NatsServer::client`]).
+/// A `nats-server` with JetStream and the production permissions (`nats/accounts.conf`, as
+/// [`crate::permissions`] renders it): one child process ([`NatsServer::start`]) or a 3-node
+/// cluster on loopback ([`NatsServer::cluster`]), killed on drop. Stopped and restarted through
+/// `&self`, whole or node by node, so a server that several services share (a [`TestBus`]) can
+/// crash under them. Every client connects as a user: a service as itself
+/// ([`NatsServer::auth`]), the tests' own clients as the operator ([`NatsServer::client`]).
 #[derive(Debug)]
 pub struct NatsServer {
+    nodes: Vec<Node>,
+}
+
+/// One server process: its client port, its route port (in a cluster) and its own store.
+#[derive(Debug)]
+struct Node {
     child: std::sync::Mutex<Option<Child>>,
+    name: String,
     port: u16,
+    route_port: Option<u16>,
     store: tempfile::TempDir,
 }
 
 impl NatsServer {
     /// Starts a server on a free port and waits until it accepts connections.
     pub async fn start() -> Self {
-        let store = tempfile::tempdir().expect("temp dir for JetStream");
-        let server = NatsServer { child: std::sync::Mutex::default(), port: free_port(), store };
-        server.launch().await;
+        let server = NatsServer { nodes: vec![Node::new("harness", None)] };
+        server.launch(0).await;
         server
     }
 
+    /// Starts a 3-node JetStream cluster on loopback (free ports, a store each, routes between
+    /// all three, as `nats/cluster/` configures `./shop up --cluster`) and waits until it has
+    /// elected a meta leader. Services on it keep the stream in [`NatsServer::replicas`] copies.
+    pub async fn cluster() -> Self {
+        let nodes = (1..=3).map(|i| Node::new(&format!("node-{i}"), Some(free_port()))).collect();
+        let server = NatsServer { nodes };
+        // All three at once: a JetStream cluster needs a quorum before any one is ready.
+        futures_util::future::join_all((0..server.nodes.len()).map(|i| server.launch(i))).await;
+        server
+    }
+
+    /// Every node's client URL, comma-separated (as `NATS_URL` takes them).
     pub fn url(&self) -> String {
-        format!("nats://127.0.0.1:{}", self.port)
+        (0..self.nodes.len()).map(|i| self.node_url(i)).collect::<Vec<_>>().join(",")
+    }
+
+    /// The client URL of node `i` alone.
+    pub fn node_url(&self, i: usize) -> String {
+        format!("nats://127.0.0.1:{}", self.nodes[i].port)
+    }
+
+    /// How many nodes there are: 1, or 3 for a cluster.
+    pub fn nodes(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// The node named `name` (as JetStream names a stream's leader), if it is one of these.
+    pub fn node_named(&self, name: &str) -> Option<usize> {
+        self.nodes.iter().position(|n| n.name == name)
+    }
+
+    /// The replica count for the stream and buckets: one per node.
+    pub fn replicas(&self) -> usize {
+        self.nodes.len()
     }
 
     /// The credentials of the service user `user` on this server.
@@ -77,44 +117,64 @@ impl NatsServer {
         crate::bus::connect(&self.url(), "test", auth).await.expect("connect to test nats-server")
     }
 
-    /// Stops the server (SIGKILL: like a crash; JetStream keeps what it stored).
+    /// Stops every node (SIGKILL: like a crash; JetStream keeps what it stored).
     pub fn stop(&self) {
-        let child = self.child.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).take();
+        (0..self.nodes.len()).for_each(|i| self.stop_node(i));
+    }
+
+    /// Stops node `i` alone (SIGKILL), the others running on.
+    pub fn stop_node(&self, i: usize) {
+        let child = self.nodes[i].child.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).take();
         if let Some(mut child) = child {
             let _ = child.kill();
             let _ = child.wait();
         }
     }
 
-    /// Starts the server again on the same port with the same store.
+    /// Starts the server again, every node on the same ports with the same store.
     pub async fn restart(&self) {
         self.stop();
-        self.launch().await;
+        futures_util::future::join_all((0..self.nodes.len()).map(|i| self.launch(i))).await;
     }
 
-    async fn launch(&self) {
-        let conf = self.store.path().join("accounts.conf");
+    /// Starts node `i` again (stopped or not) on its ports and store; it rejoins the cluster.
+    pub async fn restart_node(&self, i: usize) {
+        self.stop_node(i);
+        self.launch(i).await;
+    }
+
+    async fn launch(&self, i: usize) {
+        let node = &self.nodes[i];
+        let conf = node.store.path().join("accounts.conf");
         std::fs::write(&conf, crate::permissions::accounts_conf()).expect("write accounts.conf");
         let mut cmd = Command::new(nats_server_bin());
         cmd.arg("-c")
             .arg(&conf)
-            .args(["-a", "127.0.0.1", "-p", &self.port.to_string(), "-js", "-sd"])
-            .arg(self.store.path())
+            .args(["-a", "127.0.0.1", "-p", &node.port.to_string(), "-js", "-sd"])
+            .arg(node.store.path())
+            .args(["-n", &node.name])
             .env(crate::permissions::OPERATOR_USER_ENV, OPERATOR)
             .env(crate::permissions::OPERATOR_PASSWORD_ENV, "harness-operator")
             .stdout(Stdio::null())
             .stderr(Stdio::null());
+        if let Some(route_port) = node.route_port {
+            let routes: Vec<String> =
+                self.nodes.iter().filter_map(|n| n.route_port).map(|p| format!("nats://127.0.0.1:{p}")).collect();
+            cmd.args(["--cluster_name", "harness", "--cluster", &format!("nats://127.0.0.1:{route_port}")])
+                .args(["--routes", &routes.join(",")]);
+        }
         for service in &crate::permissions::SERVICES {
             cmd.env(crate::permissions::password_env(service.name), format!("harness-{}", service.name));
         }
         // NATS_HARNESS_LOG=<dir>: each server logs there (permission violations are named in it).
         if let Some(dir) = std::env::var_os("NATS_HARNESS_LOG") {
-            cmd.arg("-l").arg(std::path::Path::new(&dir).join(format!("nats-{}.log", self.port)));
+            cmd.arg("-l").arg(std::path::Path::new(&dir).join(format!("nats-{}.log", node.port)));
         }
         let child = cmd.spawn().expect("spawn nats-server (run the tests through ./shop test, or set NATS_SERVER_BIN)");
-        *self.child.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(child);
-        let (url, operator) = (self.url(), self.operator());
-        eventually(Duration::from_secs(10), || {
+        *node.child.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(child);
+        // Ready once JetStream answers through this node (in a cluster: once there is a meta leader).
+        let (url, operator) = (self.node_url(i), self.operator());
+        eventually(Duration::from_secs(30), || {
             let (url, operator) = (url.clone(), operator.clone());
             async move {
                 let options = async_nats::ConnectOptions::new()
@@ -124,7 +184,14 @@ impl NatsServer {
             }
         })
         .await
-        .expect("nats-server did not become ready within 10 s");
+        .unwrap_or_else(|| panic!("nats-server {} did not become ready within 30 s", node.name));
+    }
+}
+
+impl Node {
+    fn new(name: &str, route_port: Option<u16>) -> Self {
+        let store = tempfile::tempdir().expect("temp dir for JetStream");
+        Node { child: std::sync::Mutex::default(), name: name.to_owned(), port: free_port(), route_port, store }
     }
 }
 
@@ -165,6 +232,7 @@ pub fn common_config(nats: &NatsServer, service: &str, data_dir: &tempfile::Temp
         http_max_connections: 1024,
         outbox_resend_secs: 5,
         ready_max_outbox_backlog: 10_000,
+        nats_replicas: u8::try_from(nats.replicas()).expect("a handful of nodes"),
         nats_auth: nats.auth(service),
     }
 }
@@ -210,7 +278,7 @@ impl TestIssuer {
         let owner = nats.auth(crate::permissions::KEY_OWNER);
         let js = async_nats::jetstream::new(nats.client_as(&owner).await);
         let key = crate::auth::SigningKey::generate();
-        let bucket = crate::auth::keys_bucket(&js).await.expect("key bucket");
+        let bucket = crate::auth::keys_bucket(&js, nats.replicas()).await.expect("key bucket");
         crate::auth::publish_key(&bucket, &key.public_jwk()).await.expect("publish test key");
         TestIssuer { key }
     }

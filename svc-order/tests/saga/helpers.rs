@@ -41,7 +41,16 @@ impl Shop {
     /// Starts every saga service with its own flags: svc-order's, svc-payment's (besides the
     /// gateway's URL, which it is given) and the gateway's.
     pub async fn start_full(order_args: &[&str], payment_args: &[&str], gateway_args: &[&str]) -> Shop {
-        let bus = TestBus::start().await;
+        Self::start_on(TestBus::start().await, order_args, payment_args, gateway_args).await
+    }
+
+    /// [`Shop::start_full`] on `bus` (e.g. a 3-node cluster's).
+    pub async fn start_on(
+        bus: Arc<TestBus>,
+        order_args: &[&str],
+        payment_args: &[&str],
+        gateway_args: &[&str],
+    ) -> Shop {
         let gateway = TestGateway::start(gateway_args).await;
         let url = gateway.url();
         let payment_args: Vec<&str> =

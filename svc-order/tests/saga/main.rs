@@ -7,5 +7,6 @@ mod broker;
 mod console;
 mod helpers;
 mod observability;
+mod scale;
 mod scenarios;
 mod stampede;

@@ -50,6 +50,7 @@ async fn an_admin_password_that_breaks_the_policy_stops_the_start_before_anythin
             http_max_connections: 1024,
             outbox_resend_secs: 5,
             ready_max_outbox_backlog: 10_000,
+            nats_replicas: 1,
             nats_auth: Default::default(),
         },
         admin_email: Some(ADMIN.0.into()),

@@ -103,6 +103,25 @@ pub struct Shards {
     pub of: u32,
 }
 
+impl std::str::FromStr for Shards {
+    type Err = String;
+
+    /// `K/N`: shard K (from 0) of N (1 to 64).
+    fn from_str(s: &str) -> Result<Self, String> {
+        let parsed = s.split_once('/').and_then(|(k, n)| Some((k.trim().parse().ok()?, n.trim().parse().ok()?)));
+        match parsed {
+            Some((shard, of)) if (1..=64).contains(&of) && shard < of => Ok(Shards { shard, of }),
+            _ => Err(format!("`{s}` is not a shard `K/N` with 0 <= K < N <= 64")),
+        }
+    }
+}
+
+impl std::fmt::Display for Shards {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.shard, self.of)
+    }
+}
+
 impl Shards {
     /// The shard stream of `service`: `SHARDS_SVC_PAYMENT` for `svc-payment`.
     pub fn stream_name(service: &str) -> String {
@@ -292,4 +311,42 @@ pub fn startup_backoff() -> ExponentialBuilder {
         .with_min_delay(Duration::from_millis(100))
         .with_max_delay(Duration::from_secs(2))
         .with_max_times(30)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_shard_is_written_k_of_n() {
+        assert_eq!("1/2".parse(), Ok(Shards { shard: 1, of: 2 }));
+        assert_eq!(Shards { shard: 0, of: 3 }.to_string(), "0/3");
+        for bad in ["2/2", "0/0", "1", "-1/2", "0/65", "a/b", ""] {
+            assert!(bad.parse::<Shards>().is_err(), "{bad} was accepted");
+        }
+    }
+
+    #[test]
+    fn the_partition_is_fnv_1a_of_the_key() {
+        // The published FNV-1a 32-bit test vectors.
+        assert_eq!(Shards::of_key("a", 1_000_003), 0xe40c_292c % 1_000_003);
+        assert_eq!(Shards::of_key("foobar", 1_000_003), 0xbf9c_f968 % 1_000_003);
+        assert_eq!(Shards::of_key("foobar", 2), 0xbf9c_f968 % 2);
+        assert!(Shards { shard: 0, of: 1 }.owns("anything"));
+    }
+
+    #[test]
+    fn the_shard_stream_moves_each_event_under_its_shard_prefix() {
+        let config = Shards { shard: 0, of: 2 }.stream_config("svc-payment", &[EventType::StockReserved], 3);
+        assert_eq!(config.name, "SHARDS_SVC_PAYMENT");
+        assert_eq!(config.num_replicas, 3);
+        let source = &config.sources.expect("sourced")[0];
+        assert_eq!(source.name, STREAM);
+        assert_eq!(source.subject_transforms[0].source, "stock.reserved.*");
+        assert_eq!(
+            source.subject_transforms[0].destination,
+            "shard.svc-payment.{{partition(2,1)}}.stock.reserved.{{wildcard(1)}}"
+        );
+        assert!(Shards::prefix("svc-payment", 1).ends_with(".1."));
+    }
 }

@@ -133,12 +133,13 @@ pub fn service_publish(service: &ServiceUser) -> Vec<String> {
         allow.extend(durable_api(STREAM, durable));
     }
     if service.sharded {
-        // Its shard stream, and one durable per shard on it (`<service>-<shard>`).
+        // Its shard stream, and its durables on it (one per shard, `<service>-<shard>`: the
+        // stream is the service's own, so any name on it).
         let shards = crate::bus::Shards::stream_name(service.name);
         for verb in ["CREATE", "UPDATE", "INFO"] {
             allow.push(format!("$JS.API.STREAM.{verb}.{shards}"));
         }
-        allow.extend(durable_api(&shards, &format!("{}-*", service.name)));
+        allow.extend(durable_api(&shards, "*"));
     }
     if service.name == CONSOLE {
         allow.push(format!("{}.>", crate::micro::PREFIX));

@@ -3,7 +3,7 @@
 //! | route                          | answer                                                      |
 //! |--------------------------------|-------------------------------------------------------------|
 //! | `GET /payments/{id}`           | 200 payment; 404 `PAYMENT_NOT_FOUND`; 401 without a token    |
-//! | `GET /payments?orderId=<uuid>` | the same for the order's payment; 400 `INVALID_QUERY`        |
+//! | `GET /payments?orderId=<uuid>` | the same for the order's payment; 400 `INVALID_QUERY`; 421 `WRONG_SHARD` from a shard that does not hold the order |
 //! | `POST /payments/{id}/cancel`   | 200 cancelled payment; 409 `ALREADY_CANCELLED`, `PAYMENT_NOT_CANCELLABLE`; 404; 503 `GATEWAY_UNAVAILABLE` |
 //! | `GET /admin/payments`          | every payment, paged, oldest first; admins only (403)        |
 //! | `GET /admin/gateway`           | the gateway's URL and breaker state; admins only (403)       |
@@ -14,6 +14,7 @@ use axum::extract::State;
 use common::{
     Envelope, PaymentMethod, Role, Won,
     auth::AuthUser,
+    bus::Shards,
     db::{Db, from_ms, now_ms},
     event::PaymentDecline,
     http::{ApiError, Code, Json, Path, Query, path_id},
@@ -120,12 +121,22 @@ struct ByOrder {
         (status = 200, description = "The order's payment", body = PaymentView),
         (status = 401, description = "`UNAUTHENTICATED` or `INVALID_TOKEN`", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "`PAYMENT_NOT_FOUND`: none, not the caller's, or not a UUID", body = Problem, content_type = "application/problem+json"),
+        (status = 421, description = "`WRONG_SHARD`: a sharded instance, and another shard holds the order (the detail names it)", body = Problem, content_type = "application/problem+json"),
     ))]
 async fn find_by_order(
     State(db): State<Db>,
+    State(shard): State<Option<Shards>>,
     user: AuthUser,
     Query(query): Query<ByOrder>,
 ) -> Result<Json<PaymentView>, ApiError> {
+    let order = query.order_id.to_string();
+    if let Some(shard) = shard.filter(|s| !s.owns(&order)) {
+        let owner = Shards::of_key(&order, shard.of);
+        return Err(ApiError::new(
+            Code::WrongShard,
+            format!("order {order} is held by shard {owner}/{}, not by this one ({shard})", shard.of),
+        ));
+    }
     let payment = db.read(move |c| store::find_payment_by_order(c, query.order_id)).await?;
     visible(payment, &user)
 }

@@ -1,4 +1,5 @@
-//! Wiring: the runtime (database, NATS, auth keys, outbox relay), the saga consumer and the router.
+//! Wiring: the runtime (database, NATS, auth keys, outbox relay), the saga consumer (of every
+//! order, or of one shard of them) and the router.
 
 use axum::extract::FromRef;
 use common::{
@@ -19,6 +20,8 @@ pub struct AppState {
     pub db: Db,
     pub verifier: Verifier,
     pub gateway: Gateway,
+    /// This instance's shard, if it runs as one.
+    pub shard: Option<common::bus::Shards>,
 }
 
 impl Service for Config {
@@ -36,13 +39,17 @@ impl Service for Config {
             breaker_failures = config.breaker_failures,
             "payment gateway configured"
         );
-        runtime.consume(Saga::new(gateway.clone()));
+        if let Some(shard) = config.shard {
+            tracing::info!(%shard, "consuming one shard of the orders");
+        }
+        runtime.consume_shard(Saga::new(gateway.clone()), config.shard);
         // The saga console shows the breaker next to the service's other figures.
         let watched = gateway.clone();
         runtime
             .ops()
             .extra("gateway", move || serde_json::json!({"url": watched.url(), "breaker": watched.breaker_state()}));
-        let state = AppState { db: runtime.db.clone(), verifier: runtime.verifier.clone(), gateway };
+        let state =
+            AppState { db: runtime.db.clone(), verifier: runtime.verifier.clone(), gateway, shard: config.shard };
         runtime.serving(crate::api::router(state))
     }
 }

@@ -28,6 +28,11 @@ pub struct Config {
     /// at least 1 s, the breaker's own floor).
     #[arg(long, env = "BREAKER_OPEN_MS", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1000..=30_000))]
     pub breaker_open_ms: u64,
+    /// This instance's shard, `K/N` (e.g. `0/2`): it charges and refunds only the orders NATS
+    /// partitions to shard K of N, in a database of its own. Unset: every order (one instance,
+    /// or several sharing one database). Every shard of a deployment must say the same N.
+    #[arg(long, env = "PAYMENT_SHARD")]
+    pub shard: Option<common::bus::Shards>,
 }
 
 impl Config {
@@ -58,6 +63,14 @@ mod tests {
         assert_eq!(config.http_addr.port(), 8084);
         assert_eq!(config.gateway_url, "http://127.0.0.1:8090");
         assert_eq!(config.breaker(), BreakerSettings::default());
+    }
+
+    #[test]
+    fn a_shard_is_read_and_a_bad_one_refused() {
+        let config = Config::parse_from(["svc-payment", "--shard", "1/2"]);
+        assert_eq!(config.shard, Some(common::bus::Shards { shard: 1, of: 2 }));
+        assert_eq!(Config::parse_from(["svc-payment"]).shard, None);
+        assert!(Config::try_parse_from(["svc-payment", "--shard", "2/2"]).is_err());
     }
 
     #[test]

@@ -107,6 +107,8 @@ codes! {
     PaymentNotFound = "PAYMENT_NOT_FOUND" => NOT_FOUND,
     AlreadyCancelled = "ALREADY_CANCELLED" => CONFLICT,
     PaymentNotCancellable = "PAYMENT_NOT_CANCELLABLE" => CONFLICT,
+    /// A sharded svc-payment asked about an order another shard holds (the detail names it).
+    WrongShard = "WRONG_SHARD" => MISDIRECTED_REQUEST,
 
     // svc-settlement
     InvalidDate = "INVALID_DATE" => BAD_REQUEST,

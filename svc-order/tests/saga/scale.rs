@@ -11,6 +11,7 @@ use std::{
 
 use common::{
     Role,
+    bus::Shards,
     harness::{NatsServer, TestApp, TestBus, eventually},
 };
 use serde_json::json;
@@ -177,4 +178,54 @@ async fn stream_leader(shop: &Shop) -> String {
 
 async fn stream_replicas(shop: &Shop) -> usize {
     stream_info(shop).await.expect("stream info").config.num_replicas
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn svc_payment_in_two_shards_each_owning_its_orders_charges_every_order_once() {
+    let shop = Shop::start_full(&[], &["--shard", "0/2"], &[]).await;
+    let gateway = shop.gateway.url();
+    let other = TestApp::<svc_payment::Config>::builder()
+        .on(&shop.bus)
+        .args(&["--gateway-url", &gateway, "--shard", "1/2"])
+        .start()
+        .await;
+    assert_eq!(other.consumers(), ["svc-payment-1"]);
+    let product = shop.product(Uuid::now_v7(), 3_000, 100, "books").await;
+
+    let placed = (0..20).map(|_| shop.place_order(Uuid::now_v7(), product, 1, Some(30)));
+    let mut ids = Vec::new();
+    for res in futures_util::future::join_all(placed).await {
+        let body = json(res, 201).await;
+        assert_eq!(body["status"], "PAID", "{body}");
+        ids.push(body["id"].as_str().expect("id").to_owned());
+    }
+    shop.bus.settled(&[shop.order.db_path(), shop.product.db_path(), shop.payment.db_path(), other.db_path()]).await;
+    assert_each_paid_once(&shop, &ids).await;
+
+    // Each shard's database holds exactly the orders NATS partitioned to it, and both hold some.
+    let shards = [&shop.payment, &other];
+    for (k, payment) in shards.iter().enumerate() {
+        let held: Vec<String> = ids.iter().filter(|id| Shards::of_key(id, 2) == k as u32).cloned().collect();
+        assert!(!held.is_empty(), "20 orders all in one shard");
+        assert_eq!(payment.count("SELECT count(*) FROM payments", []), held.len() as i64, "shard {k}");
+        for id in &held {
+            assert_eq!(
+                payment.count("SELECT count(*) FROM payments WHERE order_id = ?1", [id]),
+                1,
+                "{id} in shard {k}"
+            );
+        }
+    }
+
+    // Asked at the wrong shard, an order's payment is a clear 421 naming the right one.
+    let admin = shop.token(Uuid::now_v7(), Role::Admin);
+    let id = &ids[0];
+    let owner = Shards::of_key(id, 2) as usize;
+    let ask = |k: usize| shop.http.get(shards[k].url(&format!("/payments?orderId={id}"))).bearer_auth(&admin).send();
+    json(ask(owner).await.expect("request"), 200).await;
+    let wrong = ask(1 - owner).await.expect("request");
+    assert_eq!(wrong.headers()["content-type"], "application/problem+json");
+    let problem = json(wrong, 421).await;
+    assert_eq!(problem["code"], "WRONG_SHARD");
+    assert!(problem["detail"].as_str().unwrap().contains(&format!("shard {owner}/2")), "{problem}");
 }

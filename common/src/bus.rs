@@ -251,6 +251,14 @@ impl ConsumerSpec {
         }
     }
 
+    /// The name of the stream this consumer reads.
+    pub fn stream_name(&self) -> String {
+        match &self.sharded {
+            None => STREAM.to_owned(),
+            Some((service, _, _)) => Shards::stream_name(service),
+        }
+    }
+
     /// The stream this consumer reads, created (or updated) if need be.
     pub async fn ensure_stream(&self, js: &jetstream::Context) -> anyhow::Result<stream::Stream> {
         match &self.sharded {

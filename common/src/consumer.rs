@@ -185,15 +185,16 @@ static DEAD_LETTERED: AtomicU64 = AtomicU64::new(0);
 #[derive(Debug, Clone)]
 pub struct Attached {
     consumer: &'static str,
+    stream: Arc<str>,
     durable: Arc<str>,
     attached: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Attached {
-    /// Not attached yet: the handler `consumer` through the durable `durable` (the handler's
-    /// name, or `<name>-<shard>` for a shard).
-    pub fn new(consumer: &'static str, durable: &str) -> Self {
-        let attached = Attached { consumer, durable: durable.into(), attached: Arc::default() };
+    /// Not attached yet: the handler `consumer` through the durable `durable` on `stream` (the
+    /// handler's name on the event stream, or `<name>-<shard>` on its shard stream).
+    pub fn new(consumer: &'static str, stream: &str, durable: &str) -> Self {
+        let attached = Attached { consumer, stream: stream.into(), durable: durable.into(), attached: Arc::default() };
         attached.set(false);
         attached
     }
@@ -204,6 +205,10 @@ impl Attached {
 
     pub fn durable(&self) -> &str {
         &self.durable
+    }
+
+    pub fn stream(&self) -> &str {
+        &self.stream
     }
 
     pub fn is_attached(&self) -> bool {

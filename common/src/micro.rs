@@ -237,7 +237,8 @@ struct Context {
     service: &'static str,
     db: Db,
     js: async_nats::jetstream::Context,
-    durables: Vec<&'static str>,
+    /// Each durable consumer, with the stream it reads (the event stream, or a shard stream).
+    durables: Vec<(String, String)>,
     extras: Vec<(&'static str, Extra)>,
 }
 
@@ -248,7 +249,7 @@ pub async fn serve(
     version: &'static str,
     nats: async_nats::Client,
     db: Db,
-    durables: Vec<&'static str>,
+    durables: Vec<(String, String)>,
     ops: Ops,
     stop: CancellationToken,
 ) {
@@ -387,13 +388,13 @@ async fn stats(ctx: Context, _: NoParameters) -> Result<ServiceStats, OpsError> 
     })
 }
 
-async fn consumer_lag(js: &async_nats::jetstream::Context, durables: &[&'static str]) -> Option<Vec<ConsumerLag>> {
-    let stream = js.get_stream_no_info(crate::bus::STREAM).await.ok()?;
+async fn consumer_lag(js: &async_nats::jetstream::Context, durables: &[(String, String)]) -> Option<Vec<ConsumerLag>> {
     let mut lags = Vec::with_capacity(durables.len());
-    for durable in durables {
-        let info = tokio::time::timeout(Duration::from_secs(2), stream.consumer_info(*durable)).await.ok()?.ok()?;
+    for (stream, durable) in durables {
+        let stream = js.get_stream_no_info(stream).await.ok()?;
+        let info = tokio::time::timeout(Duration::from_secs(2), stream.consumer_info(durable)).await.ok()?.ok()?;
         lags.push(ConsumerLag {
-            name: (*durable).to_owned(),
+            name: durable.clone(),
             pending: info.num_pending,
             ack_pending: info.num_ack_pending as u64,
         });

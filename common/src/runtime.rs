@@ -126,7 +126,7 @@ impl Runtime {
         let handler: Arc<dyn Handler> = Arc::new(handler);
         spec.ack_wait = self.ack_wait;
         spec.replicas = self.replicas;
-        let attached = Attached::new(handler.name(), spec.durable());
+        let attached = Attached::new(handler.name(), &spec.stream_name(), spec.durable());
         self.consumers.push(attached.clone());
         self.tasks.spawn(consumer::run(self.js.clone(), spec, self.db.clone(), handler, attached, self.stop.clone()));
     }
@@ -155,7 +155,7 @@ impl Runtime {
             env!("CARGO_PKG_VERSION"),
             self.nats.clone(),
             self.db.clone(),
-            self.consumers.iter().map(Attached::consumer).collect(),
+            self.consumers.iter().map(|a| (a.stream().to_owned(), a.durable().to_owned())).collect(),
             self.ops.clone(),
             self.stop.clone(),
         ));

@@ -76,7 +76,7 @@ impl Fixture {
             spec,
             self.db.clone(),
             handler.clone(),
-            consumer::Attached::new(handler.name(), handler.name()),
+            consumer::Attached::new(handler.name(), common::bus::STREAM, handler.name()),
             self.stop.clone(),
         ));
     }

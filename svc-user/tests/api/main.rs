@@ -4,6 +4,7 @@ mod admin;
 mod console_login;
 mod fuzz;
 mod helpers;
+mod instances;
 mod keys;
 mod log_in;
 mod me;

@@ -39,10 +39,14 @@ impl Service for Config {
             breaker_failures = config.breaker_failures,
             "payment gateway configured"
         );
+        let saga = Saga::new(gateway.clone());
         if let Some(shard) = config.shard {
+            // Refuse to start against a shard stream partitioned into another number of shards.
+            use common::consumer::Handler;
+            shard.ensure_stream(&runtime.js, SERVICE, saga.consumes(), runtime.replicas).await?;
             tracing::info!(%shard, "consuming one shard of the orders");
         }
-        runtime.consume_shard(Saga::new(gateway.clone()), config.shard);
+        runtime.consume_shard(saga, config.shard);
         // The saga console shows the breaker next to the service's other figures.
         let watched = gateway.clone();
         runtime

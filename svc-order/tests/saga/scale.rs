@@ -10,7 +10,7 @@ use std::{
 };
 
 use common::{
-    Role,
+    EventType, Role,
     bus::Shards,
     harness::{NatsServer, TestApp, TestBus, eventually},
 };
@@ -228,4 +228,10 @@ async fn svc_payment_in_two_shards_each_owning_its_orders_charges_every_order_on
     let problem = json(wrong, 421).await;
     assert_eq!(problem["code"], "WRONG_SHARD");
     assert!(problem["detail"].as_str().unwrap().contains(&format!("shard {owner}/2")), "{problem}");
+
+    // A third shard's instance (`K/3`) would move orders between databases: refused.
+    let types = [EventType::StockReserved, EventType::OrderFailed, EventType::OrderExpired];
+    let resharded = Shards { shard: 0, of: 3 }.ensure_stream(&shop.js, "svc-payment", &types, 1).await;
+    let refusal = resharded.expect_err("a stream of 2 shards taken for 3").to_string();
+    assert!(refusal.contains("resharding"), "{refusal}");
 }

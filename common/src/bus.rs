@@ -306,7 +306,9 @@ impl ConsumerSpec {
         Ok(consumer
             .stream()
             .max_messages_per_batch(crate::consumer::BATCH)
-            .heartbeat(Duration::from_secs(5))
+            // Two missed heartbeats (4 s) say the pull request is lost, e.g. to a cluster node
+            // that died; the consumer then pulls again instead of waiting for the 30 s expiry.
+            .heartbeat(Duration::from_secs(2))
             .expires(Duration::from_secs(30))
             .messages()
             .await?)

@@ -31,7 +31,7 @@ use std::{
     time::Duration,
 };
 
-use async_nats::jetstream::{self, AckKind};
+use async_nats::jetstream::{self, AckKind, consumer::pull::MessagesErrorKind};
 pub use futures_util::future::BoxFuture;
 use futures_util::{FutureExt, StreamExt};
 use rusqlite::{Transaction, params};
@@ -277,7 +277,13 @@ pub async fn run(
             };
             let mut batch = match next {
                 Some(Ok(msg)) => vec![msg],
-                // Missing heartbeats and similar hiccups do not end the pull stream: keep going.
+                // Missed heartbeats: the pull request is gone (its consumer's leader moved to
+                // another node, say) and would only be renewed when it expires: pull again now.
+                Some(Err(error)) if error.kind() == MessagesErrorKind::MissingHeartbeat => {
+                    tracing::warn!(%error, consumer = spec.durable(), "pull consumer lost its pull request; pulling again");
+                    break;
+                }
+                // Other hiccups do not end the pull stream: keep going.
                 Some(Err(error)) => {
                     tracing::warn!(%error, consumer = spec.durable(), "pull consumer hiccup");
                     continue;
@@ -289,6 +295,7 @@ pub async fn run(
                     Some(Some(Ok(msg))) => batch.push(msg),
                     Some(Some(Err(error))) => {
                         tracing::warn!(%error, consumer = spec.durable(), "pull consumer hiccup");
+                        ended = error.kind() == MessagesErrorKind::MissingHeartbeat;
                         break;
                     }
                     Some(None) => {

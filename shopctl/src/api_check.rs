@@ -115,7 +115,7 @@ async fn check(checkout: &Checkout, options: &Options, schemathesis: &Path) -> R
     let root = options.data_dir.clone().unwrap_or_else(|| checkout.data_dir().join("api-check"));
     // No demo catalogue: the data made here is all there is, so its ids are the real ones.
     let env = vec![("SEED_DEMO".into(), "false".into())];
-    let layout = own_stack::layout(root.clone(), options.port_offset, env, options.bin_dir.clone())?;
+    let layout = own_stack::layout(root.clone(), options.port_offset, env, options.bin_dir.clone(), false)?;
     let runs = own_stack::with_stack("api-check", async |stack: &mut Stack| {
         fuzz(checkout, stack, &layout, options, schemathesis, &root).await
     })

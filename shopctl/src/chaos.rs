@@ -13,14 +13,23 @@
 //! | kill the gateway     | the same, for `payment-gateway`                                      |
 //! | kill the broker      | SIGKILL `nats-server`; restarted like the services                  |
 //! | pause the broker     | SIGSTOP, then SIGCONT 1-3 s later                                   |
+//! | kill a NATS node     | `--cluster`, for kill the broker: SIGKILL the node leading `SHOP_EVENTS` |
+//! | pause a NATS node    | `--cluster`, for pause the broker: SIGSTOP one node, SIGCONT 1-3 s later |
 //! | failpoint            | `PUT /admin/failpoints/<service>.<point>` at 25 % for 3 s            |
 //! | gateway outage       | `PUT /v1/faults`: down, failing, timing out or losing answers, 2-4 s |
 //! | duplicate            | an earlier event published again under its own message id          |
 //! | stale re-publish     | an earlier event published again under a new message id            |
 //! | malformed event      | not an envelope, on `order.created.<uuid>`: must be dead-lettered   |
 //!
+//! With `--cluster` the stack's NATS is the 3-node cluster of `./shop up --cluster` (the stream
+//! and the key bucket in 3 copies). Its leader is found through the stream info's
+//! `cluster.leader`; a killed node is restarted like the services. A node fault is skipped unless
+//! every node runs and holds a current copy of the stream, so at most one node is ever down and
+//! the quorum (2 of 3) holds.
+//!
 //! Then every fault is undone, the system is left to settle (every order ended, outboxes empty,
-//! consumers caught up), and the audit runs. It prints the figures and exits non-zero unless
+//! consumers caught up; with `--cluster`, every node back with a current copy of the stream),
+//! and the audit runs. It prints the figures and exits non-zero unless
 //! nothing was lost, stuck, duplicated or left unpublished, and the faults demonstrably took
 //! effect: messages were redelivered, failpoints fired, or consumers skipped duplicates.
 
@@ -75,8 +84,15 @@ pub struct Options {
     /// Where the run keeps its state and logs (emptied first); default `.data/chaos`.
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
+    /// Run NATS as a 3-node cluster (its stores in the run's folder, on the shifted ports); the
+    /// broker faults then hit one node at a time: the stream's leader killed, a node paused.
+    #[arg(long)]
+    pub cluster: bool,
 }
 
+/// How long the cluster's nodes may take, after the system settled, to be back with a current
+/// copy of the stream each.
+const REJOIN_TIMEOUT: Duration = Duration::from_secs(60);
 /// Each order's saga must end within this many seconds (`ORDER_DEADLINE_SECS`), so that one
 /// stopped by an outage expires within the run.
 const ORDER_DEADLINE_SECS: u64 = 20;
@@ -107,7 +123,7 @@ async fn chaos(checkout: &Checkout, options: &Options) -> Result<ExitCode> {
         ("DECLINE_SEED".into(), options.seed.to_string()),
         ("SEED_DEMO".into(), "false".into()),
     ];
-    let layout = own_stack::layout(root, options.port_offset, env, options.bin_dir.clone())?;
+    let layout = own_stack::layout(root, options.port_offset, env, options.bin_dir.clone(), options.cluster)?;
     let figures =
         own_stack::with_stack("chaos", async |stack: &mut Stack| drive(checkout, stack, &layout, options).await)
             .await?;
@@ -128,6 +144,11 @@ struct Figures {
     duplicates_skipped: u64,
     faults: BTreeMap<&'static str, usize>,
     failpoint_hits: u64,
+    /// Nodes SIGKILLed while leading the stream (`--cluster`).
+    leader_kills: usize,
+    /// `--cluster`: seconds after settling until every node held a current copy of the stream,
+    /// or what was still missing when time ran out.
+    rejoined: Option<Result<f64, String>>,
     load_secs: f64,
     settle_secs: f64,
 }
@@ -140,13 +161,14 @@ impl Figures {
             && self.duplicate_effects == 0
             && self.unpublished() == 0
             && self.faults_took_effect()
+            && self.rejoined.as_ref().is_none_or(Result::is_ok)
     }
 
     /// The proof that the run tested something: a counter only a fault moves. Which one moves
     /// depends on timing (a broker killed while nothing was in flight redelivers nothing), so any
     /// of them counts.
     fn faults_took_effect(&self) -> bool {
-        self.redeliveries > 0 || self.failpoint_hits > 0 || self.duplicates_skipped > 0
+        self.redeliveries > 0 || self.failpoint_hits > 0 || self.duplicates_skipped > 0 || self.leader_kills > 0
     }
 
     fn unpublished(&self) -> i64 {
@@ -175,6 +197,18 @@ impl Figures {
         println!("  dead letters         {}", self.report.dead_letters.len());
         println!("  faults               {} ({})", self.faults.values().sum::<usize>(), faults.join(", "));
         println!("  failpoint firings    {}", self.failpoint_hits);
+        match &self.rejoined {
+            None => {}
+            Some(Ok(secs)) => println!(
+                "  leader kills         {}; every node rejoined, all copies of the stream current {secs:.1} s after settling",
+                self.leader_kills
+            ),
+            Some(Err(missing)) => println!(
+                "  leader kills         {}; NOT rejoined within {} s: {missing}",
+                self.leader_kills,
+                REJOIN_TIMEOUT.as_secs()
+            ),
+        }
         println!("  load                 {:.1} s", self.load_secs);
         println!("  settled after        {:.1} s after the last fault", self.settle_secs);
         println!(
@@ -275,7 +309,7 @@ async fn drive(checkout: &Checkout, stack: &mut Stack, layout: &Layout, options:
                     u.apply(stack, &http, &endpoints, &admin).await;
                 }
                 if now >= next_fault {
-                    let fault = draw(&mut rng);
+                    let fault = draw(&mut rng, layout.cluster);
                     *figures.faults.entry(fault.name()).or_default() += 1;
                     let at = started.elapsed().as_secs_f64();
                     // Bounded: a publish to a paused broker must not hold up the undo that
@@ -287,6 +321,7 @@ async fn drive(checkout: &Checkout, stack: &mut Stack, layout: &Layout, options:
                     match applied.await.unwrap_or_else(|_| Err(anyhow!("timed out"))) {
                         Ok((what, then)) => {
                             eprintln!("chaos: {at:6.1} s  {what}");
+                            figures.leader_kills += usize::from(matches!(fault, Fault::KillLeaderNode));
                             if let Some((after, u)) = then {
                                 undo.push((now + after, u));
                             }
@@ -323,6 +358,9 @@ async fn drive(checkout: &Checkout, stack: &mut Stack, layout: &Layout, options:
         sleep(Duration::from_millis(500)).await;
     };
     figures.settle_secs = last_fault.elapsed().as_secs_f64();
+    if layout.cluster {
+        figures.rejoined = Some(rejoined(stack, &js).await);
+    }
     counters.poll(&http, &endpoints, &admin).await;
 
     let report = audit::check(&snapshot);
@@ -412,6 +450,10 @@ enum Fault {
     KillGateway,
     KillBroker,
     PauseBroker,
+    /// `--cluster`'s kill the broker.
+    KillLeaderNode,
+    /// `--cluster`'s pause the broker.
+    PauseNode,
     Failpoint,
     GatewayOutage,
     Duplicate,
@@ -427,8 +469,9 @@ enum Undo {
     GatewayFaults,
 }
 
-/// Draws the next fault: kills and broker trouble a little less often than the cheap ones.
-fn draw(rng: &mut StdRng) -> Fault {
+/// Draws the next fault: kills and broker trouble a little less often than the cheap ones. On a
+/// cluster the broker's faults are a node's, with the same weights.
+fn draw(rng: &mut StdRng, cluster: bool) -> Fault {
     const TABLE: [(Fault, u32); 9] = [
         (Fault::KillService, 3),
         (Fault::KillGateway, 1),
@@ -444,7 +487,11 @@ fn draw(rng: &mut StdRng) -> Fault {
     let mut pick = rng.gen_range(0..total);
     for (fault, weight) in TABLE {
         if pick < weight {
-            return fault;
+            return match (fault, cluster) {
+                (Fault::KillBroker, true) => Fault::KillLeaderNode,
+                (Fault::PauseBroker, true) => Fault::PauseNode,
+                _ => fault,
+            };
         }
         pick -= weight;
     }
@@ -458,6 +505,8 @@ impl Fault {
             Fault::KillGateway => "kill gateway",
             Fault::KillBroker => "kill broker",
             Fault::PauseBroker => "pause broker",
+            Fault::KillLeaderNode => "kill leader node",
+            Fault::PauseNode => "pause node",
             Fault::Failpoint => "failpoint",
             Fault::GatewayOutage => "gateway outage",
             Fault::Duplicate => "duplicate",
@@ -493,15 +542,28 @@ impl Fault {
                 Ok((format!("kill -9 payment-gateway (pid {pid})"), None))
             }
             Fault::KillBroker => {
-                let pid = stack.nats.as_ref().and_then(|n| n.pid()).context("not running (being restarted)")?;
+                let pid = stack.nats.first().and_then(|n| n.pid()).context("not running (being restarted)")?;
                 signal("KILL", pid)?;
                 Ok((format!("kill -9 nats-server (pid {pid})"), None))
             }
-            Fault::PauseBroker => {
-                let pid = stack.nats.as_ref().and_then(|n| n.pid()).context("not running (being restarted)")?;
+            Fault::KillLeaderNode => {
+                let leader = spare_node(stack, js).await?;
+                let node = &stack.nats[leader];
+                let pid = node.pid().context("not running (being restarted)")?;
+                signal("KILL", pid)?;
+                Ok((format!("kill -9 {} (pid {pid}), the leader of {}", node.name, common::bus::STREAM), None))
+            }
+            Fault::PauseBroker | Fault::PauseNode => {
+                let i = match self {
+                    Fault::PauseNode => spare_node(stack, js).await.map(|_| rng.gen_range(0..stack.nats.len()))?,
+                    _ => 0,
+                };
+                let node = stack.nats.get(i).context("no nats-server")?;
+                let pid = node.pid().context("not running (being restarted)")?;
                 signal("STOP", pid)?;
                 let pause = Duration::from_millis(rng.gen_range(1000..3000));
-                Ok((format!("kill -STOP nats-server (pid {pid}) for {pause:?}"), Some((pause, Undo::Resume(pid)))))
+                let what = format!("kill -STOP {} (pid {pid}) for {pause:?}", node.name);
+                Ok((what, Some((pause, Undo::Resume(pid)))))
             }
             Fault::Failpoint => {
                 let (service, point) = FAILPOINTS[rng.gen_range(0..FAILPOINTS.len())];
@@ -609,6 +671,60 @@ fn url_of<'a>(endpoints: &'a Endpoints, service: &str) -> &'a str {
     }
 }
 
+/// Which node of the cluster leads the stream, if the cluster can spare a node: every node
+/// running and not paused, each holding a current copy. Otherwise an error: a second node down
+/// (or one still catching up) would take the quorum with it.
+async fn spare_node(stack: &mut Stack, js: &jetstream::Context) -> Result<usize> {
+    for node in &mut stack.nats {
+        if node.try_exit_status().is_some() || node.pid().is_none_or(is_paused) {
+            bail!("skipped: {} is down, and a second node down would lose the quorum", node.name);
+        }
+    }
+    // Under load a follower can be a moment behind: it gets a little time before the skip.
+    let until = Instant::now() + Duration::from_millis(1500);
+    let info = loop {
+        let info = crate::cluster::stream_cluster(js).await?;
+        match crate::cluster::all_current(&info, stack.nats.len()) {
+            Ok(()) => break info,
+            Err(missing) if Instant::now() >= until => bail!("skipped: {missing}"),
+            Err(_) => sleep(Duration::from_millis(100)).await,
+        }
+    };
+    let leader = info.leader.unwrap_or_default();
+    // The config names node `i` `node-<i>`; shopctl calls its process `nats-node-<i>`.
+    stack
+        .nats
+        .iter()
+        .position(|n| n.name == format!("nats-{leader}"))
+        .with_context(|| format!("no node named {leader}"))
+}
+
+/// Whether the process `pid` is stopped (SIGSTOP): state `T` in `/proc/<pid>/stat`.
+fn is_paused(pid: u32) -> bool {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // The state follows the command name, which is in parentheses and may hold anything.
+    stat.rsplit_once(')').is_some_and(|(_, rest)| rest.trim_start().starts_with('T'))
+}
+
+/// Waits until every node of the cluster runs again (the supervisor restarts a killed one) and
+/// holds a current copy of the stream: the seconds it took, or what was still missing after
+/// [`REJOIN_TIMEOUT`].
+async fn rejoined(stack: &mut Stack, js: &jetstream::Context) -> Result<f64, String> {
+    let started = Instant::now();
+    loop {
+        up::supervise(stack).map_err(|e| format!("{e:#}"))?;
+        let missing = match crate::cluster::stream_cluster(js).await {
+            Ok(info) => crate::cluster::all_current(&info, stack.nats.len()).err(),
+            Err(e) => Some(format!("{e:#}")),
+        };
+        match missing {
+            None => return Ok(started.elapsed().as_secs_f64()),
+            Some(missing) if started.elapsed() >= REJOIN_TIMEOUT => return Err(missing),
+            Some(_) => sleep(Duration::from_millis(250)).await,
+        }
+    }
+}
+
 fn signal(sig: &str, pid: u32) -> Result<()> {
     let status = std::process::Command::new("kill").args([&format!("-{sig}"), &pid.to_string()]).status()?;
     if !status.success() {
@@ -696,12 +812,47 @@ mod tests {
     fn the_same_seed_draws_the_same_faults_and_every_kind_comes_up() {
         let names = |seed| {
             let mut rng = StdRng::seed_from_u64(seed);
-            (0..200).map(|_| draw(&mut rng).name()).collect::<Vec<_>>()
+            (0..200).map(|_| draw(&mut rng, false).name()).collect::<Vec<_>>()
         };
         assert_eq!(names(7), names(7));
         assert_ne!(names(7), names(8));
         let kinds: std::collections::BTreeSet<_> = names(7).into_iter().collect();
         assert_eq!(kinds.len(), 9, "{kinds:?}");
+    }
+
+    #[test]
+    fn on_a_cluster_the_broker_faults_are_node_faults() {
+        let mut rng = StdRng::seed_from_u64(7);
+        let kinds: std::collections::BTreeSet<_> = (0..200).map(|_| draw(&mut rng, true).name()).collect();
+        assert_eq!(kinds.len(), 9, "{kinds:?}");
+        assert!(kinds.contains("kill leader node") && kinds.contains("pause node"), "{kinds:?}");
+        assert!(!kinds.contains("kill broker") && !kinds.contains("pause broker"), "{kinds:?}");
+    }
+
+    /// The seed of the cluster run in tests/chaos.rs.
+    const CLUSTER_TEST_SEED: u64 = 69;
+
+    #[test]
+    fn seed_draws_a_leader_kill_first_on_a_cluster() {
+        // tests/chaos.rs relies on it: its first fault comes while every node is up, so
+        // it kills the leader whatever the timing (later draws depend on what faults consume).
+        let mut rng = StdRng::seed_from_u64(CLUSTER_TEST_SEED);
+        assert_eq!(draw(&mut rng, true).name(), "kill leader node");
+    }
+
+    #[test]
+    fn a_stopped_process_is_paused_and_a_running_one_is_not() {
+        let mut child = std::process::Command::new("sleep").arg("30").spawn().unwrap();
+        let pid = child.id();
+        assert!(!is_paused(pid));
+        signal("STOP", pid).unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while !is_paused(pid) && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(is_paused(pid));
+        child.kill().unwrap();
+        child.wait().unwrap();
     }
 
     #[test]

@@ -53,6 +53,11 @@ impl Checkout {
         self.root.join("nats/nats-server.conf")
     }
 
+    /// The configuration of node `node` (1, 2, 3) of the cluster `shopctl up --cluster` starts.
+    pub fn nats_cluster_conf(&self, node: u16) -> PathBuf {
+        self.root.join(format!("nats/cluster/node-{node}.conf"))
+    }
+
     /// `<dir or .data/<service>>/<service>.db`, the layout `shopctl up` and the services use.
     pub fn service_db(&self, service: &str, dir: Option<&Path>) -> PathBuf {
         let dir = dir.map_or_else(|| self.service_data_dir(service), Path::to_path_buf);

@@ -66,7 +66,7 @@ async fn check(checkout: &Checkout, options: &Options, python: &Path) -> Result<
         ("ORDER_DEADLINE_SECS".into(), "120".into()),
         ("SEED_DEMO".into(), "false".into()),
     ];
-    let layout = own_stack::layout(root.clone(), options.port_offset, env, options.bin_dir.clone())?;
+    let layout = own_stack::layout(root.clone(), options.port_offset, env, options.bin_dir.clone(), false)?;
     let screenshots = options.screenshots.clone().unwrap_or_else(|| root.join("screenshots"));
     let passed = own_stack::with_stack("console-check", async |stack: &mut Stack| {
         drive(checkout, stack, &layout, options, python, &screenshots).await

@@ -8,6 +8,7 @@ mod audit;
 mod browser;
 mod chaos;
 mod checkout;
+mod cluster;
 #[cfg(test)]
 mod compose_check;
 mod console_check;
@@ -50,7 +51,12 @@ enum Command {
         cargo_args: Vec<String>,
     },
     /// Start NATS (unless one answers at NATS_URL) and the services; stop them on Ctrl-C.
-    Up,
+    Up {
+        /// Run NATS as the 3-node JetStream cluster of nats/cluster/ (client ports 4222-4224),
+        /// the event stream and key bucket in 3 copies: any one node may go down.
+        #[arg(long)]
+        cluster: bool,
+    },
     /// Work with a service's transactional outbox.
     #[command(subcommand)]
     Outbox(OutboxCommand),
@@ -195,7 +201,7 @@ fn run(command: Command, checkout: &Checkout) -> anyhow::Result<ExitCode> {
             ExitCode::SUCCESS
         }),
         Command::Test { cargo_args } => test::run(checkout, &cargo_args),
-        Command::Up => up::run(checkout),
+        Command::Up { cluster } => up::run(checkout, cluster),
         Command::Outbox(OutboxCommand::Republish { service, since, data_dir }) => {
             outbox::republish(&service, &checkout.service_db(&service, data_dir.as_deref()), since.as_deref())
         }

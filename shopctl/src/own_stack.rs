@@ -23,8 +23,15 @@ pub fn block_on<F: Future>(future: F) -> Result<F::Output> {
 }
 
 /// The layout of a run's stack in `root`, which is emptied first: state and NATS store there,
-/// logs in `root/logs`, ports shifted by `port_offset`, `env` for every service.
-pub fn layout(root: PathBuf, port_offset: u16, env: Vec<(String, String)>, bin_dir: Option<PathBuf>) -> Result<Layout> {
+/// logs in `root/logs`, ports shifted by `port_offset`, `env` for every service; NATS the
+/// 3-node cluster if `cluster`.
+pub fn layout(
+    root: PathBuf,
+    port_offset: u16,
+    env: Vec<(String, String)>,
+    bin_dir: Option<PathBuf>,
+    cluster: bool,
+) -> Result<Layout> {
     if root.exists() {
         std::fs::remove_dir_all(&root).with_context(|| format!("cannot clear {}", root.display()))?;
     }
@@ -36,6 +43,7 @@ pub fn layout(root: PathBuf, port_offset: u16, env: Vec<(String, String)>, bin_d
         logs: Some(root.join("logs")),
         build_args: up::BUILD_ARGS.to_vec(),
         bin_dir,
+        cluster,
     })
 }
 

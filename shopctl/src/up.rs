@@ -4,10 +4,16 @@
 //! which then stops the services first (they may still publish or ack while draining) and the
 //! nats-server it started last. A child that dies meanwhile, nats-server included, is started
 //! again with backoff while the others keep running ([`crate::supervise`]).
+//!
+//! With `--cluster`, NATS is the 3-node JetStream cluster of `nats/cluster/` instead of one
+//! server: each node a child of its own, supervised the same way, and the services are given
+//! every node's URL and `NATS_REPLICAS=3`, so the event stream and the key bucket survive the
+//! loss of any one node.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::env;
+use std::ffi::OsString;
 use std::fmt;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -65,11 +71,14 @@ pub struct Layout {
     pub build_args: Vec<&'static str>,
     /// `Some(dir)`: run the binaries already in `dir` (e.g. `target/debug`), build nothing.
     pub bin_dir: Option<PathBuf>,
+    /// NATS is the 3-node cluster of `nats/cluster/` (its stores under `nats_cwd`'s
+    /// `.data/nats-cluster/`), not one server.
+    pub cluster: bool,
 }
 
 impl Layout {
     /// `up`'s: the checkout's `.data/`, the documented ports, output to the terminal.
-    pub fn up(checkout: &Checkout) -> Self {
+    pub fn up(checkout: &Checkout, cluster: bool) -> Self {
         Layout {
             data_root: checkout.data_dir(),
             nats_cwd: checkout.root().to_path_buf(),
@@ -78,6 +87,7 @@ impl Layout {
             logs: None,
             build_args: BUILD_ARGS.to_vec(),
             bin_dir: None,
+            cluster,
         }
     }
 
@@ -85,8 +95,12 @@ impl Layout {
         format!("127.0.0.1:{}", service.port + self.port_offset)
     }
 
+    /// The NATS URL of the servers this layout starts: one, or every node of the cluster,
+    /// comma-separated (as `NATS_URL` takes them).
     pub fn nats_url(&self) -> String {
-        format!("nats://127.0.0.1:{}", NATS_DEFAULT_PORT + self.port_offset)
+        let nodes = if self.cluster { CLUSTER_NODES } else { 1 };
+        let url = |i| format!("nats://127.0.0.1:{}", NATS_DEFAULT_PORT + i + self.port_offset);
+        (0..nodes).map(url).collect::<Vec<_>>().join(",")
     }
 
     /// The base URL of the service `name`.
@@ -99,10 +113,34 @@ impl Layout {
         self.data_root.join(name)
     }
 
-    /// Where the nats-server we start writes its pid, so the next run can recognise one left
-    /// behind.
-    pub fn nats_pid_file(&self) -> PathBuf {
-        self.nats_cwd.join(".data/nats/nats-server.pid")
+    /// The nats-servers to start: the single server at `nats_url`'s first address, or the
+    /// cluster's nodes on this layout's ports (`nats_url` is then [`Layout::nats_url`]).
+    fn nats_nodes(&self, checkout: &Checkout, nats_url: &str) -> Result<Vec<NatsNode>> {
+        let offset = self.port_offset;
+        if !self.cluster {
+            return Ok(vec![NatsNode {
+                name: "nats-server".to_owned(),
+                conf: checkout.nats_conf(),
+                addr: first_server_addr(nats_url)?,
+                monitor_port: NATS_MONITOR_PORT + offset,
+                routes: None,
+                // Where the pid is written, so the next run can recognise a server left behind.
+                pid_file: self.nats_cwd.join(".data/nats/nats-server.pid"),
+                store: self.nats_cwd.join(".data/nats"),
+            }]);
+        }
+        let routes: Vec<String> =
+            (0..CLUSTER_NODES).map(|i| format!("nats://127.0.0.1:{}", NATS_ROUTE_PORT + i + offset)).collect();
+        let node = |i: u16| NatsNode {
+            name: format!("nats-node-{}", i + 1),
+            conf: checkout.nats_cluster_conf(i + 1),
+            addr: ServerAddr { host: "127.0.0.1".to_owned(), port: NATS_DEFAULT_PORT + i + offset },
+            monitor_port: NATS_MONITOR_PORT + i + offset,
+            routes: Some((NATS_ROUTE_PORT + i + offset, routes.clone())),
+            pid_file: self.nats_cwd.join(format!(".data/nats-cluster/node-{}.pid", i + 1)),
+            store: self.nats_cwd.join(format!(".data/nats-cluster/node-{}", i + 1)),
+        };
+        Ok((0..CLUSTER_NODES).map(node).collect())
     }
 
     /// Output of the child `name`: our terminal, or its log file.
@@ -127,7 +165,11 @@ const DEFAULT_NATS_URL: &str = "nats://127.0.0.1:4222";
 const NATS_DEFAULT_PORT: u16 = 4222;
 /// Must match `http:` in nats/nats-server.conf (`-m` sets it, shifted by a [`Layout`]'s offset).
 const NATS_MONITOR_PORT: u16 = 8222;
-const NATS_MONITOR_URL: &str = "http://127.0.0.1:8222";
+/// The nodes of `--cluster`'s cluster, as nats/cluster/ configures them: node `i` (from 1)
+/// listens on [`NATS_DEFAULT_PORT`], [`NATS_MONITOR_PORT`] and [`NATS_ROUTE_PORT`] plus `i - 1`.
+pub const CLUSTER_NODES: u16 = 3;
+/// Must match `cluster.listen` in nats/cluster/node-1.conf (`--cluster` sets it, shifted).
+const NATS_ROUTE_PORT: u16 = 6222;
 
 /// Development defaults for svc-user's bootstrap admin account, as documented in docs/API-SPEC.md.
 /// The password must pass svc-user's policy (8+ characters, a letter and a digit).
@@ -146,7 +188,9 @@ pub(crate) const DEV_DEFAULTS: [(&str, &str); 1] = [("SEED_DEMO", "true")];
 /// own. `./shop load` measured 7 % more orders/s this way (docs/PERFORMANCE.md).
 pub(crate) const RUNTIME_DEFAULTS: [(&str, &str); 1] = [("TOKIO_WORKER_THREADS", "1")];
 
-const NATS_START_TIMEOUT: Duration = Duration::from_secs(15);
+/// Until every server we started answers JetStream requests (a cluster: has a meta leader, and
+/// each stream it stores a leader of its own).
+const NATS_START_TIMEOUT: Duration = Duration::from_secs(30);
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
 const STOP_GRACE: Duration = Duration::from_secs(10);
 const POLL_INTERVAL: Duration = Duration::from_millis(200);
@@ -156,12 +200,12 @@ const POLL_INTERVAL: Duration = Duration::from_millis(200);
 /// (cargo unifies features per invocation; built separately, crates would be built twice).
 pub const BUILD_ARGS: [&str; 4] = ["build", "--release", "--workspace", "--bins"];
 
-pub fn run(checkout: &Checkout) -> Result<ExitCode> {
+pub fn run(checkout: &Checkout, cluster: bool) -> Result<ExitCode> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("cannot start the tokio runtime")?
-        .block_on(up(checkout))
+        .block_on(up(checkout, cluster))
 }
 
 /// Everything `up` has started, so that one place can stop it all whatever happened.
@@ -171,9 +215,11 @@ pub struct Stack {
     pub services: Vec<Managed>,
     /// How to start each of `services` again, in the same order.
     service_restarts: Vec<Restarts>,
-    /// Only set if shopctl started nats-server itself (not if one was already running).
-    pub nats: Option<Managed>,
-    nats_restarts: Option<Restarts>,
+    /// The nats-servers shopctl started itself (none that was already running): the server, or
+    /// the cluster's nodes in order (`nats-node-1`, ...).
+    pub nats: Vec<Managed>,
+    /// How to start each of `nats` again, in the same order.
+    nats_restarts: Vec<Restarts>,
 }
 
 impl Stack {
@@ -183,20 +229,18 @@ impl Stack {
             build.stop(STOP_GRACE, signals).await;
         }
         stop_all(&mut self.services, STOP_GRACE, signals).await;
-        if let Some(nats) = &mut self.nats {
-            nats.stop(STOP_GRACE, signals).await;
-        }
+        stop_all(&mut self.nats, STOP_GRACE, signals).await;
     }
 }
 
-async fn up(checkout: &Checkout) -> Result<ExitCode> {
+async fn up(checkout: &Checkout, cluster: bool) -> Result<ExitCode> {
     // First of all: once installed, SIGINT/SIGTERM no longer kill us outright, so we always get
     // to stop the children.
     let mut signals = Signals::install()?;
     let mut stack = Stack::default();
 
     let outcome = tokio::select! {
-        result = start_and_watch(checkout, &mut stack) => result.map(|never| match never {}),
+        result = start_and_watch(checkout, &mut stack, cluster) => result.map(|never| match never {}),
         sig = signals.recv() => {
             eprintln!("\nshopctl: {sig} received, shutting down");
             Ok(())
@@ -212,13 +256,21 @@ async fn up(checkout: &Checkout) -> Result<ExitCode> {
 /// Builds, starts and then watches everything; returns only on failure (a signal ends it from
 /// outside, by dropping this future). Every child is put into `stack` right after it is spawned,
 /// with no `await` in between, so dropping this future never loses track of one.
-async fn start_and_watch(checkout: &Checkout, stack: &mut Stack) -> Result<Infallible> {
-    let layout = Layout::up(checkout);
-    let nats_url =
-        env::var("NATS_URL").ok().filter(|u| !u.trim().is_empty()).unwrap_or_else(|| DEFAULT_NATS_URL.to_owned());
+async fn start_and_watch(checkout: &Checkout, stack: &mut Stack, cluster: bool) -> Result<Infallible> {
+    let layout = Layout::up(checkout, cluster);
+    let from_env = env::var("NATS_URL").ok().filter(|u| !u.trim().is_empty());
+    let nats_url = match from_env {
+        Some(url) if cluster => {
+            eprintln!("shopctl: warning: ignoring NATS_URL={url}: --cluster runs the cluster of nats/cluster/");
+            layout.nats_url()
+        }
+        Some(url) => url,
+        None if cluster => layout.nats_url(),
+        None => DEFAULT_NATS_URL.to_owned(),
+    };
     let nats_started = launch(checkout, stack, &layout, &nats_url, false).await?;
     let services: Vec<&Service> = SERVICES.iter().collect();
-    print_summary(checkout, &layout, &nats_url, nats_started, &services);
+    print_summary(&layout, &nats_url, &layout.nats_nodes(checkout, &nats_url)?, nats_started, &services);
 
     // Polling is plenty for noticing a crash, and `try_wait` never reaps behind our back (see
     // `Managed::terminate`).
@@ -230,7 +282,7 @@ async fn start_and_watch(checkout: &Checkout, stack: &mut Stack) -> Result<Infal
 
 /// Builds, starts NATS (unless one answers at `nats_url`; with `own_nats` that is an error) and
 /// every service as `layout` says, and waits until all are ready. Returns whether it started
-/// nats-server.
+/// nats-server (with a cluster: any node).
 pub async fn launch(
     checkout: &Checkout,
     stack: &mut Stack,
@@ -252,12 +304,16 @@ pub async fn launch(
         }
     };
 
-    let nats_addr = first_server_addr(nats_url)?;
-    if own_nats && accepts_tcp(&nats_addr).await {
-        bail!("something already answers at {nats_url}; this run needs a nats-server of its own");
+    let nodes = layout.nats_nodes(checkout, nats_url)?;
+    if own_nats {
+        for node in &nodes {
+            if accepts_tcp(&node.addr).await {
+                bail!("something already answers at {}; this run needs a nats-server of its own", node.addr);
+            }
+        }
     }
     let credentials = Credentials::load_or_create(&layout.data_root)?;
-    let nats_started = start_nats_unless_running(checkout, stack, layout, &credentials, nats_url, &nats_addr).await?;
+    let nats_started = start_nats_unless_running(checkout, stack, layout, &credentials, nats_url, &nodes).await?;
 
     for (var, value) in ADMIN_DEFAULTS {
         if env::var_os(var).is_none() {
@@ -295,6 +351,9 @@ fn service_command(
     data_dir: PathBuf,
 ) -> Result<impl Fn() -> Command + Send + use<>> {
     let (root, http_addr, gateway_url) = (root.to_path_buf(), layout.addr(service), layout.url("payment-gateway"));
+    // One copy of the stream and the key bucket per node; unset on a single server, whose
+    // default (1) a NATS_REPLICAS of our own environment may override for a server of its own.
+    let replicas = layout.cluster.then(|| CLUSTER_NODES.to_string());
     let (logs, name) = (layout.clone(), service.name);
     // Fail now, not in the restart loop, if the log file cannot be opened.
     logs.output(name)?;
@@ -306,6 +365,7 @@ fn service_command(
             .env("HTTP_ADDR", &http_addr)
             .env("DATA_DIR", &data_dir)
             .env("GATEWAY_URL", &gateway_url)
+            .envs(replicas.iter().map(|r| ("NATS_REPLICAS", r)))
             // We hold the write end of the service's stdin for as long as we live; with this
             // variable set the service stops when it reads EOF, so even a SIGKILLed shopctl
             // leaves no service behind (no parent-death signal without `unsafe`).
@@ -332,11 +392,9 @@ fn service_command(
 /// One look at every child: a dead one is reported and, when its delay is up, started again.
 pub fn supervise(stack: &mut Stack) -> Result<()> {
     let now = Instant::now();
-    if let (Some(nats), Some(restarts)) = (stack.nats.as_mut(), stack.nats_restarts.as_mut()) {
-        restarts.watch(nats, now)?;
-    }
-    for (service, restarts) in stack.services.iter_mut().zip(&mut stack.service_restarts) {
-        restarts.watch(service, now)?;
+    let nats = stack.nats.iter_mut().zip(&mut stack.nats_restarts);
+    for (child, restarts) in nats.chain(stack.services.iter_mut().zip(&mut stack.service_restarts)) {
+        restarts.watch(child, now)?;
     }
     Ok(())
 }
@@ -385,112 +443,157 @@ fn create_dir(dir: &Path) -> Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))
 }
 
-/// Returns whether shopctl started nats-server (false: one was already answering).
+/// Starts every node of `nodes` that does not answer yet (none answering is the usual case) and
+/// waits until JetStream answers through each. Returns whether it started any.
 async fn start_nats_unless_running(
     checkout: &Checkout,
     stack: &mut Stack,
     layout: &Layout,
     credentials: &Credentials,
     nats_url: &str,
-    addr: &ServerAddr,
+    nodes: &[NatsNode],
 ) -> Result<bool> {
-    stop_orphaned_nats(checkout, layout).await?;
-    if accepts_tcp(addr).await {
-        eprintln!("shopctl: using the NATS server already answering at {addr}");
-        return Ok(false);
-    }
-    if !addr.is_local() {
-        bail!(
-            "nothing answers at NATS_URL={nats_url}, and {} is not this machine, so shopctl \
-             cannot start a server there",
-            addr.host
-        );
-    }
-
-    let bin = {
-        let checkout = checkout.clone();
-        tokio::task::spawn_blocking(move || ensure_nats_server(&checkout)).await??
-    };
-    // nats-server writes its pid file there before it creates its store (on a fresh clone nothing
-    // else has created the folder yet).
-    let pid_file = layout.nats_pid_file();
-    create_dir(pid_file.parent().expect("the pid file is inside .data/nats"))?;
-    let command = nats_command(checkout, layout, credentials.server_env(), bin, pid_file, addr)?;
-    let mut cmd = command();
-    eprintln!("shopctl: starting {:?}", cmd.as_std());
-    let nats = stack.nats.insert(Managed::spawn("nats-server", &mut cmd)?);
-    stack.nats_restarts = Some(Restarts::new(command, Instant::now()));
-
-    let deadline = Instant::now() + NATS_START_TIMEOUT;
-    loop {
-        if let Some(status) = nats.try_exit_status() {
-            bail!("nats-server exited ({status}) before accepting connections; see its log above");
+    let mut bin = None;
+    let mut started = false;
+    for node in nodes {
+        stop_orphaned_nats(node).await?;
+        if accepts_tcp(&node.addr).await {
+            eprintln!("shopctl: using the NATS server already answering at {}", node.addr);
+            continue;
         }
-        if accepts_tcp(addr).await {
-            return Ok(true);
+        if !node.addr.is_local() {
+            bail!(
+                "nothing answers at NATS_URL={nats_url}, and {} is not this machine, so shopctl \
+                 cannot start a server there",
+                node.addr.host
+            );
+        }
+        let bin = match &bin {
+            Some(bin) => bin,
+            None => {
+                let checkout = checkout.clone();
+                bin.insert(tokio::task::spawn_blocking(move || ensure_nats_server(&checkout)).await??)
+            }
+        };
+        // nats-server writes its pid file there before it creates its store (on a fresh clone
+        // nothing else has created the folder yet).
+        create_dir(node.pid_file.parent().expect("the pid file is inside .data"))?;
+        let command = nats_command(layout, credentials.server_env(), bin.clone(), node)?;
+        let mut cmd = command();
+        eprintln!("shopctl: starting {:?}", cmd.as_std());
+        stack.nats.push(Managed::spawn(&node.name, &mut cmd)?);
+        stack.nats_restarts.push(Restarts::new(command, Instant::now()));
+        started = true;
+    }
+    if started {
+        wait_until_serving(stack, layout, nodes).await?;
+    }
+    Ok(started)
+}
+
+/// Waits until JetStream answers through every node: on a cluster, once a meta leader is
+/// elected, for which 2 of the 3 nodes must be up, and each stored stream has a leader. A server we started that exits meanwhile is a
+/// start-up failure (a bad setting, a port in use).
+async fn wait_until_serving(stack: &mut Stack, layout: &Layout, nodes: &[NatsNode]) -> Result<()> {
+    let operator = Credentials::operator();
+    let deadline = Instant::now() + NATS_START_TIMEOUT;
+    let mut waiting: Vec<&NatsNode> = nodes.iter().collect();
+    loop {
+        check_alive(stack, layout)?;
+        let mut still = Vec::new();
+        for node in waiting {
+            if !jetstream_answers(&node.addr, &operator).await {
+                still.push(node);
+            }
+        }
+        waiting = still;
+        if waiting.is_empty() {
+            return Ok(());
         }
         if Instant::now() >= deadline {
-            bail!("nats-server did not accept connections at {addr} within {}s", NATS_START_TIMEOUT.as_secs());
+            let names: Vec<&str> = waiting.iter().map(|n| n.name.as_str()).collect();
+            bail!(
+                "JetStream did not answer through {} within {}s{}",
+                names.join(", "),
+                NATS_START_TIMEOUT.as_secs(),
+                if nodes.len() > 1 { " (a cluster elects its meta leader once 2 of its 3 nodes are up)" } else { "" }
+            );
         }
         sleep(POLL_INTERVAL).await;
     }
 }
 
-/// How nats-server is started, the first time and after it died.
+/// Whether JetStream serves through the server at `addr`, asked as the operator: it answers an
+/// account-info request (on a cluster: it knows the meta leader, which answers those), and
+/// every stream already stored answers too. After a cluster's restart from its stores each
+/// stream (the events, the key bucket) elects a leader of its own only after the meta leader;
+/// until then the services' requests to it time out.
+async fn jetstream_answers(addr: &ServerAddr, operator: &NatsAuth) -> bool {
+    use futures_util::StreamExt;
+    let (Some(user), Some(password)) = (operator.user.clone(), operator.password.clone()) else { return false };
+    let ask = async {
+        // Not `common::bus::connect`: that one retries a refused connection forever.
+        let client =
+            async_nats::ConnectOptions::new().user_and_password(user, password).connect(addr.to_string()).await?;
+        let js = async_nats::jetstream::new(client);
+        js.query_account().await?;
+        let mut names = js.stream_names();
+        while let Some(name) = names.next().await {
+            let stream = js.get_stream(name?).await?;
+            let cluster = stream.cached_info().cluster.as_ref();
+            anyhow::ensure!(cluster.is_none_or(|c| c.leader.is_some()), "a stream has no leader yet");
+        }
+        anyhow::Ok(())
+    };
+    matches!(timeout(Duration::from_secs(2), ask).await, Ok(Ok(())))
+}
+
+/// How a nats-server is started, the first time and after it died.
 fn nats_command(
-    checkout: &Checkout,
     layout: &Layout,
     env: Vec<(String, String)>,
     bin: PathBuf,
-    pid_file: PathBuf,
-    addr: &ServerAddr,
+    node: &NatsNode,
 ) -> Result<impl Fn() -> Command + Send + use<>> {
-    let (cwd, conf) = (layout.nats_cwd.clone(), checkout.nats_conf());
-    let (host, port) = (addr.host.clone(), addr.port.to_string());
-    let monitor = (NATS_MONITOR_PORT + layout.port_offset).to_string();
+    let (cwd, args, name) = (layout.nats_cwd.clone(), node.args(), node.name.clone());
     let logs = layout.clone();
-    logs.output("nats-server")?;
+    logs.output(&name)?;
     Ok(move || {
         let mut cmd = Command::new(&bin);
         // The config's `store_dir` is relative to the working directory, hence `current_dir`
-        // (nats-server refuses a `--store_dir` flag when the config sets one too). The listen
-        // address follows NATS_URL; flags override the config's `listen` and `http`.
+        // (nats-server refuses a `--store_dir` flag when the config sets one too).
         cmd.current_dir(&cwd)
-            .arg("-c")
-            .arg(&conf)
-            .args(["-a", &host, "-p", &port, "-m", &monitor])
-            .arg("--pid")
-            .arg(&pid_file)
+            .args(&args)
             // The passwords nats/accounts.conf reads: never on the command line.
             .envs(env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .process_group(0);
-        if let Ok((out, err)) = logs.output("nats-server") {
+        if let Ok((out, err)) = logs.output(&name) {
             cmd.stdout(out).stderr(err);
         }
         cmd
     })
 }
 
-/// Stops a nats-server that an earlier `shopctl up` started and could not stop (it was killed
-/// with SIGKILL: services stop on their own then, via their stdin pipe, but nats-server cannot).
-/// Recognised by the pid file it wrote and, against pid reuse, by its command line.
-async fn stop_orphaned_nats(checkout: &Checkout, layout: &Layout) -> Result<()> {
-    let Ok(text) = std::fs::read_to_string(layout.nats_pid_file()) else { return Ok(()) };
+/// Stops a nats-server that an earlier `shopctl up` started as `node` and could not stop (it
+/// was killed with SIGKILL: services stop on their own then, via their stdin pipe, but
+/// nats-server cannot). Recognised by the pid file it wrote and, against pid reuse, by its
+/// command line.
+async fn stop_orphaned_nats(node: &NatsNode) -> Result<()> {
+    let Ok(text) = std::fs::read_to_string(&node.pid_file) else { return Ok(()) };
     let Ok(pid) = text.trim().parse::<u32>() else { return Ok(()) };
-    let conf = checkout.nats_conf();
     let ours = std::fs::read(format!("/proc/{pid}/cmdline"))
-        .map(|c| String::from_utf8_lossy(&c).contains(&*conf.to_string_lossy()))
+        .map(|c| String::from_utf8_lossy(&c).contains(&*node.conf.to_string_lossy()))
         .unwrap_or(false);
     if !ours {
         return Ok(());
     }
-    eprintln!("shopctl: stopping the nats-server (pid {pid}) an earlier shopctl left behind");
+    eprintln!("shopctl: stopping the {} (pid {pid}) an earlier shopctl left behind", node.name);
     std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status().context("cannot run kill(1)")?;
     let deadline = Instant::now() + STOP_GRACE;
     while std::path::Path::new(&format!("/proc/{pid}")).exists() {
         if Instant::now() >= deadline {
-            bail!("the nats-server left behind (pid {pid}) did not stop within {}s", STOP_GRACE.as_secs());
+            bail!("the {} left behind (pid {pid}) did not stop within {}s", node.name, STOP_GRACE.as_secs());
         }
         sleep(POLL_INTERVAL).await;
     }
@@ -545,7 +648,7 @@ async fn wait_until_ready(stack: &mut Stack, layout: &Layout, services: &[&Servi
 /// Fails if any child we started has exited: before everything is ready, a death is a start-up
 /// failure (a bad setting, a port in use) that restarting would only repeat.
 fn check_alive(stack: &mut Stack, layout: &Layout) -> Result<()> {
-    for child in stack.services.iter_mut().chain(stack.nats.as_mut()) {
+    for child in stack.services.iter_mut().chain(&mut stack.nats) {
         if let Some(status) = child.try_exit_status() {
             // Logged to a file (a run's own stack, whose folder may be a temporary one): its
             // last lines say why, here where they are read.
@@ -597,20 +700,35 @@ fn parse_status_line(response: &[u8]) -> Option<u16> {
     code.parse().ok()
 }
 
-fn print_summary(checkout: &Checkout, layout: &Layout, nats_url: &str, nats_started: bool, services: &[&Service]) {
-    let nats_note = if nats_started {
-        format!(
-            "started by shopctl; monitoring {NATS_MONITOR_URL}; data {}",
-            checkout.data_dir().join("nats").display()
-        )
-    } else {
-        "already running, not managed by shopctl".to_owned()
+fn print_summary(layout: &Layout, nats_url: &str, nodes: &[NatsNode], nats_started: bool, services: &[&Service]) {
+    let nats_note = |node: &NatsNode| {
+        if nats_started {
+            format!(
+                "started by shopctl; monitoring http://127.0.0.1:{}; data {}",
+                node.monitor_port,
+                node.store.display()
+            )
+        } else {
+            "already running, not managed by shopctl".to_owned()
+        }
     };
     println!();
     println!("msa-shop is up. Ctrl-C stops everything.");
     println!();
     println!("  {:<16} {:<28} notes", "component", "listens on");
-    println!("  {:<16} {:<28} {nats_note}", "nats", nats_url);
+    if layout.cluster {
+        let quorum = CLUSTER_NODES / 2 + 1;
+        println!(
+            "  {:<16} {:<28} {CLUSTER_NODES} nodes; stream and key bucket in {CLUSTER_NODES} copies (R{CLUSTER_NODES}), \
+             quorum {quorum}: any one node may go down",
+            "nats cluster", ""
+        );
+        for node in nodes {
+            println!("  {:<16} {:<28} {}", node.name, format!("nats://{}", node.addr), nats_note(node));
+        }
+    } else {
+        println!("  {:<16} {:<28} {}", "nats", nats_url, nats_note(&nodes[0]));
+    }
     let operator = Credentials::operator();
     let default =
         if Credentials::operator_is_default() { " (development default: set NATS_OPERATOR_USER/PASSWORD)" } else { "" };
@@ -628,8 +746,44 @@ fn print_summary(checkout: &Checkout, layout: &Layout, nats_url: &str, nats_star
     println!();
 }
 
+/// A nats-server shopctl may start: the single server, or one node of the cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct NatsNode {
+    /// Its name in what shopctl says and its log file's: `nats-server`, or `nats-node-<i>` for
+    /// the node whose `server_name` (as JetStream names a stream's leader) is `node-<i>`.
+    name: String,
+    conf: PathBuf,
+    /// Where it listens for clients: NATS_URL's first server, or the node's shifted port.
+    addr: ServerAddr,
+    monitor_port: u16,
+    /// A cluster node's route port, and every node's route URL.
+    routes: Option<(u16, Vec<String>)>,
+    pid_file: PathBuf,
+    /// Where its configuration keeps its JetStream store (relative to the working directory).
+    store: PathBuf,
+}
+
+impl NatsNode {
+    /// Its command line: the configuration, then what a layout changes in it (the listen address
+    /// from NATS_URL, every port shifted by the offset) and the pid file. Flags take precedence
+    /// over the configuration's `listen`, `http`, `cluster.listen` and `cluster.routes`.
+    fn args(&self) -> Vec<OsString> {
+        let mut args: Vec<OsString> = vec!["-c".into(), self.conf.clone().into()];
+        args.extend(
+            ["-a", &self.addr.host, "-p", &self.addr.port.to_string(), "-m", &self.monitor_port.to_string()]
+                .map(OsString::from),
+        );
+        args.extend(["--pid".into(), self.pid_file.clone().into()]);
+        if let Some((port, routes)) = &self.routes {
+            let listen = format!("nats://127.0.0.1:{port}");
+            args.extend(["--cluster", &listen, "--routes", &routes.join(",")].map(OsString::from));
+        }
+        args
+    }
+}
+
 /// The host and port of one NATS server.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 struct ServerAddr {
     host: String,
     port: u16,
@@ -758,6 +912,88 @@ mod tests {
         let script = include_str!("../../shop");
         let build = format!("cargo {}", BUILD_ARGS.join(" "));
         assert!(script.contains(&build), "./shop does not run `{build}`");
+    }
+
+    fn layout(cluster: bool, port_offset: u16) -> Layout {
+        let checkout = Checkout::containing(Path::new(env!("CARGO_MANIFEST_DIR"))).unwrap();
+        Layout { port_offset, nats_cwd: PathBuf::from("/run"), ..Layout::up(&checkout, cluster) }
+    }
+
+    fn nodes(layout: &Layout, nats_url: &str) -> Vec<NatsNode> {
+        let checkout = Checkout::containing(Path::new(env!("CARGO_MANIFEST_DIR"))).unwrap();
+        layout.nats_nodes(&checkout, nats_url).unwrap()
+    }
+
+    fn args(node: &NatsNode) -> Vec<String> {
+        node.args().iter().map(|a| a.to_string_lossy().into_owned()).collect()
+    }
+
+    #[test]
+    fn the_single_server_listens_where_nats_url_says_on_shifted_monitoring() {
+        let layout = layout(false, 10_000);
+        assert_eq!(layout.nats_url(), "nats://127.0.0.1:14222");
+        let single = nodes(&layout, "nats://localhost:4333,nats://other:4222");
+        assert_eq!(single.len(), 1);
+        let node = &single[0];
+        assert_eq!((node.name.as_str(), node.routes.as_ref()), ("nats-server", None));
+        assert!(node.conf.ends_with("nats/nats-server.conf"));
+        let args = args(node);
+        assert_eq!(args[2..8], ["-a", "localhost", "-p", "4333", "-m", "18222"]);
+        assert_eq!(args[8..], ["--pid", "/run/.data/nats/nats-server.pid"]);
+    }
+
+    #[test]
+    fn a_cluster_is_three_nodes_on_consecutive_ports_each_routed_to_all() {
+        let layout = layout(true, 10_000);
+        let url = layout.nats_url();
+        assert_eq!(url, "nats://127.0.0.1:14222,nats://127.0.0.1:14223,nats://127.0.0.1:14224");
+        let cluster = nodes(&layout, &url);
+        let names: Vec<&str> = cluster.iter().map(|n| n.name.as_str()).collect();
+        assert_eq!(names, ["nats-node-1", "nats-node-2", "nats-node-3"]);
+        let routes = "nats://127.0.0.1:16222,nats://127.0.0.1:16223,nats://127.0.0.1:16224";
+        let node_2 = args(&cluster[1]);
+        assert!(cluster[1].conf.ends_with("nats/cluster/node-2.conf"));
+        assert_eq!(node_2[2..8], ["-a", "127.0.0.1", "-p", "14223", "-m", "18223"]);
+        assert_eq!(
+            node_2[8..],
+            ["--pid", "/run/.data/nats-cluster/node-2.pid", "--cluster", "nats://127.0.0.1:16223", "--routes", routes]
+        );
+        let stores: std::collections::BTreeSet<_> = cluster.iter().map(|n| &n.store).collect();
+        assert_eq!(stores.len(), 3, "a store each");
+    }
+
+    #[test]
+    fn the_cluster_configs_say_what_up_starts_the_nodes_with() {
+        // shopctl's flags override ports, but a node started by hand (nats/README.md) runs on
+        // the files alone: they must agree with the unshifted layout.
+        let configs = [
+            include_str!("../../nats/cluster/node-1.conf"),
+            include_str!("../../nats/cluster/node-2.conf"),
+            include_str!("../../nats/cluster/node-3.conf"),
+        ];
+        let layout = layout(true, 0);
+        let cluster = nodes(&layout, &layout.nats_url());
+        let single = include_str!("../../nats/nats-server.conf");
+        for (i, (conf, node)) in configs.iter().zip(&cluster).enumerate() {
+            let name = format!("node-{}", i + 1);
+            let (route_port, routes) = node.routes.clone().unwrap();
+            let expected = [
+                format!("server_name: {name}\n"),
+                format!("listen: 127.0.0.1:{}\n", node.addr.port),
+                format!("http: 127.0.0.1:{}\n", node.monitor_port),
+                format!("store_dir: \".data/nats-cluster/{name}\"\n"),
+                format!("listen: 127.0.0.1:{route_port}\n"),
+                "include ../accounts.conf\n".to_owned(),
+                "name: msa-shop\n".to_owned(),
+            ];
+            for line in expected.iter().chain(&routes.iter().map(|r| format!("    {r}\n")).collect::<Vec<_>>()) {
+                assert!(conf.contains(line.as_str()), "{name}.conf has no `{}`", line.trim());
+            }
+            assert_eq!(node.name, format!("nats-{name}"), "the process is named after the server");
+            assert_eq!(node.store, Path::new("/run").join(format!(".data/nats-cluster/{name}")));
+            let sync = |c: &str| c.lines().map(str::trim).find(|l| l.starts_with("sync_interval")).map(str::to_owned);
+            assert_eq!(sync(conf), sync(single), "{name}.conf syncs as nats-server.conf does");
+        }
     }
 
     #[test]

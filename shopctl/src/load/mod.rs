@@ -2,8 +2,9 @@
 //! real REST entry, with figures anyone can reproduce.
 //!
 //! It runs a stack of its own (`up`'s machinery and the configuration `./shop up` ships, in
-//! `.data/load/`, on ports shifted by `--port-offset`), signs up a seller and up to 16 customers,
-//! lists one product with ample stock, and then:
+//! `.data/load/`, on ports shifted by `--port-offset`; with `--cluster`, NATS as the 3-node
+//! cluster of `./shop up --cluster`), signs up a seller and up to 16 customers, lists one product
+//! with ample stock, and then:
 //!
 //! 1. warms up (`--warm-up` orders, not counted), and measures the raw JetStream publish rate of
 //!    this machine on a scratch nats-server: once with JetStream's default sync interval (the
@@ -84,14 +85,18 @@ pub struct Options {
     /// The sync interval of the second raw measurement; default: nats/nats-server.conf's.
     #[arg(long)]
     pub sync_interval: Option<String>,
-    /// Added to every port `./shop up` uses, so both can run at once.
     /// Saga console pages (server-sent event streams) kept open during one more phase at the
     /// highest concurrency: the saga's throughput while it is watched, beside the same phase
     /// without. 0: no such phase.
     #[arg(long, default_value_t = 0)]
     pub console: usize,
+    /// Added to every port `./shop up` uses, so both can run at once.
     #[arg(long, default_value_t = 20_000)]
     pub port_offset: u16,
+    /// Run the stack's NATS as the 3-node cluster of `./shop up --cluster` (stream and key
+    /// bucket in 3 copies), on the shifted ports; the raw measurements stay on one server.
+    #[arg(long)]
+    pub cluster: bool,
     /// Use the binaries in this folder (e.g. `target/debug`) instead of building release ones.
     #[arg(long)]
     pub bin_dir: Option<PathBuf>,
@@ -123,7 +128,7 @@ pub fn run(checkout: &Checkout, options: &Options) -> Result<ExitCode> {
 async fn load(checkout: &Checkout, options: &Options) -> Result<ExitCode> {
     let root = options.data_dir.clone().unwrap_or_else(|| checkout.data_dir().join("load"));
     let env = vec![("SEED_DEMO".into(), "false".into())];
-    let layout = own_stack::layout(root, options.port_offset, env, options.bin_dir.clone())?;
+    let layout = own_stack::layout(root, options.port_offset, env, options.bin_dir.clone(), options.cluster)?;
     let nats_bin = {
         let checkout = checkout.clone();
         tokio::task::spawn_blocking(move || crate::nats::ensure_nats_server(&checkout)).await??
@@ -256,7 +261,7 @@ async fn drive(
     eprintln!("load: measuring how soon each service is ready after its start");
     let binaries: Vec<(String, PathBuf)> = pids
         .iter()
-        .filter(|(name, _)| name != "nats-server")
+        .filter(|(name, _)| !name.starts_with("nats-"))
         .filter_map(|(name, pid)| Some((name.clone(), std::fs::read_link(format!("/proc/{pid}/exe")).ok()?)))
         .collect();
     let logs = layout.logs.clone().unwrap_or_else(|| layout.data_root.clone());
@@ -479,11 +484,8 @@ async fn mean_event_size(js: &jetstream::Context) -> Result<usize> {
 }
 
 fn pids(stack: &Stack) -> Vec<(String, u32)> {
-    let mut pids: Vec<(String, u32)> = stack.services.iter().filter_map(|s| Some((s.name.clone(), s.pid()?))).collect();
-    if let Some(pid) = stack.nats.as_ref().and_then(|n| n.pid()) {
-        pids.push(("nats-server".into(), pid));
-    }
-    pids
+    // The services, then nats-server or the cluster's nodes (`nats-node-1`, ...).
+    stack.services.iter().chain(&stack.nats).filter_map(|s| Some((s.name.clone(), s.pid()?))).collect()
 }
 
 fn sample_all(pids: &[(String, u32)]) -> BTreeMap<String, Sample> {

@@ -131,9 +131,10 @@ impl Report {
         self.phases.iter().find(|p| p.concurrency == Some(1))
     }
 
-    /// The services' memory, nats-server left out (the targets are the services').
+    /// The services' memory, nats-server (or the cluster's nodes) left out (the targets are the
+    /// services').
     fn services_memory(&self) -> (u64, u64) {
-        let services = self.memory.iter().filter(|(n, _)| n.as_str() != "nats-server");
+        let services = self.memory.iter().filter(|(n, _)| !n.starts_with("nats-"));
         services.fold((0, 0), |(idle, peak), (_, (i, p))| (idle.max(*i), peak.max(*p)))
     }
 

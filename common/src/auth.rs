@@ -204,6 +204,11 @@ impl Verifier {
         self.change_keys(|keys| keys.remove(kid));
     }
 
+    /// How many keys it trusts: none until the key bucket has been read and holds svc-user's.
+    pub fn key_count(&self) -> usize {
+        self.keys.read().expect("verifier keys lock").keys.len()
+    }
+
     /// Every change of the trusted keys goes through here: it starts a new generation, so no
     /// token verified against the old keys is taken from the cache any more.
     fn change_keys<R>(&self, change: impl FnOnce(&mut HashMap<String, DecodingKey>) -> R) -> R {
@@ -268,9 +273,11 @@ impl Verifier {
         let (loaded_tx, loaded_rx) = tokio::sync::oneshot::channel();
         let (this, js) = (self.clone(), js.clone());
         tokio::spawn(async move { this.follow(js, stop, loaded_tx).await });
-        tokio::time::timeout(Duration::from_secs(10), loaded_rx)
-            .await
-            .map_err(|_| anyhow::anyhow!("auth keys did not load within 10 s"))??;
+        // A first load slower than this (NATS electing a leader after a node's loss, say) does not
+        // hold up the start either: the watch goes on loading, and tokens are refused until then.
+        if tokio::time::timeout(Duration::from_secs(10), loaded_rx).await.is_err() {
+            tracing::warn!("auth keys not loaded within 10 s; starting anyway, refusing tokens until they are");
+        }
         Ok(())
     }
 

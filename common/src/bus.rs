@@ -83,9 +83,13 @@ pub fn stream_config(replicas: usize) -> stream::Config {
 /// Creates or updates the stream with `replicas` copies, retrying while the server (or, on a
 /// cluster, its meta leader) is still starting.
 pub async fn ensure_stream(js: &jetstream::Context, replicas: usize) -> anyhow::Result<stream::Stream> {
-    let create = || async { js.create_or_update_stream(stream_config(replicas)).await };
-    create.retry(startup_backoff()).await?;
-    Ok(js.get_stream(STREAM).await?)
+    // Both calls retried: on a cluster just starting, a freshly created stream can take a while
+    // to answer (its own leader is elected after the create).
+    let ensure = || async {
+        js.create_or_update_stream(stream_config(replicas)).await?;
+        anyhow::Ok(js.get_stream(STREAM).await?)
+    };
+    ensure.retry(startup_backoff()).await
 }
 
 /// A service that runs as several instances each owning a database of its own: `of` shards,
@@ -182,24 +186,36 @@ impl Shards {
     ) -> anyhow::Result<stream::Stream> {
         ensure_stream(js, replicas).await?;
         let config = self.stream_config(service, types, replicas);
-        let existing = js.get_stream(&config.name).await;
-        if let Ok(mut stream) = existing {
-            let info = stream.info().await?;
-            let wanted = &config.sources.as_ref().expect("sources")[0].subject_transforms;
-            let has = info.config.sources.as_ref().and_then(|s| s.first()).map(|s| &s.subject_transforms);
-            anyhow::ensure!(
-                has == Some(wanted),
-                "{} is partitioned differently ({has:?}); this instance expects {} shards: resharding a \
-                 running service is not supported",
-                config.name,
-                self.of
-            );
-            return Ok(stream);
-        }
-        let create = || async { js.create_stream(config.clone()).await };
-        create.retry(startup_backoff()).await?;
-        Ok(js.get_stream(&config.name).await?)
+        let wanted = &config.sources.as_ref().expect("sources")[0].subject_transforms;
+        let ensure = || async {
+            let stream = match js.get_stream(&config.name).await {
+                Ok(stream) => stream,
+                Err(e) if not_found(&e) => {
+                    js.create_stream(config.clone()).await?;
+                    js.get_stream(&config.name).await?
+                }
+                Err(e) => return Err(e.into()),
+            };
+            anyhow::Ok(stream)
+        };
+        let mut stream = ensure.retry(startup_backoff()).await?;
+        let info = stream.info().await?;
+        let has = info.config.sources.as_ref().and_then(|s| s.first()).map(|s| &s.subject_transforms);
+        anyhow::ensure!(
+            has == Some(wanted),
+            "{} is partitioned differently ({has:?}); this instance expects {} shards: resharding a running \
+             service is not supported",
+            config.name,
+            self.of
+        );
+        Ok(stream)
     }
+}
+
+/// Whether JetStream answered that there is no such stream (rather than not answering).
+fn not_found(error: &jetstream::context::GetStreamError) -> bool {
+    use jetstream::context::GetStreamErrorKind;
+    matches!(error.kind(), GetStreamErrorKind::JetStream(e) if e.error_code() == jetstream::ErrorCode::STREAM_NOT_FOUND)
 }
 
 /// How one handler consumes: its durable name and the subjects of the events it reacts to, both

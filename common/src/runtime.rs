@@ -200,6 +200,7 @@ impl App {
         let readiness = Readiness {
             db: runtime.db.clone(),
             nats: runtime.nats.clone(),
+            verifier: runtime.verifier.clone(),
             consumers: runtime.consumers.clone(),
             max_backlog: runtime.max_backlog,
         };

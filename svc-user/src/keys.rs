@@ -76,18 +76,13 @@ pub async fn start(runtime: &Runtime, ttl: Duration) -> anyhow::Result<Tokens> {
         bucket: auth::keys_bucket(&runtime.js, runtime.replicas).await?,
         verifier: runtime.verifier.clone(),
     };
-    // Watching before reconciling: a deletion landing in between is delivered, not missed.
-    let changes = keys.bucket.watch(">").await.context("watching the auth-keys bucket")?;
-
-    let in_use = keys.db.read(store::find_signing_keys_in_use).await?;
-    for (kid, der) in in_use {
-        let key = SigningKey::from_pkcs8_der(kid, &der)?;
-        if !keys.publish(&key).await? {
-            keys.retire(key.kid()).await?;
-            tracing::warn!(kid = key.kid(), "signing key was deleted from the bucket while we were down: retired");
-        }
-    }
-    let key = keys.activate(None).await?;
+    // Watching before reconciling: a deletion landing in between is delivered, not missed. Both
+    // retried while the bucket does not answer yet (a cluster still electing its leader).
+    let changes = (|| keys.bucket.watch(">"))
+        .retry(common::bus::startup_backoff())
+        .await
+        .context("watching the auth-keys bucket")?;
+    let key = (|| keys.first_key()).retry(common::bus::startup_backoff()).await?;
     tracing::info!(kid = key.kid(), "signing key published");
     let tokens = Tokens::new(key, ttl);
     runtime.spawn(keys.follow(changes, tokens.clone(), runtime.stop.clone()));
@@ -101,6 +96,19 @@ struct Keys {
 }
 
 impl Keys {
+    /// Each key in use published again (or retired, if deleted from the bucket while we were
+    /// down), then the active one. Repeatable: a retry after a failure halfway changes nothing.
+    async fn first_key(&self) -> anyhow::Result<SigningKey> {
+        for (kid, der) in self.db.read(store::find_signing_keys_in_use).await? {
+            let key = SigningKey::from_pkcs8_der(kid, &der)?;
+            if !self.publish(&key).await? {
+                self.retire(key.kid()).await?;
+                tracing::warn!(kid = key.kid(), "signing key was deleted from the bucket while we were down: retired");
+            }
+        }
+        self.activate(None).await
+    }
+
     /// Handles each change of the bucket until `stop`: a deletion retires the key; a put under
     /// one of our keys' ids that is not our public key (tampering, or a bug elsewhere) is
     /// repaired. A watch that ends is logged and established again, and what may have been

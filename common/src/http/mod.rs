@@ -145,13 +145,15 @@ where
     }
 }
 
-/// What readiness depends on: NATS connected, every durable consumer attached, the database
+/// What readiness depends on: NATS connected, a token-verification key known (else every
+/// signed-in request would be refused), every durable consumer attached, the database
 /// answering, and the outbox's backlog at most `max_backlog` rows (beyond it the relay is not
 /// keeping up, or cannot publish: events this instance takes on would wait).
 #[derive(Clone, Debug)]
 pub struct Readiness {
     pub db: Db,
     pub nats: async_nats::Client,
+    pub verifier: crate::auth::Verifier,
     pub consumers: Vec<crate::consumer::Attached>,
     pub max_backlog: i64,
 }
@@ -165,14 +167,18 @@ pub struct Check {
 }
 
 impl Readiness {
-    /// Every check, failing or not, in a fixed order: `nats`, `consumer:<name>` each, `database`,
-    /// `outbox`.
+    /// Every check, failing or not, in a fixed order: `nats`, `keys`, `consumer:<name>` each,
+    /// `database`, `outbox`.
     pub async fn checks(&self) -> Vec<Check> {
         let check = |name: &str, ok: bool, detail: String| Check { name: name.to_owned(), ok, detail };
         let mut checks = Vec::new();
         let state = self.nats.connection_state();
         let connected = state == async_nats::connection::State::Connected;
         checks.push(check("nats", connected, if connected { "connected".into() } else { format!("{state}") }));
+        // Right after a start, until the key watch has read svc-user's key from the bucket.
+        let keys = self.verifier.key_count();
+        let detail = if keys > 0 { format!("{keys} known") } else { "none known yet: tokens are refused".into() };
+        checks.push(check("keys", keys > 0, detail));
         for c in &self.consumers {
             let ok = c.is_attached();
             let detail = if ok { "attached" } else { "not attached to the stream" };

@@ -99,7 +99,7 @@ async fn readiness_names_what_fails_while_the_broker_is_down_and_recovers_when_i
     let (status, checks) = readiness(&product).await;
     assert_eq!(status, 200, "{checks}");
     let names: Vec<&str> = checks.as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
-    assert_eq!(names, ["nats", "consumer:svc-product", "database", "outbox"]);
+    assert_eq!(names, ["nats", "keys", "consumer:svc-product", "database", "outbox"]);
 
     bus.nats.stop();
     // An event committed while the broker is away waits in the outbox: over the backlog of 0.
@@ -124,4 +124,19 @@ async fn readiness_names_what_fails_while_the_broker_is_down_and_recovers_when_i
     .await
     .expect("ready again once NATS is back and the outbox drained");
     assert!(failing(&up).is_empty(), "{up}");
+}
+
+#[tokio::test]
+async fn a_service_that_knows_no_key_to_verify_tokens_with_is_not_ready_until_it_learns_one() {
+    // No issuer and no svc-user: the key bucket holds nothing yet.
+    let product = TestApp::<svc_product::Config>::builder().without_issuer().start().await;
+    let (status, body) = readiness(&product).await;
+    assert_eq!((status, failing(&body)), (503, vec!["keys".to_owned()]), "{body}");
+    // Once a key is published (as svc-user publishes its own), the watch learns it: ready.
+    let _issuer = common::harness::TestIssuer::publish(&product.bus.nats).await;
+    let ready = common::harness::eventually(crate::helpers::WAIT, || async {
+        let (status, body) = readiness(&product).await;
+        (status == 200).then_some(body)
+    });
+    assert!(ready.await.is_some(), "still not ready after a key was published");
 }

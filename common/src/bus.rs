@@ -176,7 +176,8 @@ impl Shards {
     }
 
     /// Creates the shard stream, or checks that the existing one has as many shards: changing
-    /// the count would move orders between instances that do not share their databases.
+    /// the count would move orders between instances that do not share their databases. The
+    /// event stream it sources from is the runtime's to declare (at start, before any consumer).
     pub async fn ensure_stream(
         &self,
         js: &jetstream::Context,
@@ -184,7 +185,6 @@ impl Shards {
         types: &[EventType],
         replicas: usize,
     ) -> anyhow::Result<stream::Stream> {
-        ensure_stream(js, replicas).await?;
         let config = self.stream_config(service, types, replicas);
         let wanted = &config.sources.as_ref().expect("sources")[0].subject_transforms;
         let ensure = || async {
